@@ -1,0 +1,33 @@
+/* Loading libmgo.so.1 at run time, as every host does. */
+#ifndef MGO_LOCAL_LOADER_H
+#define MGO_LOCAL_LOADER_H
+
+#include "mgo/mgo.h"
+
+typedef int32_t (*mgo_hook_fn)(mgo_plugin *, const char *, size_t, char **, size_t *);
+
+struct mgo_lib {
+    void *handle;
+    uint32_t (*abi_version)(void);
+    const char *(*strerror)(int32_t);
+    int32_t (*error_class)(int32_t);
+    void (*free)(void *);
+    int32_t (*open)(const mgo_host *, mgo_plugin **);
+    void (*close)(mgo_plugin *);
+    mgo_hook_fn validate;
+    mgo_hook_fn reconcile;
+    mgo_hook_fn drain;
+    mgo_hook_fn scale;
+    char path[4096]; /* where it was found */
+};
+
+/*
+ * Find and load the library: $MGO_LIBRARY when set, else libmgo.so.1 next to the executable,
+ * in ../lib and ../lib/<multiarch> beside it, in the configured install directory, and finally
+ * through the dynamic loader's own search. Checks that every symbol exists and that the ABI
+ * version is MGO_ABI_VERSION. Returns 0, or -1 with a message in err.
+ */
+int mgo_lib_load(struct mgo_lib *lib, char *err, size_t err_size);
+void mgo_lib_unload(struct mgo_lib *lib);
+
+#endif

@@ -1,0 +1,242 @@
+/*
+ * mgo: the Multigres operator as an embeddable library (ABI v1).
+ *
+ * This header is the whole C ABI of libmgo.so.1. docs/abi.md states the versioning policy, the
+ * ownership table and the threading rules; this file states the contract of every function.
+ *
+ * Shape of the interface:
+ *   - a host fills an mgo_host callback table and opens a handle with mgo_open();
+ *   - it calls hooks (mgo_validate, mgo_reconcile, mgo_drain, mgo_scale) with a UTF-8 JSON
+ *     request and its length; each hook returns an int32_t status and a library-owned UTF-8 JSON
+ *     result that the host releases with mgo_free();
+ *   - it closes the handle with mgo_close().
+ *
+ * Conventions that hold for every function below:
+ *   - Status codes are int32_t: MGO_OK (0) or a negative MGO_E* code. mgo_error_class() maps a
+ *     code to its recovery class; mgo_strerror() gives a static message. Unknown codes (from a
+ *     newer library) must be treated as MGO_CLASS_FATAL.
+ *   - Strings are UTF-8. Input documents are passed with an explicit length and need not be
+ *     NUL-terminated. Output documents are NUL-terminated and their length (without the NUL) is
+ *     also returned.
+ *   - Ownership: the library never frees host memory; the host frees library buffers only with
+ *     mgo_free().
+ *   - Threading: a handle is used by one thread at a time (calls on one handle must be
+ *     serialised by the host); different handles are independent and may be used concurrently
+ *     from different threads. Host callbacks are invoked only on the calling thread and only
+ *     during the call that received the handle.
+ *   - Blocking: mgo_validate, mgo_abi_version, mgo_strerror, mgo_error_class and mgo_free never
+ *     block. Hooks that talk to external services (topology, PostgreSQL) take a deadline from the
+ *     request field "deadline_ms" or use the documented default; none blocks without bound.
+ */
+#ifndef MGO_MGO_H
+#define MGO_MGO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(MGO_BUILDING_LIBRARY) && defined(__GNUC__)
+#define MGO_API __attribute__((visibility("default")))
+#else
+#define MGO_API
+#endif
+
+/* The ABI version this header describes. It equals the SONAME major (libmgo.so.1). */
+#define MGO_ABI_VERSION 1
+
+/* ---- status codes -------------------------------------------------------------------------- */
+
+/* Success. */
+#define MGO_OK 0
+/* Invalid input: a manifest or request failed validation. Class MGO_CLASS_INVALID_INPUT. The
+ * result document lists every error with its field path and reason; fix the input. */
+#define MGO_EINVAL -1
+/* The operation is not supported by this library version (for example a hook that a later
+ * release implements, or a request option this version does not know). Class
+ * MGO_CLASS_UNSUPPORTED. Do not retry with the same library. */
+#define MGO_EUNSUPPORTED -2
+/* A dependency is temporarily unavailable or a deadline passed (topology, PostgreSQL). Class
+ * MGO_CLASS_RETRY: call again later; the result document names what was unavailable. */
+#define MGO_EAGAIN -3
+/* Memory could not be allocated. Class MGO_CLASS_FATAL for this call; the handle stays usable. */
+#define MGO_ENOMEM -4
+/* A bad argument: a NULL pointer where one is required, or a host table that is too small.
+ * Class MGO_CLASS_INVALID_INPUT (a programming error in the host). */
+#define MGO_EARG -5
+/* The host asked for an ABI version this library does not provide. Class MGO_CLASS_FATAL. */
+#define MGO_EABI -6
+/* A requested object (for example a secret) does not exist. Class MGO_CLASS_INVALID_INPUT.
+ * Host callbacks return it too. */
+#define MGO_ENOTFOUND -7
+/* A host-supplied buffer was too small; the required size was reported. Used between the
+ * library and host callbacks (see mgo_host.resolve and mgo_host.secret). */
+#define MGO_ERANGE -8
+/* An internal error: a bug in the library. Class MGO_CLASS_FATAL. */
+#define MGO_EINTERNAL -9
+
+/* ---- recovery classes (values of mgo_error_class) ------------------------------------------ */
+
+#define MGO_CLASS_NONE          0 /* MGO_OK: nothing to recover from */
+#define MGO_CLASS_RETRY         1 /* transient: retry the same call later */
+#define MGO_CLASS_INVALID_INPUT 2 /* the input is wrong: fix it; retrying unchanged fails again */
+#define MGO_CLASS_UNSUPPORTED   3 /* this library cannot do it: upgrade or do without */
+#define MGO_CLASS_FATAL         4 /* give up this call; report it */
+
+/* ---- log levels ---------------------------------------------------------------------------- */
+
+#define MGO_LOG_ERROR 0
+#define MGO_LOG_WARN  1
+#define MGO_LOG_INFO  2
+#define MGO_LOG_DEBUG 3
+
+/* ---- host interface ------------------------------------------------------------------------ */
+
+/*
+ * The callback table a host passes to mgo_open(). Fields are appended in later ABI minor
+ * revisions and never reordered; the library reads a field only when struct_size covers it, so a
+ * host built against an older header keeps working. Every callback may be NULL (the default is
+ * stated beside it) and takes `user` as its first argument. The library copies the table in
+ * mgo_open(); the host may free or reuse its copy afterwards, but `user` must stay valid until
+ * mgo_close().
+ */
+typedef struct mgo_host {
+    /* sizeof(mgo_host) as the host was compiled; must be at least offsetof(mgo_host, user). */
+    uint32_t struct_size;
+    /* MGO_ABI_VERSION as the host was compiled; mgo_open() fails with MGO_EABI on a mismatch. */
+    uint32_t abi_version;
+    /* Passed unchanged as the first argument of every callback. */
+    void *user;
+
+    /* Log sink. `msg` is a finished UTF-8 line of `len` bytes (also NUL-terminated), valid only
+     * during the call. `level` is an MGO_LOG_* value; unknown values are to be treated as INFO.
+     * NULL: messages are discarded. */
+    void (*log)(void *user, int32_t level, const char *msg, size_t len);
+
+    /* Wall-clock time in milliseconds since the Unix epoch. Tests inject a fixed clock here.
+     * NULL: the system clock. */
+    int64_t (*now_ms)(void *user);
+
+    /* Map a logical address (for example "c-global-topo.ns.svc:2379" or an http(s) URL) to one
+     * reachable from the host. Write the answer (not NUL-terminated) into buf (capacity
+     * buf_size), store its length in *ret_len and return MGO_OK. If buf is too small, store the
+     * needed length in *ret_len and return MGO_ERANGE: the library calls again with a larger
+     * buffer. Return MGO_ENOTFOUND when the address cannot be mapped, MGO_EAGAIN when the
+     * answer is temporarily unknown. NULL: addresses are used as written. */
+    int32_t (*resolve)(void *user, const char *address, size_t address_len, char *buf,
+                       size_t buf_size, size_t *ret_len);
+
+    /* Fetch the bytes of key `key` of secret `name` in namespace `ns` (each NUL-terminated
+     * UTF-8). Same buffer protocol as resolve. Return MGO_ENOTFOUND when the secret or the key
+     * does not exist. NULL: every lookup answers MGO_ENOTFOUND. */
+    int32_t (*secret)(void *user, const char *ns, const char *name, const char *key, char *buf,
+                      size_t buf_size, size_t *ret_len);
+
+    /* Optional allocator, used for every allocation the library makes itself (results included)
+     * during calls on this handle. Either all three are set or none (MGO_EARG otherwise).
+     * alloc(user, 0) is never called. NULL: the C library's allocator. The memory of libyaml's
+     * parser buffers always comes from the C library (docs/abi.md). */
+    void *(*alloc)(void *user, size_t size);
+    void *(*realloc)(void *user, void *ptr, size_t size);
+    void (*free)(void *user, void *ptr);
+
+    /* Most detailed MGO_LOG_* level passed to log; messages above it are not formatted at all.
+     * 0 (the zero value) means MGO_LOG_ERROR. */
+    int32_t log_level;
+} mgo_host;
+
+/* An open library instance. Opaque; create with mgo_open(), destroy with mgo_close(). */
+typedef struct mgo_plugin mgo_plugin;
+
+/* ---- library-level functions --------------------------------------------------------------- */
+
+/* The ABI major version this library implements (MGO_ABI_VERSION it was built with). Hosts that
+ * dlopen the library check it before calling anything else. Never blocks; thread-safe. */
+MGO_API uint32_t mgo_abi_version(void);
+
+/* A static, NUL-terminated English message for a status code; "unknown error" for codes this
+ * library does not know. The string is owned by the library and valid for the process lifetime.
+ * Never blocks; thread-safe. */
+MGO_API const char *mgo_strerror(int32_t code);
+
+/* The recovery class (MGO_CLASS_*) of a status code; MGO_CLASS_FATAL for unknown codes.
+ * Never blocks; thread-safe. */
+MGO_API int32_t mgo_error_class(int32_t code);
+
+/* Release a buffer returned by the library (any ret_result of a hook). NULL is accepted and does
+ * nothing. Works after the handle that produced the buffer was closed, provided that the host's
+ * allocator (if it supplied one) still works. Never blocks; thread-safe for distinct buffers. */
+MGO_API void mgo_free(void *ptr);
+
+/* ---- handle lifecycle ---------------------------------------------------------------------- */
+
+/*
+ * Open a library instance. `host` may be NULL (every callback takes its default); otherwise its
+ * struct_size and abi_version are checked (MGO_EARG when struct_size is too small or only some
+ * allocator functions are set, MGO_EABI when abi_version differs). On success *ret_plugin
+ * receives a new handle owned by the caller (release with mgo_close()); on failure it is not
+ * written. Never blocks; may be called from any thread.
+ */
+MGO_API int32_t mgo_open(const mgo_host *host, mgo_plugin **ret_plugin);
+
+/* Close a handle and release everything it owns. NULL is accepted. Buffers already returned to
+ * the host stay valid until mgo_free(). No call on the handle may be in progress. */
+MGO_API void mgo_close(mgo_plugin *plugin);
+
+/* ---- hooks ----------------------------------------------------------------------------------- */
+
+/*
+ * Every hook has the same shape:
+ *   plugin       an open handle;
+ *   request      UTF-8 JSON of request_len bytes, owned by the caller, read only during the call;
+ *   ret_result   receives a NUL-terminated UTF-8 JSON document owned by the caller, released
+ *                with mgo_free(); ret_result_len receives its length without the NUL.
+ * Both outputs are always written when they are non-NULL: with a document for MGO_OK, MGO_EINVAL,
+ * MGO_EAGAIN and MGO_EUNSUPPORTED (each carries {"error": {"code", "class", "message"}} where
+ * the call failed), and with NULL / 0 when not even that could be produced (MGO_ENOMEM, MGO_EARG).
+ * The request and result schemas are in docs/abi.md; readers ignore fields they do not know.
+ */
+
+/*
+ * Admission-style validation. The request carries manifests (YAML or JSON text, many documents)
+ * and/or parsed objects, an optional "previous" cluster for update-only rules, and an optional
+ * "namespace". Every MultigresCluster is resolved against the templates given with it and
+ * checked against the schema limits, the cross-field rules and the admission rules; the result
+ * lists each error with its document, kind, name, field path and reason. Returns MGO_OK when
+ * every object is valid and MGO_EINVAL otherwise. Pure: no I/O, no callbacks but log; never
+ * blocks.
+ */
+MGO_API int32_t mgo_validate(mgo_plugin *plugin, const char *request, size_t request_len,
+                             char **ret_result, size_t *ret_result_len);
+
+/*
+ * One level-triggered reconcile pass over one cluster. In ABI v1 as shipped by this release it
+ * validates the cluster exactly as mgo_validate does and returns the fully resolved cluster
+ * model under "resolved" (templates applied through the override chain, defaults filled in).
+ * Plans, actions and status arrive in later releases as additive result fields. Returns
+ * MGO_EINVAL (with the errors) for an invalid cluster. Never blocks in this release.
+ */
+MGO_API int32_t mgo_reconcile(mgo_plugin *plugin, const char *request, size_t request_len,
+                              char **ret_result, size_t *ret_result_len);
+
+/*
+ * Advance the drain of one instance by one safe step. Not implemented in this release: returns
+ * MGO_EUNSUPPORTED with a result document saying so. Never blocks.
+ */
+MGO_API int32_t mgo_drain(mgo_plugin *plugin, const char *request, size_t request_len,
+                          char **ret_result, size_t *ret_result_len);
+
+/*
+ * Plan a pool's change of size. Not implemented in this release: returns MGO_EUNSUPPORTED with a
+ * result document saying so. Never blocks.
+ */
+MGO_API int32_t mgo_scale(mgo_plugin *plugin, const char *request, size_t request_len,
+                          char **ret_result, size_t *ret_result_len);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* MGO_MGO_H */

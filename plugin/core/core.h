@@ -1,0 +1,51 @@
+/* The library handle, its allocator scope, logging and result documents (module prefix core_). */
+#ifndef MGO_CORE_CORE_H
+#define MGO_CORE_CORE_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "mgo/mgo.h"
+
+struct schema_regex_cache;
+
+struct mgo_plugin {
+    mgo_host host; /* the host's table, copied; fields it did not cover are zero */
+    struct schema_regex_cache *regex_cache;
+};
+
+/*
+ * Every exported entry point runs inside a scope: core_enter() makes `plugin` the allocator and
+ * logger of the calling thread until core_leave(). The library (and its JSON library) allocate
+ * through the handle's host allocator while the scope is active, and through the C library
+ * outside any scope. Scopes nest (a saved pointer restores the outer one).
+ */
+const mgo_plugin *core_enter(const mgo_plugin *plugin);
+void core_leave(const mgo_plugin *saved);
+
+void *core_malloc(size_t size);
+void *core_calloc(size_t count, size_t size);
+void *core_realloc(void *ptr, size_t size);
+void core_free(void *ptr);
+char *core_strndup(const char *s, size_t len);
+char *core_strdup(const char *s);
+
+/* Install core_malloc/core_free as the JSON library's allocator (once per process). */
+void core_alloc_init(void);
+
+/* Log a printf-style message through the host callback of the current scope, if its level is
+ * enabled. Messages longer than 2 KiB are truncated and end with "...". */
+void core_log(int32_t level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/*
+ * Serialise `doc` into a buffer that mgo_free() releases (it remembers the allocator that made
+ * it). On success *ret_buf and *ret_len receive it and 0 is returned; on failure -ENOMEM and
+ * nothing is written. `doc` stays owned by the caller.
+ */
+int core_result_dump(const json_t *doc, char **ret_buf, size_t *ret_len);
+
+/* Add {"error": {"code", "class", "message"}} to `doc` (message NULL: mgo_strerror(code)). */
+void core_result_set_error(json_t *doc, int32_t code, const char *message);
+
+#endif

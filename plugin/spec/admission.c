@@ -1,0 +1,438 @@
+/* Admission rules of the reference webhook, on the cluster as written and as resolved. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "spec/admission.h"
+#include "spec/pgparams.h"
+#include "spec/quantity.h"
+
+/* ---- durations ---------------------------------------------------------------------------- */
+
+int admission_parse_duration(const char *s, double *ret)
+{
+    static const struct {
+        const char *unit;
+        double seconds;
+    } units[] = {{"ns", 1e-9}, {"us", 1e-6}, {"\xC2\xB5s", 1e-6}, {"\xCE\xBCs", 1e-6},
+                 {"ms", 1e-3}, {"s", 1.0},   {"m", 60.0},         {"h", 3600.0}};
+    double total = 0;
+    const char *p = s;
+
+    if (!*p)
+        return -EINVAL;
+    while (*p) {
+        char *end = NULL;
+        if (!(*p >= '0' && *p <= '9'))
+            return -EINVAL;
+        double v = strtod(p, &end);
+        if (end == p)
+            return -EINVAL;
+        p = end;
+        size_t best = 0, best_len = 0;
+        for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+            size_t n = strlen(units[i].unit);
+            if (strncmp(p, units[i].unit, n) == 0 && n > best_len) {
+                best = i;
+                best_len = n;
+            }
+        }
+        if (!best_len)
+            return -EINVAL;
+        total += v * units[best].seconds;
+        p += best_len;
+    }
+    *ret = total;
+    return 0;
+}
+
+/* ---- helpers ------------------------------------------------------------------------------ */
+
+static const char *str(const json_t *obj, const char *key)
+{
+    return json_string_value(json_object_get(obj, key));
+}
+
+static int is_dns_label(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > 63)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        char ch = s[i];
+        int ok = (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '-';
+        if (!ok || ((i == 0 || i == n - 1) && ch == '-'))
+            return 0;
+    }
+    return 1;
+}
+
+static void quantity_text(const json_t *v, char *buf, size_t size)
+{
+    if (json_is_string(v))
+        (void)snprintf(buf, size, "%s", json_string_value(v));
+    else if (json_is_integer(v))
+        (void)snprintf(buf, size, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+    else
+        (void)snprintf(buf, size, "%g", json_number_value(v));
+}
+
+/* A resource limit below its request is rejected for every component. */
+static void check_resources(const json_t *resources, const char *component, const char *path,
+                            struct spec_errors *errs)
+{
+    const json_t *req = json_object_get(resources, "requests");
+    const json_t *lim = json_object_get(resources, "limits");
+    const char *name;
+    json_t *lv;
+
+    json_object_foreach((json_t *)lim, name, lv)
+    {
+        const json_t *rv = json_object_get(req, name);
+        long double l, r;
+        if (!rv || quantity_parse(lv, &l) || quantity_parse(rv, &r))
+            continue;
+        if (quantity_compare(l, r) < 0) {
+            char lt[64], rt[64];
+            quantity_text(lv, lt, sizeof(lt));
+            quantity_text(rv, rt, sizeof(rt));
+            spec_error(errs, path, "%s: resource %s limit (%s) must be >= request (%s)", component,
+                       name, lt, rt);
+        }
+    }
+}
+
+/* Gateway buffer timings, with the gateway binary's defaults for unset fields. */
+static void check_buffer(const json_t *buffer, const char *path, struct spec_errors *errs)
+{
+    double window = 10, max_failover = 20, min_between = 60;
+    const char *w = str(buffer, "window");
+    const char *m = str(buffer, "maxFailoverDuration");
+    const char *b = str(buffer, "minTimeBetweenFailovers");
+
+    if (!json_is_object(buffer))
+        return;
+    if ((w && admission_parse_duration(w, &window)) ||
+        (m && admission_parse_duration(m, &max_failover)) ||
+        (b && admission_parse_duration(b, &min_between)))
+        return; /* the schema pattern reports malformed durations */
+    if (window <= 0)
+        spec_error(errs, path, "multigateway buffer: window must be positive");
+    if (max_failover <= 0)
+        spec_error(errs, path, "multigateway buffer: maxFailoverDuration must be positive");
+    if (min_between < 0)
+        spec_error(errs, path, "multigateway buffer: minTimeBetweenFailovers must not be negative");
+    if (window > max_failover)
+        spec_error(errs, path,
+                   "multigateway buffer: window (%s) must not exceed maxFailoverDuration (%s)",
+                   w ? w : "10s", m ? m : "20s");
+}
+
+static void check_postgres_config(const json_t *config, const char *path, struct spec_errors *errs)
+{
+    const char *key;
+    json_t *v;
+    char p[512], reason[512];
+
+    json_object_foreach((json_t *)config, key, v)
+    {
+        if (!json_is_string(v))
+            continue; /* the schema reports the type */
+        if (pg_param_check(key, json_string_value(v), reason, sizeof(reason)) == 0)
+            continue;
+        (void)snprintf(p, sizeof(p), "%s.postgresConfig[%s]", path, key);
+        spec_error(errs, p, "%s", reason);
+    }
+}
+
+static void check_pool_names(const json_t *pools, const char *path, struct spec_errors *errs)
+{
+    const char *key;
+    json_t *v;
+    char p[512];
+
+    json_object_foreach((json_t *)pools, key, v)
+    {
+        if (is_dns_label(key) && strlen(key) <= 25)
+            continue;
+        (void)snprintf(p, sizeof(p), "%s.pools[%s]", path, key);
+        spec_error(errs, p,
+                   "pool name must be a lowercase DNS label of at most 25 characters "
+                   "([a-z0-9] and '-', starting and ending alphanumeric)");
+    }
+}
+
+/* ---- the cluster -------------------------------------------------------------------------- */
+
+static int cell_exists(const json_t *cells, const char *name)
+{
+    size_t i;
+    json_t *c;
+    json_array_foreach((json_t *)cells, i, c) if (json_is_string(json_object_get(c, "name")) &&
+                                                  strcmp(str(c, "name"), name) == 0) return 1;
+    return 0;
+}
+
+static void check_cells_known(const json_t *list, const json_t *cells, const char *what,
+                              const char *path, struct spec_errors *errs)
+{
+    size_t i;
+    json_t *c;
+    json_array_foreach((json_t *)list, i,
+                       c) if (json_is_string(c) && !cell_exists(cells, json_string_value(c)))
+        spec_error(errs, path, "%s is assigned to cell '%s', which is not a cell of the cluster",
+                   what, json_string_value(c));
+}
+
+static void check_pool(const json_t *pool, const char *pool_name, const json_t *cells,
+                       const char *shard_path, struct spec_errors *errs)
+{
+    char what[96], comp[96];
+    const json_t *pcells = json_object_get(pool, "cells");
+
+    (void)snprintf(what, sizeof(what), "pool '%s'", pool_name);
+    if (json_array_size(pcells) == 0)
+        spec_error(errs, shard_path, "pool '%s' resolves to no cells", pool_name);
+    check_cells_known(pcells, cells, what, shard_path, errs);
+    (void)snprintf(comp, sizeof(comp), "postgres (pool %s)", pool_name);
+    check_resources(json_object_get(json_object_get(pool, "postgres"), "resources"), comp,
+                    shard_path, errs);
+    (void)snprintf(comp, sizeof(comp), "multipooler (pool %s)", pool_name);
+    check_resources(json_object_get(json_object_get(pool, "multipooler"), "resources"), comp,
+                    shard_path, errs);
+
+    const json_t *pg_uid = json_object_get(json_object_get(pool, "postgres"), "runAsUser");
+    const json_t *mp_uid = json_object_get(json_object_get(pool, "multipooler"), "runAsUser");
+    if ((pg_uid || mp_uid) && !json_equal((json_t *)pg_uid, (json_t *)mp_uid))
+        spec_error(errs, shard_path,
+                   "pool '%s': multipooler runAsUser must equal postgres runAsUser", pool_name);
+
+    long double size;
+    const json_t *sz = json_object_get(json_object_get(pool, "storage"), "size");
+    if (sz && quantity_parse(sz, &size))
+        spec_error(errs, shard_path, "pool '%s': storage.size %s is not a valid quantity",
+                   pool_name, json_string_value(sz) ? json_string_value(sz) : "");
+}
+
+static json_int_t shard_poolers(const json_t *shard_spec)
+{
+    json_int_t total = 0;
+    const char *k;
+    json_t *pool;
+    json_object_foreach(json_object_get(shard_spec, "pools"), k, pool) total +=
+        json_integer_value(json_object_get(pool, "replicasPerCell")) *
+        (json_int_t)json_array_size(json_object_get(pool, "cells"));
+    return total;
+}
+
+static void check_durability(const char *policy, const char *path, const json_t *shard_spec,
+                             size_t ncells, struct spec_errors *errs)
+{
+    if (!policy)
+        return;
+    if (strcmp(policy, "AT_LEAST_2") != 0 && strcmp(policy, "MULTI_CELL_AT_LEAST_2") != 0) {
+        spec_error(errs, path,
+                   "Unsupported value: \"%s\": supported values: \"AT_LEAST_2\", "
+                   "\"MULTI_CELL_AT_LEAST_2\"",
+                   policy);
+        return;
+    }
+    if (shard_spec && shard_poolers(shard_spec) < 2)
+        spec_warning(errs, path, "durability policy %s needs at least 2 poolers per shard", policy);
+    if (strcmp(policy, "MULTI_CELL_AT_LEAST_2") == 0 && ncells < 2)
+        spec_warning(errs, path, "durability policy %s needs at least 2 cells", policy);
+}
+
+static void check_shard(const json_t *shard_in, const json_t *shard, const json_t *cells,
+                        const char *path, struct spec_errors *errs)
+{
+    const json_t *s = json_object_get(shard, "spec");
+    const char *k;
+    json_t *pool;
+    char p[320];
+
+    /* User-written maps, at the paths where the user wrote them. */
+    (void)snprintf(p, sizeof(p), "%s.overrides", path);
+    check_postgres_config(json_object_get(json_object_get(shard_in, "overrides"), "postgresConfig"),
+                          p, errs);
+    check_pool_names(json_object_get(json_object_get(shard_in, "overrides"), "pools"), p, errs);
+    (void)snprintf(p, sizeof(p), "%s.spec", path);
+    check_postgres_config(json_object_get(json_object_get(shard_in, "spec"), "postgresConfig"), p,
+                          errs);
+    check_pool_names(json_object_get(json_object_get(shard_in, "spec"), "pools"), p, errs);
+
+    const json_t *orch = json_object_get(s, "multiorch");
+    check_cells_known(json_object_get(orch, "cells"), cells, "multiorch", path, errs);
+    check_resources(json_object_get(orch, "resources"), "multiorch", path, errs);
+    json_object_foreach(json_object_get(s, "pools"), k, pool)
+        check_pool(pool, k, cells, path, errs);
+}
+
+static const json_t *find_named(const json_t *list, const char *name)
+{
+    size_t i;
+    json_t *item;
+    json_array_foreach((json_t *)list, i,
+                       item) if (name && str(item, "name") &&
+                                 strcmp(str(item, "name"), name) == 0) return item;
+    return NULL;
+}
+
+/* Update-only: pool volumes may not shrink. */
+static void check_storage_shrink(const json_t *db, const json_t *tg, const json_t *shard,
+                                 const json_t *old_shard, const char *path,
+                                 struct spec_errors *errs)
+{
+    const char *k;
+    json_t *pool;
+    json_object_foreach(json_object_get(json_object_get(shard, "spec"), "pools"), k, pool)
+    {
+        const json_t *old_pool =
+            json_object_get(json_object_get(json_object_get(old_shard, "spec"), "pools"), k);
+        const json_t *nv = json_object_get(json_object_get(pool, "storage"), "size");
+        const json_t *ov = json_object_get(json_object_get(old_pool, "storage"), "size");
+        long double n, o;
+        if (!old_pool || quantity_parse(nv, &n) || quantity_parse(ov, &o))
+            continue;
+        if (quantity_compare(n, o) < 0) {
+            char nt[64], ot[64];
+            quantity_text(nv, nt, sizeof(nt));
+            quantity_text(ov, ot, sizeof(ot));
+            spec_error(errs, path,
+                       "storage.size cannot be decreased (%s/%s/%s/%s: %s → %s); volumes can only "
+                       "grow",
+                       str(db, "name"), str(tg, "name"), str(shard, "name"), k, ot, nt);
+        }
+    }
+}
+
+static void check_databases(const json_t *cluster, const json_t *resolved, const json_t *previous,
+                            struct spec_errors *errs)
+{
+    const json_t *spec = json_object_get(resolved, "spec");
+    const json_t *spec_in = json_object_get(cluster, "spec");
+    const json_t *cells = json_object_get(spec, "cells");
+    size_t d, t, s;
+    json_t *db, *tg, *shard;
+    char path[256];
+
+    json_array_foreach(json_object_get(spec, "databases"), d, db)
+    {
+        const json_t *db_in = json_array_get(json_object_get(spec_in, "databases"), d);
+        const json_t *old_db = find_named(
+            json_object_get(json_object_get(previous, "spec"), "databases"), str(db, "name"));
+        json_array_foreach(json_object_get(db, "tablegroups"), t, tg)
+        {
+            const json_t *tg_in = json_array_get(json_object_get(db_in, "tablegroups"), t);
+            const json_t *old_tg =
+                find_named(json_object_get(old_db, "tablegroups"), str(tg, "name"));
+            json_array_foreach(json_object_get(tg, "shards"), s, shard)
+            {
+                const json_t *shard_in = json_array_get(json_object_get(tg_in, "shards"), s);
+                (void)snprintf(path, sizeof(path),
+                               "spec.databases[%zu].tablegroups[%zu].shards[%zu]", d, t, s);
+                check_shard(shard_in, shard, cells, path, errs);
+                const json_t *old_shard =
+                    find_named(json_object_get(old_tg, "shards"), str(shard, "name"));
+                if (old_shard)
+                    check_storage_shrink(db, tg, shard, old_shard, path, errs);
+                /* Durability is judged per shard, where the poolers are. */
+                (void)snprintf(path, sizeof(path), "spec.databases[%zu].durabilityPolicy", d);
+                if (json_object_get(db_in, "durabilityPolicy"))
+                    check_durability(str(db, "durabilityPolicy"), path,
+                                     json_object_get(shard, "spec"), json_array_size(cells), errs);
+                else
+                    check_durability(str(db, "durabilityPolicy"), "spec.durabilityPolicy",
+                                     json_object_get(shard, "spec"), json_array_size(cells), errs);
+            }
+        }
+    }
+}
+
+static void check_core(const json_t *resolved, const json_t *previous, struct spec_errors *errs)
+{
+    const json_t *spec = json_object_get(resolved, "spec");
+    const json_t *topo = json_object_get(spec, "globalTopoServer");
+    const json_t *etcd = json_object_get(topo, "etcd");
+
+    if (etcd) {
+        check_resources(json_object_get(etcd, "resources"), "etcd", "spec.globalTopoServer", errs);
+        if (json_integer_value(json_object_get(etcd, "replicas")) == 1)
+            spec_warning(errs, "spec.globalTopoServer",
+                         "etcd with 1 replica has no fault tolerance");
+        const json_t *old_etcd = json_object_get(
+            json_object_get(json_object_get(previous, "spec"), "globalTopoServer"), "etcd");
+        const json_t *nr = json_object_get(etcd, "replicas");
+        const json_t *orr = json_object_get(old_etcd, "replicas");
+        if (old_etcd && json_is_integer(nr) && json_is_integer(orr) && !json_equal(nr, orr))
+            spec_error(errs, "spec.globalTopoServer.etcd.replicas",
+                       "etcd replicas cannot be changed after creation (%" JSON_INTEGER_FORMAT
+                       " → %" JSON_INTEGER_FORMAT ")",
+                       json_integer_value(orr), json_integer_value(nr));
+    }
+    check_resources(
+        json_object_get(json_object_get(json_object_get(spec, "multiadmin"), "spec"), "resources"),
+        "multiadmin", "spec.multiadmin", errs);
+    check_resources(json_object_get(json_object_get(json_object_get(spec, "multiadminWeb"), "spec"),
+                                    "resources"),
+                    "multiadmin-web", "spec.multiadminWeb", errs);
+
+    size_t i;
+    json_t *cell;
+    char path[64];
+    json_array_foreach(json_object_get(spec, "cells"), i, cell)
+    {
+        const json_t *gw = json_object_get(json_object_get(cell, "spec"), "multigateway");
+        (void)snprintf(path, sizeof(path), "spec.cells[%zu]", i);
+        check_resources(json_object_get(gw, "resources"), "multigateway", path, errs);
+        check_buffer(json_object_get(gw, "buffer"), path, errs);
+    }
+    static const char *const exposures[] = {"externalGateway", "externalAdminWeb", NULL};
+    for (const char *const *e = exposures; *e; e++) {
+        const json_t *x = json_object_get(spec, *e);
+        if (json_is_true(json_object_get(x, "enabled")) &&
+            json_array_size(json_object_get(x, "externalIPs")) == 0) {
+            (void)snprintf(path, sizeof(path), "spec.%s", *e);
+            spec_warning(errs, path, "external exposure is enabled without externalIPs");
+        }
+    }
+}
+
+void admission_check_cluster(const json_t *cluster, const json_t *resolved,
+                             const json_t *previous_resolved, struct spec_errors *errs)
+{
+    check_core(resolved, previous_resolved, errs);
+    check_databases(cluster, resolved, previous_resolved, errs);
+}
+
+void admission_check_shard_template(const json_t *tmpl, struct spec_errors *errs)
+{
+    const json_t *spec = json_object_get(tmpl, "spec");
+    const char *k;
+    json_t *pool;
+    char path[320];
+
+    check_postgres_config(json_object_get(spec, "postgresConfig"), "spec", errs);
+    check_pool_names(json_object_get(spec, "pools"), "spec", errs);
+    check_resources(json_object_get(json_object_get(spec, "multiorch"), "resources"), "multiorch",
+                    "spec.multiorch", errs);
+    json_object_foreach(json_object_get(spec, "pools"), k, pool)
+    {
+        char comp[96];
+        (void)snprintf(path, sizeof(path), "spec.pools[%s]", k);
+        (void)snprintf(comp, sizeof(comp), "postgres (pool %s)", k);
+        check_resources(json_object_get(json_object_get(pool, "postgres"), "resources"), comp, path,
+                        errs);
+        (void)snprintf(comp, sizeof(comp), "multipooler (pool %s)", k);
+        check_resources(json_object_get(json_object_get(pool, "multipooler"), "resources"), comp,
+                        path, errs);
+    }
+}
+
+void admission_check_cell_template(const json_t *tmpl, struct spec_errors *errs)
+{
+    const json_t *gw = json_object_get(json_object_get(tmpl, "spec"), "multigateway");
+    check_resources(json_object_get(gw, "resources"), "multigateway", "spec.multigateway", errs);
+    check_buffer(json_object_get(gw, "buffer"), "spec.multigateway", errs);
+}
