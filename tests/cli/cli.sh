@@ -1,0 +1,120 @@
+#!/usr/bin/env bash
+# The mgo command line: exit codes, the "FILE: path: reason" format, --json, --templates,
+# --previous, resolve, and a missing library. Needs MGO_CLI, MGO_LIBRARY, MGO_SHARED_DIR.
+set -euo pipefail
+
+samples="$MGO_SHARED_DIR/compat/upstream-samples"
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+failures=0
+passed=0
+
+check() { # check NAME: the last command's outcome against expectations, counted
+    if [ "$1" = ok ]; then passed=$((passed + 1)); echo "ok   $2"; else
+        failures=$((failures + 1)); echo "FAIL $2"; fi
+}
+
+run() { # run EXPECTED_EXIT NAME -- command...; stdout in $tmp/out, stderr in $tmp/err
+    local want=$1 name=$2
+    shift 3
+    set +e
+    "$@" >"$tmp/out" 2>"$tmp/err"
+    local got=$?
+    set -e
+    if [ "$got" -eq "$want" ]; then check ok "$name (exit $got)"; else
+        check fail "$name: exit $got, want $want"; sed 's/^/    | /' "$tmp/out" "$tmp/err"; fi
+}
+
+expect_line() { # expect_line FILE LINE: LINE is one whole line of FILE
+    if grep -qxF -- "$2" "$1"; then check ok "prints: $2"; else
+        check fail "missing line: $2"; sed 's/^/    | /' "$1"; fi
+}
+
+json_get() { # json_get FILE PYTHON-EXPR (the document is d)
+    python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print($2)" "$1"
+}
+
+mgo=$MGO_CLI
+
+run 0 "help" -- "$mgo" --help
+run 2 "no command" -- "$mgo"
+run 2 "unknown command" -- "$mgo" frobnicate
+run 0 "validate --help" -- "$mgo" validate --help
+run 2 "validate without FILE" -- "$mgo" validate
+run 2 "unknown option" -- "$mgo" validate --bogus "$samples/minimal.yaml"
+run 0 "version" -- "$mgo" version
+grep -q "ABI 1" "$tmp/out" && check ok "version names ABI 1" || check fail "version output"
+
+run 0 "valid sample" -- "$mgo" validate "$samples/minimal.yaml"
+[ ! -s "$tmp/out" ] && check ok "valid sample prints nothing" || check fail "valid sample printed"
+
+cat >"$tmp/bad.yaml" <<'YAML'
+apiVersion: multigres.com/v1alpha1
+kind: MultigresCluster
+metadata:
+  name: bad
+spec:
+  postgresPasswordSecretRef: {name: pw, key: password}
+  cells:
+    - name: a
+      zoneId: z1
+      region: r1
+    - name: b
+      zoneId: z2
+      spec:
+        multigateway:
+          replicas: "two"
+YAML
+run 1 "invalid manifest" -- "$mgo" validate "$tmp/bad.yaml"
+expect_line "$tmp/out" "$tmp/bad.yaml: spec.cells[0]: cannot specify both 'zoneId' and 'region'"
+expect_line "$tmp/out" "$tmp/bad.yaml: spec.cells[1].spec.multigateway.replicas: must be of type integer, got string"
+[ "$(wc -l <"$tmp/out")" -eq 2 ] && check ok "exactly two errors" || check fail "error count"
+
+run 1 "invalid manifest, --json" -- "$mgo" validate --json "$tmp/bad.yaml"
+[ "$(json_get "$tmp/out" 'd["valid"]')" = False ] && check ok "--json valid=false" || check fail "--json valid"
+[ "$(json_get "$tmp/out" 'len(d["objects"][0]["errors"])')" = 2 ] && check ok "--json two errors" || check fail "--json errors"
+
+run 0 "several files, one valid set" -- "$mgo" validate "$samples/minimal.yaml" "$samples/topology.yaml"
+run 1 "several files, one invalid" -- "$mgo" validate "$samples/minimal.yaml" "$tmp/bad.yaml"
+
+printf 'apiVersion: multigres.com/v1alpha1\nkind: MultigresCluster\nmetadata:\n  name: x\n spec: {}\n' >"$tmp/syntax.yaml"
+run 1 "syntax error" -- "$mgo" validate "$tmp/syntax.yaml"
+grep -qE "^$tmp/syntax.yaml: line 5, column [0-9]+: " "$tmp/out" && check ok "syntax error has its line" || { check fail "syntax error line"; cat "$tmp/out"; }
+
+run 2 "missing file" -- "$mgo" validate "$tmp/nope.yaml"
+grep -q "nope.yaml" "$tmp/err" && check ok "missing file named" || check fail "missing file message"
+
+# Templates from a directory; one named "default" plays the namespace default.
+mkdir "$tmp/tmpl" "$tmp/defaults"
+cp "$samples/templates__core.yaml" "$samples/templates__cell.yaml" "$samples/templates__shard.yaml" "$tmp/tmpl/"
+run 1 "templated cluster without its templates" -- "$mgo" validate "$samples/templated-cluster.yaml"
+expect_line "$tmp/out" "$samples/templated-cluster.yaml: spec.templateDefaults.coreTemplate: referenced CoreTemplate 'standard-core' not found in namespace 'default'"
+run 0 "templated cluster with --templates" -- "$mgo" validate --templates "$tmp/tmpl" "$samples/templated-cluster.yaml"
+
+cp "$samples/default-templates__core.yaml" "$tmp/defaults/"
+run 0 "resolve with a default CoreTemplate" -- "$mgo" resolve --templates "$tmp/defaults" "$samples/minimal.yaml"
+[ "$(json_get "$tmp/out" 'd["spec"]["globalTopoServer"]["etcd"]["replicas"]')" = 1 ] && check ok "default template applied" || check fail "default template"
+
+run 0 "resolve" -- "$mgo" resolve "$samples/minimal.yaml"
+[ "$(json_get "$tmp/out" 'd["spec"]["databases"][0]["tablegroups"][0]["shards"][0]["spec"]["pools"]["default"]["replicasPerCell"]')" = 2 ] && check ok "resolve: replicasPerCell 2" || check fail "resolve output"
+run 1 "resolve invalid" -- "$mgo" resolve "$tmp/bad.yaml"
+expect_line "$tmp/out" "$tmp/bad.yaml: spec.cells[0]: cannot specify both 'zoneId' and 'region'"
+run 1 "resolve: two clusters, none named" -- "$mgo" resolve "$samples/minimal.yaml" "$samples/topology.yaml"
+grep -q 'name one with' "$tmp/err" && check ok "asks to name a cluster" || check fail "two clusters message"
+run 0 "resolve --cluster" -- "$mgo" resolve --cluster topology "$samples/minimal.yaml" "$samples/topology.yaml"
+
+# Update-only rules with --previous.
+sed 's/^    - name: "z3"/    - name: "z3-renamed"/' "$samples/topology.yaml" >"$tmp/topology-renamed.yaml"
+run 1 "removing a cell on update" -- "$mgo" validate --previous "$samples/topology.yaml" "$tmp/topology-renamed.yaml"
+expect_line "$tmp/out" "$tmp/topology-renamed.yaml: spec.cells: Cells cannot be removed or renamed (Append-Only)"
+run 0 "unchanged update" -- "$mgo" validate --previous "$samples/topology.yaml" "$samples/topology.yaml"
+
+# Standard input.
+run 0 "stdin" -- bash -c "\"$mgo\" validate - < \"$samples/minimal.yaml\""
+
+# No library: exit 3 and a message saying what to do.
+run 3 "library missing" -- env MGO_LIBRARY="$tmp/none/libmgo.so.1" "$mgo" validate "$samples/minimal.yaml"
+grep -q "MGO_LIBRARY" "$tmp/err" && check ok "missing library message" || check fail "missing library message"
+
+echo "$passed passed, $failures failed"
+[ "$failures" -eq 0 ]
