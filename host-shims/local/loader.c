@@ -17,7 +17,7 @@ static int try_open(struct mgo_lib *lib, const char *path)
     lib->handle = dlopen(path, RTLD_NOW | RTLD_LOCAL);
     if (!lib->handle)
         return -1;
-    (void)snprintf(lib->path, sizeof(lib->path), "%s", path);
+    (void)snprintf(lib->path, sizeof(lib->path), "%.4095s", path);
     return 0;
 }
 

@@ -419,7 +419,7 @@ static void resolve_shard(struct ctx *c, json_t *shard, const char *path,
                           const json_t *cluster_cells, const json_t *tg_pvc,
                           const json_t *tg_backup)
 {
-    char ref_path[256];
+    char ref_path[320];
     const char *ref = json_string_value(json_object_get(shard, "shardTemplate"));
     (void)snprintf(ref_path, sizeof(ref_path), "%s.shardTemplate", path);
     const json_t *t = pick_template(c, T_SHARD, ref, ref_path);
