@@ -47,6 +47,44 @@ struct object {
     int schema_ok;
 };
 
+/* RFC 1123: lower-case alphanumerics and '-', starting and ending alphanumeric; with dots
+ * between such labels for a subdomain. */
+static int is_rfc1123(const char *s, size_t max, int dots)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > max)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        int alnum = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+        int edge = i == 0 || i == n - 1 || (dots && (s[i - 1] == '.' || s[i + 1] == '.'));
+        if (!alnum && !(c == '-' && !edge) && !(dots && c == '.' && !edge))
+            return 0;
+    }
+    return 1;
+}
+
+/* The API server's own checks of an object's name and namespace (outside the schema). */
+static void check_metadata(struct object *o)
+{
+    const json_t *meta = json_object_get(o->obj, "metadata");
+    const char *name = json_string_value(json_object_get(meta, "name"));
+    const char *ns = json_string_value(json_object_get(meta, "namespace"));
+
+    if (name && !is_rfc1123(name, 253, 1))
+        spec_error(&o->errs, "metadata.name",
+                   "Invalid value: \"%s\": a lowercase RFC 1123 subdomain must consist of lower "
+                   "case alphanumeric characters, '-' or '.', and must start and end with an "
+                   "alphanumeric character",
+                   name);
+    if (ns && *ns && !is_rfc1123(ns, 63, 0))
+        spec_error(&o->errs, "metadata.namespace",
+                   "Invalid value: \"%s\": a lowercase RFC 1123 label must consist of lower case "
+                   "alphanumeric characters or '-', and must start and end with an alphanumeric "
+                   "character",
+                   ns);
+}
+
 /* Sort a document into a kind, or record why it cannot be placed. */
 static enum kind classify(const json_t *doc, struct object *o)
 {
@@ -113,6 +151,7 @@ static int prepare_object(struct object *o, const json_t *doc, const char *defau
         o->ns = default_ns;
     if (!o->name && !json_object_get(meta, "name"))
         spec_error(&o->errs, "metadata.name", "Required value");
+    check_metadata(o);
     o->schema_ok = spec_errors_count(&o->errs) == 0;
     return o->errs.oom ? -ENOMEM : 0;
 }
