@@ -77,10 +77,10 @@ static int load_text(const json_t *text, const json_t *source, struct request *r
 
     if (rc == -ENOMEM)
         return rc;
-    json_array_foreach(
-        loaded, i, d) if (json_array_append(r->docs, d) ||
-                          json_array_append_new(r->sources, source ? json_incref((json_t *)source)
-                                                                   : json_null())) goto oom;
+    json_array_foreach (loaded, i, d)
+        if (json_array_append(r->docs, d) ||
+            json_array_append_new(r->sources, source ? json_incref((json_t *)source) : json_null()))
+            goto oom;
     if (rc == -EINVAL) {
         json_t *rep = load_error_report(&err, source, first + json_array_size(loaded));
         if (!rep || json_array_append_new(r->load_errors, rep))
@@ -102,10 +102,10 @@ static int manifests_valid(const json_t *m)
         return 1;
     if (!json_is_array(m))
         return 0;
-    json_array_foreach((json_t *)m, i,
-                       e) if (!json_is_object(e) || !json_is_string(json_object_get(e, "text")) ||
-                              (json_object_get(e, "source") &&
-                               !json_is_string(json_object_get(e, "source")))) return 0;
+    json_array_foreach ((json_t *)m, i, e)
+        if (!json_is_object(e) || !json_is_string(json_object_get(e, "text")) ||
+            (json_object_get(e, "source") && !json_is_string(json_object_get(e, "source"))))
+            return 0;
     return 1;
 }
 
@@ -155,12 +155,12 @@ static int32_t request_parse(const char *request, size_t len, struct request *r,
         return MGO_ENOMEM;
     size_t i;
     json_t *e;
-    json_array_foreach((json_t *)manifests, i,
-                       e) if (load_text(json_object_get(e, "text"), json_object_get(e, "source"),
-                                        r)) return MGO_ENOMEM;
-    json_array_foreach((json_t *)objects, i,
-                       e) if (json_array_append(r->docs, e) ||
-                              json_array_append_new(r->sources, json_null())) return MGO_ENOMEM;
+    json_array_foreach ((json_t *)manifests, i, e)
+        if (load_text(json_object_get(e, "text"), json_object_get(e, "source"), r))
+            return MGO_ENOMEM;
+    json_array_foreach ((json_t *)objects, i, e)
+        if (json_array_append(r->docs, e) || json_array_append_new(r->sources, json_null()))
+            return MGO_ENOMEM;
     if (json_is_string(previous)) {
         struct spec_load_error perr;
         json_t *pdocs = NULL;
@@ -225,13 +225,12 @@ static const json_t *pick_cluster(const json_t *clusters, const json_t *report, 
     size_t i, total = 0;
     json_t *o;
 
-    json_array_foreach(
-        json_object_get(report, "objects"), i,
-        o) if (json_is_string(json_object_get(o, "kind")) &&
-               strcmp(json_string_value(json_object_get(o, "kind")), "MultigresCluster") == 0 &&
-               (!name || (json_is_string(json_object_get(o, "name")) &&
-                          strcmp(json_string_value(json_object_get(o, "name")), name) == 0)))
-        total++;
+    json_array_foreach (json_object_get(report, "objects"), i, o)
+        if (json_is_string(json_object_get(o, "kind")) &&
+            strcmp(json_string_value(json_object_get(o, "kind")), "MultigresCluster") == 0 &&
+            (!name || (json_is_string(json_object_get(o, "name")) &&
+                       strcmp(json_string_value(json_object_get(o, "name")), name) == 0)))
+            total++;
     if (total == 0) {
         (void)snprintf(msg, msg_size,
                        name ? "request: no MultigresCluster named \"%s\""
@@ -244,9 +243,9 @@ static const json_t *pick_cluster(const json_t *clusters, const json_t *report, 
                        "request: %zu MultigresClusters given; name one with \"cluster\"", total);
         return NULL;
     }
-    json_array_foreach(
-        (json_t *)clusters, i,
-        o) if (!name || strcmp(json_string_value(json_object_get(o, "name")), name) == 0) return o;
+    json_array_foreach ((json_t *)clusters, i, o)
+        if (!name || strcmp(json_string_value(json_object_get(o, "name")), name) == 0)
+            return o;
     return NULL; /* present but invalid: the report says why */
 }
 

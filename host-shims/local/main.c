@@ -162,13 +162,11 @@ static void print_findings(const json_t *result)
 {
     size_t i, j;
     json_t *o, *e;
-    json_array_foreach(json_object_get(result, "objects"), i, o)
-    {
+    json_array_foreach (json_object_get(result, "objects"), i, o) {
         const char *src = json_string_value(json_object_get(o, "source"));
         if (!src)
             src = "<input>";
-        json_array_foreach(json_object_get(o, "errors"), j, e)
-        {
+        json_array_foreach (json_object_get(o, "errors"), j, e) {
             const char *path = json_string_value(json_object_get(e, "path"));
             const char *reason = json_string_value(json_object_get(e, "reason"));
             if (path && *path)
@@ -176,9 +174,10 @@ static void print_findings(const json_t *result)
             else
                 printf("%s: %s\n", src, reason ? reason : "");
         }
-        json_array_foreach(json_object_get(o, "warnings"), j, e) fprintf(
-            stderr, "%s: %s: warning: %s\n", src, json_string_value(json_object_get(e, "path")),
-            json_string_value(json_object_get(e, "reason")));
+        json_array_foreach (json_object_get(o, "warnings"), j, e)
+            fprintf(stderr, "%s: %s: warning: %s\n", src,
+                    json_string_value(json_object_get(e, "path")),
+                    json_string_value(json_object_get(e, "reason")));
     }
 }
 

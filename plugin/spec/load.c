@@ -374,13 +374,17 @@ static int add_document(struct builder *b, json_t *doc)
     if (kind && strcmp(kind, "List") == 0 && json_is_array(items)) {
         size_t i;
         json_t *item;
-        json_array_foreach(items, i, item) if (json_array_append(b->docs, item)) return -ENOMEM;
+        json_array_foreach (items, i, item)
+            if (json_array_append(b->docs, item))
+                return -ENOMEM;
         return 0;
     }
     if (json_is_array(doc)) {
         size_t i;
         json_t *item;
-        json_array_foreach(doc, i, item) if (json_array_append(b->docs, item)) return -ENOMEM;
+        json_array_foreach (doc, i, item)
+            if (json_array_append(b->docs, item))
+                return -ENOMEM;
         return 0;
     }
     return json_array_append(b->docs, doc) ? -ENOMEM : 0;

@@ -43,8 +43,7 @@ int resolve_merge(json_t *dst, const json_t *src)
 
     if (!json_is_object(dst) || !json_is_object(src))
         return 0;
-    json_object_foreach((json_t *)src, key, sv)
-    {
+    json_object_foreach ((json_t *)src, key, sv) {
         json_t *dv = json_object_get(dst, key);
         if (!is_set(sv))
             continue;
@@ -154,10 +153,10 @@ static void note_used(struct ctx *c, enum tkind k, const char *name)
 {
     size_t i;
     json_t *u;
-    json_array_foreach(
-        c->used, i,
-        u) if (strcmp(json_string_value(json_object_get(u, "kind")), tkind_name[k]) == 0 &&
-               strcmp(json_string_value(json_object_get(u, "name")), name) == 0) return;
+    json_array_foreach (c->used, i, u)
+        if (strcmp(json_string_value(json_object_get(u, "kind")), tkind_name[k]) == 0 &&
+            strcmp(json_string_value(json_object_get(u, "name")), name) == 0)
+            return;
     json_t *entry = json_pack("{s:s, s:s}", "kind", tkind_name[k], "name", name);
     if (!entry || json_array_append_new(c->used, entry))
         c->oom = 1;
@@ -325,8 +324,9 @@ static json_t *pvc_effective(struct ctx *c, const json_t *parent, const json_t *
     if (eff && json_is_object(child)) {
         const char *k;
         json_t *v;
-        json_object_foreach((json_t *)child, k, v) if (is_set(v) && json_object_set(eff, k, v))
-            c->oom = 1;
+        json_object_foreach ((json_t *)child, k, v)
+            if (is_set(v) && json_object_set(eff, k, v))
+                c->oom = 1;
     }
     return eff;
 }
@@ -369,12 +369,10 @@ static json_t *pool_cells_union(struct ctx *c, const json_t *pools)
     size_t n = 0;
     const char *k;
     json_t *pool;
-    json_object_foreach((json_t *)pools, k, pool)
-    {
+    json_object_foreach ((json_t *)pools, k, pool) {
         size_t i;
         json_t *cell;
-        json_array_foreach(json_object_get(pool, "cells"), i, cell)
-        {
+        json_array_foreach (json_object_get(pool, "cells"), i, cell) {
             const char *s = json_string_value(cell);
             size_t j;
             for (j = 0; s && j < n; j++)
@@ -431,13 +429,13 @@ static void resolve_shard(struct ctx *c, json_t *shard, const char *path,
     const json_t *tmpl_pools = json_object_get(t, "pools");
     const char *k;
     json_t *v;
-    json_object_foreach((json_t *)over_pools, k, v) if (t && !json_object_get(tmpl_pools, k))
-    {
-        char p[320];
-        (void)snprintf(p, sizeof(p), "%s.overrides.pools[%s]", path, k);
-        spec_warning(c->errs, p,
-                     "pool '%s' is not in the shard template: a new pool will be created", k);
-    }
+    json_object_foreach ((json_t *)over_pools, k, v)
+        if (t && !json_object_get(tmpl_pools, k)) {
+            char p[320];
+            (void)snprintf(p, sizeof(p), "%s.overrides.pools[%s]", path, k);
+            spec_warning(c->errs, p,
+                         "pool '%s' is not in the shard template: a new pool will be created", k);
+        }
     merge(c, s, json_object_get(shard, "overrides"));
     merge(c, s, json_object_get(shard, "spec"));
 
@@ -445,8 +443,9 @@ static void resolve_shard(struct ctx *c, json_t *shard, const char *path,
     json_t *pools = child_object(c, s, "pools");
     if (pools && json_object_size(pools) == 0)
         replace(c, pools, "default", json_object());
-    json_object_foreach(pools, k, v) if (json_is_object(v))
-        resolve_pool(c, v, cluster_cells, shard_pvc);
+    json_object_foreach (pools, k, v)
+        if (json_is_object(v))
+            resolve_pool(c, v, cluster_cells, shard_pvc);
     json_t *orch = child_object(c, s, "multiorch");
     stateless_defaults(c, orch, 1, "50m", "64Mi", "128Mi");
     const json_t *orch_cells = json_object_get(orch, "cells");
@@ -487,8 +486,7 @@ static void resolve_databases(struct ctx *c, json_t *spec, const json_t *cluster
     json_t *db, *tg, *shard;
     char path[256];
 
-    json_array_foreach(dbs, d, db)
-    {
+    json_array_foreach (dbs, d, db) {
         if (!json_is_object(db))
             continue;
         set_default(c, db, "durabilityPolicy",
@@ -497,16 +495,14 @@ static void resolve_databases(struct ctx *c, json_t *spec, const json_t *cluster
         replace(c, db, "backup", db_backup);
         json_t *tgs = ensure_list(c, db, "tablegroups",
                                   json_pack("{s:s, s:b}", "name", "default", "default", 1));
-        json_array_foreach(tgs, t, tg)
-        {
+        json_array_foreach (tgs, t, tg) {
             if (!json_is_object(tg))
                 continue;
             replace(c, tg, "pvcDeletionPolicy",
                     pvc_effective(c, cluster_pvc, json_object_get(tg, "pvcDeletionPolicy")));
             replace(c, tg, "backup", backup_effective(c, db_backup, json_object_get(tg, "backup")));
             json_t *shards = ensure_list(c, tg, "shards", json_pack("{s:s}", "name", "0-inf"));
-            json_array_foreach(shards, s, shard)
-            {
+            json_array_foreach (shards, s, shard) {
                 if (!json_is_object(shard))
                     continue;
                 (void)snprintf(path, sizeof(path),
@@ -545,8 +541,7 @@ int resolve_cluster(const json_t *cluster, const struct resolve_templates *templ
         json_t *cell;
         if (!names)
             c.oom = 1;
-        json_array_foreach(cells, i, cell)
-        {
+        json_array_foreach (cells, i, cell) {
             if (!json_is_object(cell))
                 continue;
             resolve_cell(&c, cell, i);

@@ -283,8 +283,7 @@ static void check_object(struct walk *w, const struct schema_node *n, const json
     json_t *child;
 
     /* Unknown fields first, in document order. */
-    json_object_foreach((json_t *)v, key, child)
-    {
+    json_object_foreach ((json_t *)v, key, child) {
         const struct schema_field *f = n->fields;
         while (f && f->name && strcmp(f->name, key) != 0)
             f++;
@@ -314,8 +313,9 @@ static const json_t *list_map_find(const json_t *list, const char *key_field, co
     json_t *item;
     if (!list || !json_is_array(list) || !key)
         return NULL;
-    json_array_foreach((json_t *)list, i, item) if (json_equal(json_object_get(item, key_field),
-                                                               (json_t *)key)) return item;
+    json_array_foreach ((json_t *)list, i, item)
+        if (json_equal(json_object_get(item, key_field), (json_t *)key))
+            return item;
     return NULL;
 }
 
@@ -333,8 +333,7 @@ static void check_array(struct walk *w, const struct schema_node *n, const json_
     if (n->min_items != SCHEMA_NO_LIMIT && (int64_t)size < n->min_items)
         spec_error(w->errs, w->path.buf, "Too few: must have at least %" PRId64 " items",
                    n->min_items);
-    json_array_foreach((json_t *)v, i, item)
-    {
+    json_array_foreach ((json_t *)v, i, item) {
         size_t mark = spec_path_push_index(&w->path, i);
         const json_t *old_item = NULL;
         if (n->list_map_key && json_is_object(item)) {
@@ -375,8 +374,7 @@ static void check_map(struct walk *w, const struct schema_node *n, const json_t 
                    n->min_items);
     if (!n->items)
         return;
-    json_object_foreach((json_t *)v, key, child)
-    {
+    json_object_foreach ((json_t *)v, key, child) {
         size_t mark = spec_path_push_key(&w->path, key);
         const json_t *oc = old && json_is_object(old) ? json_object_get(old, key) : NULL;
         walk_node(w, n->items, child, oc);
@@ -476,11 +474,15 @@ static int defaults_node(const struct schema_node *n, json_t *v)
     } else if (n->kind == SK_ARRAY && json_is_array(v)) {
         size_t i;
         json_t *item;
-        json_array_foreach(v, i, item) if (defaults_node(n->items, item)) return -ENOMEM;
+        json_array_foreach (v, i, item)
+            if (defaults_node(n->items, item))
+                return -ENOMEM;
     } else if (n->kind == SK_MAP && json_is_object(v)) {
         const char *k;
         json_t *item;
-        json_object_foreach(v, k, item) if (defaults_node(n->items, item)) return -ENOMEM;
+        json_object_foreach (v, k, item)
+            if (defaults_node(n->items, item))
+                return -ENOMEM;
     }
     return 0;
 }

@@ -94,18 +94,17 @@ static json_t *actual_errors(const json_t *result)
     json_t *out = json_array();
     size_t i, j;
     json_t *o, *e;
-    json_array_foreach(json_object_get(result, "objects"), i, o)
-        json_array_foreach(json_object_get(o, "errors"), j, e)
-    {
-        const char *path = json_string_value(json_object_get(e, "path"));
-        const char *reason = json_string_value(json_object_get(e, "reason"));
-        char line[2048];
-        if (path && *path)
-            (void)snprintf(line, sizeof(line), "%s: %s", path, reason);
-        else
-            (void)snprintf(line, sizeof(line), "%s", reason);
-        json_array_append_new(out, json_string(line));
-    }
+    json_array_foreach (json_object_get(result, "objects"), i, o)
+        json_array_foreach (json_object_get(o, "errors"), j, e) {
+            const char *path = json_string_value(json_object_get(e, "path"));
+            const char *reason = json_string_value(json_object_get(e, "reason"));
+            char line[2048];
+            if (path && *path)
+                (void)snprintf(line, sizeof(line), "%s: %s", path, reason);
+            else
+                (void)snprintf(line, sizeof(line), "%s", reason);
+            json_array_append_new(out, json_string(line));
+        }
     return out;
 }
 
@@ -114,11 +113,11 @@ static int take(json_t *list, const char *s)
 {
     size_t i;
     json_t *v;
-    json_array_foreach(list, i, v) if (strcmp(json_string_value(v), s) == 0)
-    {
-        json_array_remove(list, i);
-        return 1;
-    }
+    json_array_foreach (list, i, v)
+        if (strcmp(json_string_value(v), s) == 0) {
+            json_array_remove(list, i);
+            return 1;
+        }
     return 0;
 }
 
@@ -129,14 +128,13 @@ static void check_syntax_case(const json_t *result, const json_t *lines, const j
     size_t i, j;
     json_t *o, *e;
     int found = 0;
-    json_array_foreach(json_object_get(result, "objects"), i, o)
-        json_array_foreach(json_object_get(o, "errors"), j, e)
-    {
-        const char *reason = json_string_value(json_object_get(e, "reason"));
-        if (json_integer_value(json_object_get(e, "line")) == want_line &&
-            (!want_text || strstr(reason, want_text)))
-            found = 1;
-    }
+    json_array_foreach (json_object_get(result, "objects"), i, o)
+        json_array_foreach (json_object_get(o, "errors"), j, e) {
+            const char *reason = json_string_value(json_object_get(e, "reason"));
+            if (json_integer_value(json_object_get(e, "line")) == want_line &&
+                (!want_text || strstr(reason, want_text)))
+                found = 1;
+        }
     if (!found) {
         char *dump = json_dumps(result, JSON_INDENT(2));
         print_error("no syntax error at line %lld containing \"%s\" in:\n%s\n",
@@ -176,14 +174,15 @@ static void run_case(void **state)
         json_t *missing = json_array();
         size_t i;
         json_t *v;
-        json_array_foreach(expected, i, v) if (!take(actual, json_string_value(v)))
-            json_array_append(missing, v);
+        json_array_foreach (expected, i, v)
+            if (!take(actual, json_string_value(v)))
+                json_array_append(missing, v);
         int ok = json_array_size(missing) == 0 && json_array_size(actual) == 0;
         if (!ok) {
             print_error("%s:\n", c->name);
-            json_array_foreach(missing, i, v)
+            json_array_foreach (missing, i, v)
                 print_error("  missing:    %s\n", json_string_value(v));
-            json_array_foreach(actual, i, v)
+            json_array_foreach (actual, i, v)
                 print_error("  unexpected: %s\n", json_string_value(v));
         }
         json_decref(actual);

@@ -161,14 +161,14 @@ static json_t *errors_of(const json_t *result)
     json_t *out = json_array();
     size_t i, j;
     json_t *o, *e;
-    json_array_foreach(json_object_get(result, "objects"), i, o)
-        json_array_foreach(json_object_get(o, "errors"), j, e)
-    {
-        char line[1024];
-        (void)snprintf(line, sizeof(line), "%s: %s", json_string_value(json_object_get(e, "path")),
-                       json_string_value(json_object_get(e, "reason")));
-        json_array_append_new(out, json_string(line));
-    }
+    json_array_foreach (json_object_get(result, "objects"), i, o)
+        json_array_foreach (json_object_get(o, "errors"), j, e) {
+            char line[1024];
+            (void)snprintf(line, sizeof(line), "%s: %s",
+                           json_string_value(json_object_get(e, "path")),
+                           json_string_value(json_object_get(e, "reason")));
+            json_array_append_new(out, json_string(line));
+        }
     return out;
 }
 
@@ -180,7 +180,8 @@ static void expect_errors(const json_t *result, const char *const *want)
         int found = 0;
         size_t i;
         json_t *g;
-        json_array_foreach(got, i, g) found |= strcmp(json_string_value(g), *w) == 0;
+        json_array_foreach (got, i, g)
+            found |= strcmp(json_string_value(g), *w) == 0;
         if (!found)
             print_error("missing error: %s\n", *w);
         assert_true(found);

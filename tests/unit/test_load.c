@@ -18,8 +18,7 @@ static json_t *load_ok(const char *text)
     struct spec_load_error err;
     int rc = spec_load(text, strlen(text), &docs, &err);
     if (rc != 0)
-        print_error("unexpected error: line %zu col %zu: %s\n", err.line, err.column,
-                    err.message);
+        print_error("unexpected error: line %zu col %zu: %s\n", err.line, err.column, err.message);
     assert_int_equal(rc, 0);
     assert_non_null(docs);
     return docs;
@@ -62,7 +61,8 @@ static void test_explicit_tags(void **state)
 static void test_stream_lists_and_empty_documents(void **state)
 {
     (void)state;
-    json_t *d = load_ok("---\na: 1\n---\n---\nkind: List\nitems:\n- x: 1\n- x: 2\n...\n---\nb: 2\n");
+    json_t *d =
+        load_ok("---\na: 1\n---\n---\nkind: List\nitems:\n- x: 1\n- x: 2\n...\n---\nb: 2\n");
     assert_json(d, "[{\"a\": 1}, {\"x\": 1}, {\"x\": 2}, {\"b\": 2}]");
     json_decref(d);
 }

@@ -45,8 +45,8 @@ static void test_quantities(void **state)
     assert_true(quantity_compare(q("1G"), q("1Gi")) < 0);
     assert_true(quantity_compare(q("2"), q("1500m")) > 0);
 
-    static const char *const bad[] = {"", "Gi", "1.2.3Gi", "10Gx", "1 Gi", "1e", "--1", "1ki",
-                                      NULL};
+    static const char *const bad[] = {"",   "Gi",  "1.2.3Gi", "10Gx", "1 Gi",
+                                      "1e", "--1", "1ki",     NULL};
     for (const char *const *b = bad; *b; b++) {
         json_t *s = json_string(*b);
         long double v;
@@ -114,9 +114,10 @@ static void test_merge_rules(void **state)
     /* nulls are "not set" */
     merge_case("{\"replicas\": 2}", "{\"replicas\": null}", "{\"replicas\": 2}");
     /* resources replace as one block when requests/limits/claims is set */
-    merge_case("{\"resources\": {\"requests\": {\"cpu\": \"1\"}, \"limits\": {\"memory\": \"1Gi\"}}}",
-               "{\"resources\": {\"requests\": {\"memory\": \"2Gi\"}}}",
-               "{\"resources\": {\"requests\": {\"memory\": \"2Gi\"}}}");
+    merge_case(
+        "{\"resources\": {\"requests\": {\"cpu\": \"1\"}, \"limits\": {\"memory\": \"1Gi\"}}}",
+        "{\"resources\": {\"requests\": {\"memory\": \"2Gi\"}}}",
+        "{\"resources\": {\"requests\": {\"memory\": \"2Gi\"}}}");
     /* ... and an empty resources block changes nothing */
     merge_case("{\"resources\": {\"requests\": {\"cpu\": \"1\"}}}", "{\"resources\": {}}",
                "{\"resources\": {\"requests\": {\"cpu\": \"1\"}}}");
