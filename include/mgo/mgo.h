@@ -72,7 +72,8 @@ extern "C" {
  * Host callbacks return it too. */
 #define MGO_ENOTFOUND -7
 /* A host-supplied buffer was too small; the required size was reported. Used between the
- * library and host callbacks (see mgo_host.resolve and mgo_host.secret). */
+ * library and host callbacks (see mgo_host.resolve and mgo_host.secret). Class
+ * MGO_CLASS_INVALID_INPUT if it ever reaches a host. */
 #define MGO_ERANGE -8
 /* An internal error: a bug in the library. Class MGO_CLASS_FATAL. */
 #define MGO_EINTERNAL -9
@@ -103,7 +104,8 @@ extern "C" {
  * mgo_close().
  */
 typedef struct mgo_host {
-    /* sizeof(mgo_host) as the host was compiled; must be at least offsetof(mgo_host, user). */
+    /* sizeof(mgo_host) as the host was compiled; must cover at least struct_size, abi_version
+     * and user (offsetof(mgo_host, user) + sizeof(void *)), else mgo_open fails with MGO_EARG. */
     uint32_t struct_size;
     /* MGO_ABI_VERSION as the host was compiled; mgo_open() fails with MGO_EABI on a mismatch. */
     uint32_t abi_version;

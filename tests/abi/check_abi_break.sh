@@ -73,8 +73,8 @@ cp "$tmp/mgo.h.orig" "$copy/include/mgo/mgo.h"
 
 # ---- 3. an exported function removed ----------------------------------------------------------
 echo "-- 3. mgo_scale hidden by the copy's version script"
-awk '{ print } /^[[:space:]]*local:/ { print "        mgo_scale;"; n++ } END { if (n != 1) exit 1 }' \
-    "$tmp/libmgo.map.orig" >"$copy/abi/libmgo.map"
+awk '{ print } /^[[:space:]]*local:/ { print "        mgo_scale;"; n++ }
+     END { if (n != 1) exit 1 }' "$tmp/libmgo.map.orig" >"$copy/abi/libmgo.map"
 cat "$copy/abi/libmgo.map"
 run_gate removed
 cat "$tmp/removed.out"
