@@ -327,6 +327,13 @@ static int32_t run_hook(hook_fn fn, mgo_plugin *p, const char *request, size_t l
         return MGO_EARG;
     const mgo_plugin *saved = core_enter(p);
     int32_t rc = fn(p, request ? request : "", len, &out, &out_len);
+    if (core_allocation_failed()) {
+        /* Whatever was concluded may rest on input the JSON library silently dropped. */
+        mgo_free(out);
+        out = NULL;
+        out_len = 0;
+        rc = MGO_ENOMEM;
+    }
     core_leave(saved);
     *ret_result = out;
     *ret_len = out_len;

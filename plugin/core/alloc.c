@@ -9,12 +9,22 @@
 #include "core/core.h"
 
 static _Thread_local const mgo_plugin *current_plugin;
+/* Set when an allocation failed during the current call. Some failures cannot be reported by
+ * the code that met them (the JSON library's lexer drops input it cannot buffer), so a hook's
+ * outcome is only trusted when nothing failed. */
+static _Thread_local int allocation_failed;
 
 const mgo_plugin *core_enter(const mgo_plugin *plugin)
 {
     const mgo_plugin *saved = current_plugin;
     current_plugin = plugin;
+    allocation_failed = 0;
     return saved;
+}
+
+int core_allocation_failed(void)
+{
+    return allocation_failed;
 }
 
 void core_leave(const mgo_plugin *saved)
@@ -34,13 +44,18 @@ void *core_malloc(size_t size)
     const mgo_host *h = current_allocator();
     if (size == 0)
         size = 1;
-    return h ? h->alloc(h->user, size) : malloc(size);
+    void *p = h ? h->alloc(h->user, size) : malloc(size);
+    if (!p)
+        allocation_failed = 1;
+    return p;
 }
 
 void *core_calloc(size_t count, size_t size)
 {
-    if (size != 0 && count > SIZE_MAX / size)
+    if (size != 0 && count > SIZE_MAX / size) {
+        allocation_failed = 1;
         return NULL;
+    }
     void *p = core_malloc(count * size);
     if (p)
         memset(p, 0, count * size);
@@ -52,7 +67,10 @@ void *core_realloc(void *ptr, size_t size)
     const mgo_host *h = current_allocator();
     if (size == 0)
         size = 1;
-    return h ? h->realloc(h->user, ptr, size) : realloc(ptr, size);
+    void *p = h ? h->realloc(h->user, ptr, size) : realloc(ptr, size);
+    if (!p)
+        allocation_failed = 1;
+    return p;
 }
 
 void core_free(void *ptr)

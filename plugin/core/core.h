@@ -24,6 +24,9 @@ struct mgo_plugin {
 const mgo_plugin *core_enter(const mgo_plugin *plugin);
 void core_leave(const mgo_plugin *saved);
 
+/* Nonzero when an allocation failed since the current scope was entered. */
+int core_allocation_failed(void);
+
 void *core_malloc(size_t size);
 void *core_calloc(size_t count, size_t size);
 void *core_realloc(void *ptr, size_t size);

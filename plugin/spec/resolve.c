@@ -277,9 +277,8 @@ static void resolve_admin(struct ctx *c, json_t *spec, const char *field, const 
     json_t *s = copy_or_empty(c, json_object_get(core, tmpl_field));
     merge(c, s, json_object_get(in, "spec"));
     stateless_defaults(c, s, 1, cpu, mem, lim);
-    json_t *out = json_object();
-    if (!s || !out || json_object_set_new(out, "spec", s)) {
-        json_decref(out);
+    json_t *out = s ? json_pack("{s:o}", "spec", s) : NULL; /* steals s, also on failure */
+    if (!out) {
         c->oom = 1;
         return;
     }
@@ -467,9 +466,9 @@ static json_t *ensure_list(struct ctx *c, json_t *obj, const char *key, json_t *
         json_decref(fallback);
         return list;
     }
-    list = json_array();
-    if (!list || !fallback || json_array_append_new(list, fallback) ||
-        json_object_set_new(obj, key, list)) {
+    /* json_pack steals fallback even when it fails; set_new steals the list likewise. */
+    list = fallback ? json_pack("[o]", fallback) : NULL;
+    if (!list || json_object_set_new(obj, key, list)) {
         c->oom = 1;
         return NULL;
     }
@@ -491,8 +490,9 @@ static void resolve_databases(struct ctx *c, json_t *spec, const json_t *cluster
             continue;
         set_default(c, db, "durabilityPolicy",
                     json_deep_copy(json_object_get(spec, "durabilityPolicy")));
-        json_t *db_backup = backup_effective(c, cluster_backup, json_object_get(db, "backup"));
-        replace(c, db, "backup", db_backup);
+        replace(c, db, "backup",
+                backup_effective(c, cluster_backup, json_object_get(db, "backup")));
+        const json_t *db_backup = json_object_get(db, "backup"); /* owned by db */
         json_t *tgs = ensure_list(c, db, "tablegroups",
                                   json_pack("{s:s, s:b}", "name", "default", "default", 1));
         json_array_foreach (tgs, t, tg) {

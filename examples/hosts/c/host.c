@@ -551,7 +551,7 @@ static int validate_file(const struct mgo_api *api, const char *file)
         fprintf(stderr, "host: mgo_validate: %s\n", message.len ? message.p : api->strerror(rc));
     }
 out:
-    api->free(result); /* NULL is accepted */
+    api->free(result);  /* NULL is accepted */
     api->close(plugin); /* NULL is accepted */
     free(text.p);
     free(req.p);

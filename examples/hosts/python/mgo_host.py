@@ -105,6 +105,8 @@ def _print_log(level, message):
 class Mgo:
     """One library handle. Not thread-safe: use it from one thread at a time.
 
+    library is a path (default $MGO_LIBRARY, then "libmgo.so.1") or a CDLL from load_library();
+    log_level is the most detailed MGO_LOG_* level the library passes to the log callback;
     log(level, message) receives the library's log lines (default: print to stderr);
     allocator, if given, is an object with alloc(size), realloc(ptr, size) and free(ptr) that the
     library uses for its own memory (pointers are ints, NULL is None or 0).

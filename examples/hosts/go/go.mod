@@ -1,0 +1,3 @@
+module mgo.example/host
+
+go 1.21
