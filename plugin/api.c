@@ -270,7 +270,7 @@ static int32_t do_reconcile(mgo_plugin *p, const char *request, size_t len, char
             rc = MGO_EINVAL;
         }
     }
-    if (rc == MGO_EINVAL) {
+    if (rc == MGO_EINVAL || rc == MGO_EUNSUPPORTED) {
         request_fini(&r);
         return fail(rc, msg, ret_result, ret_len);
     }
@@ -325,7 +325,8 @@ static int32_t run_hook(hook_fn fn, mgo_plugin *p, const char *request, size_t l
         *ret_len = 0;
     if (!p || !ret_result || !ret_len || (!request && len > 0))
         return MGO_EARG;
-    const mgo_plugin *saved = core_enter(p);
+    struct core_scope scope;
+    core_enter(p, &scope);
     int32_t rc = fn(p, request ? request : "", len, &out, &out_len);
     if (core_allocation_failed()) {
         /* Whatever was concluded may rest on input the JSON library silently dropped. */
@@ -334,7 +335,7 @@ static int32_t run_hook(hook_fn fn, mgo_plugin *p, const char *request, size_t l
         out_len = 0;
         rc = MGO_ENOMEM;
     }
-    core_leave(saved);
+    core_leave(&scope);
     *ret_result = out;
     *ret_len = out_len;
     return rc;

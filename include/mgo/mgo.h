@@ -22,11 +22,14 @@
  *     mgo_free().
  *   - Threading: a handle is used by one thread at a time (calls on one handle must be
  *     serialised by the host); different handles are independent and may be used concurrently
- *     from different threads. Host callbacks are invoked only on the calling thread and only
- *     during the call that received the handle.
+ *     from different threads. Host callbacks are invoked on the calling thread during a call on
+ *     the handle, with one exception: mgo_free() calls the allocator's free, from whatever thread
+ *     calls it. A callback must not call back into the same handle (no re-entry); calling another
+ *     handle from a callback is allowed.
  *   - Blocking: mgo_validate, mgo_abi_version, mgo_strerror, mgo_error_class and mgo_free never
- *     block. Hooks that talk to external services (topology, PostgreSQL) take a deadline from the
- *     request field "deadline_ms" or use the documented default; none blocks without bound.
+ *     block. Hooks that talk to external services (topology, PostgreSQL) may block up to the
+ *     request's "deadline_ms" (milliseconds from the start of the call, measured on a monotonic
+ *     clock; default 20000) plus the time host callbacks take; none blocks without bound.
  */
 #ifndef MGO_MGO_H
 #define MGO_MGO_H
@@ -55,7 +58,7 @@ extern "C" {
  * result document lists every error with its field path and reason; fix the input. */
 #define MGO_EINVAL -1
 /* The operation is not supported by this library version (for example a hook that a later
- * release implements, or a request option this version does not know). Class
+ * release implements, or a request option value this version does not know). Class
  * MGO_CLASS_UNSUPPORTED. Do not retry with the same library. */
 #define MGO_EUNSUPPORTED -2
 /* A dependency is temporarily unavailable or a deadline passed (topology, PostgreSQL). Class
@@ -122,24 +125,32 @@ typedef struct mgo_host {
     int64_t (*now_ms)(void *user);
 
     /* Map a logical address (for example "c-global-topo.ns.svc:2379" or an http(s) URL) to one
-     * reachable from the host. Write the answer (not NUL-terminated) into buf (capacity
-     * buf_size), store its length in *ret_len and return MGO_OK. If buf is too small, store the
-     * needed length in *ret_len and return MGO_ERANGE: the library calls again with a larger
-     * buffer. Return MGO_ENOTFOUND when the address cannot be mapped, MGO_EAGAIN when the
-     * answer is temporarily unknown. NULL: addresses are used as written. */
-    int32_t (*resolve)(void *user, const char *address, size_t address_len, char *buf,
-                       size_t buf_size, size_t *ret_len);
+     * reachable from the host, answering within timeout_ms if it can.
+     * Buffer protocol (also for secret): the library passes a buffer `buf` of buf_size bytes
+     * (4 KiB for resolve, 64 KiB for secret). On success write the answer there (not
+     * NUL-terminated), store its length in *ret_len and return MGO_OK. If it does not fit, write
+     * nothing to buf, store the needed length in *ret_len and return MGO_ERANGE; the library then
+     * calls once more with a buffer of exactly that size, and gives up with MGO_EAGAIN if that
+     * call answers MGO_ERANGE again (the value changed in between). The library wipes secret
+     * buffers after use.
+     * Return MGO_ENOTFOUND when the address cannot be mapped, MGO_EAGAIN when the answer is
+     * temporarily unknown. NULL: addresses are used as written. */
+    int32_t (*resolve)(void *user, const char *address, size_t address_len, int64_t timeout_ms,
+                       char *buf, size_t buf_size, size_t *ret_len);
 
     /* Fetch the bytes of key `key` of secret `name` in namespace `ns` (each NUL-terminated
-     * UTF-8). Same buffer protocol as resolve. Return MGO_ENOTFOUND when the secret or the key
-     * does not exist. NULL: every lookup answers MGO_ENOTFOUND. */
-    int32_t (*secret)(void *user, const char *ns, const char *name, const char *key, char *buf,
-                      size_t buf_size, size_t *ret_len);
+     * UTF-8), answering within timeout_ms if it can. Buffer protocol as for resolve. Return
+     * MGO_ENOTFOUND when the secret or the key does not exist. NULL: every lookup answers
+     * MGO_ENOTFOUND. */
+    int32_t (*secret)(void *user, const char *ns, const char *name, const char *key,
+                      int64_t timeout_ms, char *buf, size_t buf_size, size_t *ret_len);
 
     /* Optional allocator, used for every allocation the library makes itself (results included)
      * during calls on this handle. Either all three are set or none (MGO_EARG otherwise).
-     * alloc(user, 0) is never called. NULL: the C library's allocator. The memory of libyaml's
-     * parser buffers always comes from the C library (docs/abi.md). */
+     * alloc(user, 0) is never called. NULL: the C library's allocator. libyaml's parser buffers
+     * and compiled regular expressions always come from the C library (docs/abi.md). `free`
+     * and `user` must stay valid until the last result buffer is released with mgo_free(),
+     * which may happen after mgo_close() and on any thread. */
     void *(*alloc)(void *user, size_t size);
     void *(*realloc)(void *user, void *ptr, size_t size);
     void (*free)(void *user, void *ptr);
@@ -147,6 +158,13 @@ typedef struct mgo_host {
     /* Most detailed MGO_LOG_* level passed to log; messages above it are not formatted at all.
      * 0 (the zero value) means MGO_LOG_ERROR. */
     int32_t log_level;
+
+    /* Must be 0. Makes the end of the structure explicit (no tail padding), so that the next
+     * appended field starts at the old sizeof(mgo_host) on every platform. */
+    uint32_t reserved0;
+
+    /* Fields appended in later ABI 1 revisions go here, each starting at or after the previous
+     * sizeof(mgo_host). */
 } mgo_host;
 
 /* An open library instance. Opaque; create with mgo_open(), destroy with mgo_close(). */
@@ -184,7 +202,8 @@ MGO_API void mgo_free(void *ptr);
 MGO_API int32_t mgo_open(const mgo_host *host, mgo_plugin **ret_plugin);
 
 /* Close a handle and release everything it owns. NULL is accepted. Buffers already returned to
- * the host stay valid until mgo_free(). No call on the handle may be in progress. */
+ * the host stay valid until mgo_free(). No call on the handle may be in progress, and it must
+ * not be called from one of the handle's own callbacks. Never blocks. */
 MGO_API void mgo_close(mgo_plugin *plugin);
 
 /* ---- hooks ----------------------------------------------------------------------------------- */
@@ -207,8 +226,8 @@ MGO_API void mgo_close(mgo_plugin *plugin);
  * "namespace". Every MultigresCluster is resolved against the templates given with it and
  * checked against the schema limits, the cross-field rules and the admission rules; the result
  * lists each error with its document, kind, name, field path and reason. Returns MGO_OK when
- * every object is valid and MGO_EINVAL otherwise. Pure: no I/O, no callbacks but log; never
- * blocks.
+ * every object is valid and MGO_EINVAL otherwise. Pure: no I/O, no callbacks but log and the
+ * allocator; never blocks.
  */
 MGO_API int32_t mgo_validate(mgo_plugin *plugin, const char *request, size_t request_len,
                              char **ret_result, size_t *ret_result_len);
@@ -218,7 +237,9 @@ MGO_API int32_t mgo_validate(mgo_plugin *plugin, const char *request, size_t req
  * validates the cluster exactly as mgo_validate does and returns the fully resolved cluster
  * model under "resolved" (templates applied through the override chain, defaults filled in).
  * Plans, actions and status arrive in later releases as additive result fields. Returns
- * MGO_EINVAL (with the errors) for an invalid cluster. Never blocks in this release.
+ * MGO_EINVAL (with the errors) for an invalid cluster. In this release it does no I/O; later
+ * releases may block up to the request's deadline_ms (see the conventions above), so hosts
+ * should not call it on a thread that must never block.
  */
 MGO_API int32_t mgo_reconcile(mgo_plugin *plugin, const char *request, size_t request_len,
                               char **ret_result, size_t *ret_result_len);

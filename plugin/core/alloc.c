@@ -14,12 +14,12 @@ static _Thread_local const mgo_plugin *current_plugin;
  * outcome is only trusted when nothing failed. */
 static _Thread_local int allocation_failed;
 
-const mgo_plugin *core_enter(const mgo_plugin *plugin)
+void core_enter(const mgo_plugin *plugin, struct core_scope *saved)
 {
-    const mgo_plugin *saved = current_plugin;
+    saved->plugin = current_plugin;
+    saved->allocation_failed = allocation_failed;
     current_plugin = plugin;
     allocation_failed = 0;
-    return saved;
 }
 
 int core_allocation_failed(void)
@@ -27,9 +27,10 @@ int core_allocation_failed(void)
     return allocation_failed;
 }
 
-void core_leave(const mgo_plugin *saved)
+void core_leave(const struct core_scope *saved)
 {
-    current_plugin = saved;
+    current_plugin = saved->plugin;
+    allocation_failed = saved->allocation_failed;
 }
 
 static const mgo_host *current_allocator(void)
@@ -180,7 +181,7 @@ MGO_API void mgo_free(void *ptr)
 
 void core_result_set_error(json_t *doc, int32_t code, const char *message)
 {
-    json_t *err = json_pack("{s:i, s:i, s:s}", "code", (json_int_t)code, "class",
+    json_t *err = json_pack("{s:I, s:I, s:s}", "code", (json_int_t)code, "class",
                             (json_int_t)mgo_error_class(code), "message",
                             message ? message : mgo_strerror(code));
     if (err)

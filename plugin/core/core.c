@@ -53,6 +53,24 @@ MGO_API int32_t mgo_error_class(int32_t code)
 /* The part of mgo_host every host must supply: struct_size, abi_version and user. */
 #define HOST_MIN_SIZE (offsetof(mgo_host, user) + sizeof(void *))
 
+/* The fields after the mandatory part, in order, for copying only whole fields. */
+static const struct {
+    size_t offset, size;
+} host_fields[] = {
+    {offsetof(mgo_host, log), sizeof(((mgo_host *)0)->log)},
+    {offsetof(mgo_host, now_ms), sizeof(((mgo_host *)0)->now_ms)},
+    {offsetof(mgo_host, resolve), sizeof(((mgo_host *)0)->resolve)},
+    {offsetof(mgo_host, secret), sizeof(((mgo_host *)0)->secret)},
+    {offsetof(mgo_host, alloc), sizeof(((mgo_host *)0)->alloc)},
+    {offsetof(mgo_host, realloc), sizeof(((mgo_host *)0)->realloc)},
+    {offsetof(mgo_host, free), sizeof(((mgo_host *)0)->free)},
+    {offsetof(mgo_host, log_level), sizeof(((mgo_host *)0)->log_level)},
+    {offsetof(mgo_host, reserved0), sizeof(((mgo_host *)0)->reserved0)},
+};
+
+/* Copy the fields the host's struct_size covers completely; the rest stay zero (defaults).
+ * A host built against a newer header passes a larger struct_size: fields this library does not
+ * know are not read. */
 static int32_t host_copy(const mgo_host *host, mgo_host *out)
 {
     memset(out, 0, sizeof(*out));
@@ -62,10 +80,14 @@ static int32_t host_copy(const mgo_host *host, mgo_host *out)
         return MGO_EARG;
     if (host->abi_version != MGO_ABI_VERSION)
         return MGO_EABI;
-    memcpy(out, host, host->struct_size < sizeof(*out) ? host->struct_size : sizeof(*out));
+    memcpy(out, host, HOST_MIN_SIZE);
+    for (size_t i = 0; i < sizeof(host_fields) / sizeof(host_fields[0]); i++)
+        if (host_fields[i].offset + host_fields[i].size <= host->struct_size)
+            memcpy((char *)out + host_fields[i].offset, (const char *)host + host_fields[i].offset,
+                   host_fields[i].size);
     out->struct_size = sizeof(*out);
     int allocators = !!out->alloc + !!out->realloc + !!out->free;
-    if (allocators != 0 && allocators != 3)
+    if ((allocators != 0 && allocators != 3) || out->reserved0 != 0)
         return MGO_EARG;
     return MGO_OK;
 }
@@ -88,9 +110,10 @@ MGO_API int32_t mgo_open(const mgo_host *host, mgo_plugin **ret_plugin)
     memset(p, 0, sizeof(*p));
     p->host = copy;
 
-    const mgo_plugin *saved = core_enter(p);
+    struct core_scope scope;
+    core_enter(p, &scope);
     p->regex_cache = schema_regex_cache_new();
-    core_leave(saved);
+    core_leave(&scope);
     if (!p->regex_cache) {
         mgo_close(p);
         return MGO_ENOMEM;
@@ -103,9 +126,10 @@ MGO_API void mgo_close(mgo_plugin *plugin)
 {
     if (!plugin)
         return;
-    const mgo_plugin *saved = core_enter(plugin);
+    struct core_scope scope;
+    core_enter(plugin, &scope);
     schema_regex_cache_free(plugin->regex_cache);
-    core_leave(saved);
+    core_leave(&scope);
     if (plugin->host.free)
         plugin->host.free(plugin->host.user, plugin);
     else

@@ -17,12 +17,18 @@ struct mgo_plugin {
 
 /*
  * Every exported entry point runs inside a scope: core_enter() makes `plugin` the allocator and
- * logger of the calling thread until core_leave(). The library (and its JSON library) allocate
- * through the handle's host allocator while the scope is active, and through the C library
- * outside any scope. Scopes nest (a saved pointer restores the outer one).
+ * logger of the calling thread until core_leave(), and starts a fresh allocation-failure record.
+ * The library (and its JSON library) allocate through the handle's host allocator while the
+ * scope is active, and through the C library outside any scope. Scopes nest: a host callback
+ * may call another handle, and core_leave() restores the outer scope's handle and failure
+ * record from `saved`.
  */
-const mgo_plugin *core_enter(const mgo_plugin *plugin);
-void core_leave(const mgo_plugin *saved);
+struct core_scope {
+    const mgo_plugin *plugin;
+    int allocation_failed;
+};
+void core_enter(const mgo_plugin *plugin, struct core_scope *saved);
+void core_leave(const struct core_scope *saved);
 
 /* Nonzero when an allocation failed since the current scope was entered. */
 int core_allocation_failed(void);

@@ -292,9 +292,16 @@ static json_int_t shard_poolers(const json_t *shard_spec)
     json_int_t total = 0;
     const char *k;
     json_t *pool;
-    json_object_foreach (json_object_get(shard_spec, "pools"), k, pool)
-        total += json_integer_value(json_object_get(pool, "replicasPerCell")) *
-                 (json_int_t)json_array_size(json_object_get(pool, "cells"));
+    /* The schema bounds replicasPerCell (1..32) and cells (10 per pool), but stay safe anyway. */
+    json_object_foreach (json_object_get(shard_spec, "pools"), k, pool) {
+        json_int_t r = json_integer_value(json_object_get(pool, "replicasPerCell"));
+        json_int_t n = (json_int_t)json_array_size(json_object_get(pool, "cells"));
+        if (r < 0 || r > 1000000 || n > 1000000)
+            return 1000000;
+        total += r * n;
+        if (total > 1000000)
+            return total;
+    }
     return total;
 }
 
@@ -356,46 +363,92 @@ static const json_t *find_named(const json_t *list, const char *name)
     return NULL;
 }
 
-/* Update-only: pool volumes may not shrink. */
-static void check_storage_shrink(const json_t *db, const json_t *tg, const json_t *shard,
-                                 const json_t *old_shard, const char *path, const struct checker *c)
+/* The pools a shard writes itself, as the reference's collectPoolStorageSizes reads them: the
+ * inline spec's, else the overrides'; with the matching path prefix. */
+static const json_t *written_pools(const json_t *shard, const char **ret_where)
 {
-    const char *k;
-    json_t *pool;
-    json_object_foreach (json_object_get(json_object_get(shard, "spec"), "pools"), k, pool) {
-        const json_t *old_pool =
-            json_object_get(json_object_get(json_object_get(old_shard, "spec"), "pools"), k);
-        const json_t *nv = json_object_get(json_object_get(pool, "storage"), "size");
-        const json_t *ov = json_object_get(json_object_get(old_pool, "storage"), "size");
-        long double n, o;
-        if (!old_pool || quantity_parse(nv, &n) || quantity_parse(ov, &o))
-            continue;
-        if (quantity_compare(n, o) < 0) {
-            char nt[64], ot[64], at[512];
-            quantity_text(nv, nt, sizeof(nt));
-            quantity_text(ov, ot, sizeof(ot));
-            /* Point at the size where the user wrote it: inline spec, then overrides. */
-            static const char *const specs[] = {"spec", "overrides", NULL};
-            (void)snprintf(at, sizeof(at), "%s", path);
-            for (const char *const *sp = specs; *sp; sp++) {
-                char candidate[512];
-                (void)snprintf(candidate, sizeof(candidate), "%s.%s.pools[%s].storage.size", path,
-                               *sp, k);
-                if (written_at(c->written, candidate)) {
-                    (void)snprintf(at, sizeof(at), "%s", candidate);
-                    break;
-                }
-            }
-            spec_error(c->errs, at,
-                       "storage.size cannot be decreased (%s/%s/%s/%s: %s → %s); PVC shrink is "
-                       "not supported by Kubernetes",
-                       str(db, "name"), str(tg, "name"), str(shard, "name"), k, ot, nt);
-        }
+    const json_t *spec = json_object_get(shard, "spec");
+    if (json_is_object(spec)) {
+        *ret_where = "spec";
+        return json_object_get(spec, "pools");
     }
+    *ret_where = "overrides";
+    return json_object_get(json_object_get(shard, "overrides"), "pools");
 }
 
-static void check_databases(const json_t *cluster, const json_t *resolved, const json_t *previous,
-                            const struct checker *c)
+/*
+ * Update-only: a pool's storage.size may not shrink. Like the reference webhook, this compares
+ * the sizes the two versions write themselves (db/tg/shard/pool by name); sizes that come from
+ * a template are not compared, and unparseable sizes are skipped.
+ */
+static void check_storage_shrink(const json_t *previous, const struct checker *c)
+{
+    size_t d, t, s;
+    json_t *db, *tg, *shard;
+    json_array_foreach (json_object_get(json_object_get(c->written, "spec"), "databases"), d, db)
+        json_array_foreach (json_object_get(db, "tablegroups"), t, tg)
+            json_array_foreach (json_object_get(tg, "shards"), s, shard) {
+                const json_t *old_db =
+                    find_named(json_object_get(json_object_get(previous, "spec"), "databases"),
+                               str(db, "name"));
+                const json_t *old_tg =
+                    find_named(json_object_get(old_db, "tablegroups"), str(tg, "name"));
+                const json_t *old_shard =
+                    find_named(json_object_get(old_tg, "shards"), str(shard, "name"));
+                const char *where, *old_where;
+                const json_t *pools = written_pools(shard, &where);
+                const json_t *old_pools = old_shard ? written_pools(old_shard, &old_where) : NULL;
+                const char *k;
+                json_t *pool;
+                json_object_foreach ((json_t *)pools, k, pool) {
+                    const json_t *nv = json_object_get(json_object_get(pool, "storage"), "size");
+                    const json_t *ov = json_object_get(
+                        json_object_get(json_object_get(old_pools, k), "storage"), "size");
+                    long double n, o;
+                    if (!ov || quantity_parse(nv, &n) || quantity_parse(ov, &o) ||
+                        quantity_compare(n, o) >= 0)
+                        continue;
+                    char nt[64], ot[64], at[512];
+                    quantity_text(nv, nt, sizeof(nt));
+                    quantity_text(ov, ot, sizeof(ot));
+                    (void)snprintf(at, sizeof(at),
+                                   "spec.databases[%zu].tablegroups[%zu].shards[%zu].%s.pools[%s]."
+                                   "storage.size",
+                                   d, t, s, where, k);
+                    spec_error(c->errs, at,
+                               "storage.size cannot be decreased (%s/%s/%s/%s: %s → %s); PVC "
+                               "shrink is not supported by Kubernetes",
+                               str(db, "name"), str(tg, "name"), str(shard, "name"), k, ot, nt);
+                }
+            }
+}
+
+/* The reference's effectiveEtcdReplicas: 0 for an external topology, the written replica
+ * count, else the default 3 (templates are not consulted). */
+static json_int_t written_etcd_replicas(const json_t *cluster)
+{
+    const json_t *topo = json_object_get(json_object_get(cluster, "spec"), "globalTopoServer");
+    if (json_object_get(topo, "external"))
+        return 0;
+    const json_t *r = json_object_get(json_object_get(topo, "etcd"), "replicas");
+    return json_is_integer(r) ? json_integer_value(r) : 3;
+}
+
+/* Update-only: a managed etcd's replica count is immutable (static bootstrap). */
+static void check_etcd_replicas(const json_t *previous, const struct checker *c)
+{
+    json_int_t was = written_etcd_replicas(previous);
+    json_int_t now = written_etcd_replicas(c->written);
+    if (was == 0 || now == 0 || was == now)
+        return;
+    spec_error(c->errs, "spec.globalTopoServer.etcd.replicas",
+               "topology server (etcd) replicas cannot be changed after cluster creation "
+               "(%" JSON_INTEGER_FORMAT " → %" JSON_INTEGER_FORMAT "); etcd uses static bootstrap "
+               "which does not support dynamic member addition",
+               was, now);
+}
+
+static void check_databases(const json_t *cluster, const json_t *resolved, const struct checker *c)
 {
     const json_t *spec = json_object_get(resolved, "spec");
     const json_t *spec_in = json_object_get(cluster, "spec");
@@ -406,21 +459,13 @@ static void check_databases(const json_t *cluster, const json_t *resolved, const
 
     json_array_foreach (json_object_get(spec, "databases"), d, db) {
         const json_t *db_in = json_array_get(json_object_get(spec_in, "databases"), d);
-        const json_t *old_db = find_named(
-            json_object_get(json_object_get(previous, "spec"), "databases"), str(db, "name"));
         json_array_foreach (json_object_get(db, "tablegroups"), t, tg) {
             const json_t *tg_in = json_array_get(json_object_get(db_in, "tablegroups"), t);
-            const json_t *old_tg =
-                find_named(json_object_get(old_db, "tablegroups"), str(tg, "name"));
             json_array_foreach (json_object_get(tg, "shards"), s, shard) {
                 const json_t *shard_in = json_array_get(json_object_get(tg_in, "shards"), s);
                 (void)snprintf(path, sizeof(path),
                                "spec.databases[%zu].tablegroups[%zu].shards[%zu]", d, t, s);
                 check_shard(shard_in, shard, cells, path, c);
-                const json_t *old_shard =
-                    find_named(json_object_get(old_tg, "shards"), str(shard, "name"));
-                if (old_shard)
-                    check_storage_shrink(db, tg, shard, old_shard, path, c);
                 /* Durability is judged per shard, where the poolers are. */
                 (void)snprintf(path, sizeof(path), "spec.databases[%zu].durabilityPolicy", d);
                 if (json_object_get(db_in, "durabilityPolicy"))
@@ -434,7 +479,7 @@ static void check_databases(const json_t *cluster, const json_t *resolved, const
     }
 }
 
-static void check_core(const json_t *resolved, const json_t *previous, const struct checker *c)
+static void check_core(const json_t *resolved, const struct checker *c)
 {
     const json_t *spec = json_object_get(resolved, "spec");
     const json_t *topo = json_object_get(spec, "globalTopoServer");
@@ -447,16 +492,6 @@ static void check_core(const json_t *resolved, const json_t *previous, const str
         if (json_integer_value(json_object_get(etcd, "replicas")) == 1)
             spec_warning(c->errs, "spec.globalTopoServer",
                          "etcd with 1 replica has no fault tolerance");
-        const json_t *old_etcd = json_object_get(
-            json_object_get(json_object_get(previous, "spec"), "globalTopoServer"), "etcd");
-        const json_t *nr = json_object_get(etcd, "replicas");
-        const json_t *orr = json_object_get(old_etcd, "replicas");
-        if (old_etcd && json_is_integer(nr) && json_is_integer(orr) && !json_equal(nr, orr))
-            spec_error(c->errs, "spec.globalTopoServer.etcd.replicas",
-                       "topology server (etcd) replicas cannot be changed after cluster creation "
-                       "(%" JSON_INTEGER_FORMAT " → %" JSON_INTEGER_FORMAT "); etcd uses static "
-                       "bootstrap which does not support dynamic member addition",
-                       json_integer_value(orr), json_integer_value(nr));
     }
     static const char *const admin_at[] = {"spec.multiadmin.spec.resources", NULL};
     static const char *const web_at[] = {"spec.multiadminWeb.spec.resources", NULL};
@@ -493,12 +528,16 @@ static void check_core(const json_t *resolved, const json_t *previous, const str
     }
 }
 
-void admission_check_cluster(const json_t *cluster, const json_t *resolved,
-                             const json_t *previous_resolved, struct spec_errors *errs)
+void admission_check_cluster(const json_t *cluster, const json_t *resolved, const json_t *previous,
+                             struct spec_errors *errs)
 {
     const struct checker ck = {.errs = errs, .written = cluster};
-    check_core(resolved, previous_resolved, &ck);
-    check_databases(cluster, resolved, previous_resolved, &ck);
+    check_core(resolved, &ck);
+    check_databases(cluster, resolved, &ck);
+    if (previous) {
+        check_storage_shrink(previous, &ck);
+        check_etcd_replicas(previous, &ck);
+    }
 }
 
 void admission_check_shard_template(const json_t *tmpl, struct spec_errors *errs)

@@ -12,11 +12,12 @@
 
 /*
  * Check a MultigresCluster. `cluster` is the object as written (for paths and user-written
- * maps), `resolved` its resolve_cluster() result, and `previous_resolved` the resolved previous
- * version on update (NULL on create). Errors and warnings are appended to `errs`.
+ * maps), `resolved` its resolve_cluster() result, and `previous` the previous version as
+ * written (structurally defaulted) on update, NULL on create. Errors and warnings are appended
+ * to `errs`.
  */
-void admission_check_cluster(const json_t *cluster, const json_t *resolved,
-                             const json_t *previous_resolved, struct spec_errors *errs);
+void admission_check_cluster(const json_t *cluster, const json_t *resolved, const json_t *previous,
+                             struct spec_errors *errs);
 
 /* Check a ShardTemplate's pool names and postgresConfig (its other rules are structural). */
 void admission_check_shard_template(const json_t *tmpl, struct spec_errors *errs);

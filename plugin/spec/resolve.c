@@ -23,17 +23,31 @@ static int in_list(const char *s, const char *const *list)
     return 0;
 }
 
+/* Whether a value counts as set, as the reference's Go code decides it: nil pointers, empty
+ * strings and empty lists are "not set" (`if x != ""`, `if len(x) > 0`). */
 static int is_set(const json_t *v)
 {
-    return v && !json_is_null(v);
+    if (!v || json_is_null(v))
+        return 0;
+    if (json_is_string(v))
+        return json_string_length(v) > 0;
+    if (json_is_array(v))
+        return json_array_size(v) > 0;
+    return 1;
 }
 
-/* A resources block replaces the base only when it sets requests, limits or claims. */
+static int is_nonempty(const json_t *v)
+{
+    return is_set(v) && !(json_is_object(v) && json_object_size(v) == 0);
+}
+
+/* A resources block replaces the base only when it sets requests, limits or claims
+ * (the reference's isResourcesZero: all three empty). */
 static int resources_set(const json_t *r)
 {
     return json_is_object(r) &&
-           (is_set(json_object_get(r, "requests")) || is_set(json_object_get(r, "limits")) ||
-            is_set(json_object_get(r, "claims")));
+           (is_nonempty(json_object_get(r, "requests")) ||
+            is_nonempty(json_object_get(r, "limits")) || is_nonempty(json_object_get(r, "claims")));
 }
 
 int resolve_merge(json_t *dst, const json_t *src)
@@ -68,8 +82,7 @@ struct ctx {
     const char *ns;
     const json_t *spec_in; /* the cluster's spec as written */
     struct spec_errors *errs;
-    json_t *used;             /* [{"kind", "name"}] */
-    int defaults_reported[3]; /* one error per missing templateDefaults entry */
+    json_t *used; /* [{"kind", "name"}] */
     int oom;
 };
 
@@ -122,6 +135,17 @@ static void stateless_defaults(struct ctx *c, json_t *s, json_int_t replicas, co
     }
 }
 
+/* Set obj[key] = value (stolen), replacing what is there. */
+static void replace_value(struct ctx *c, json_t *obj, const char *key, json_t *value)
+{
+    if (!obj) {
+        json_decref(value);
+        return;
+    }
+    if (!value || json_object_set_new(obj, key, value))
+        c->oom = 1;
+}
+
 static json_t *copy_or_empty(struct ctx *c, const json_t *v)
 {
     json_t *r = json_is_object(v) ? json_deep_copy(v) : json_object();
@@ -163,42 +187,50 @@ static void note_used(struct ctx *c, enum tkind k, const char *name)
 }
 
 /*
- * The template spec for one component, by the chain: the component's explicit reference
- * (explicit_name, reported at explicit_path), else spec.templateDefaults.<kind>, else the
- * namespace's template named "default". "" and "default" are implicit fallbacks that may be
- * missing. Returns the template's spec (borrowed) or NULL for none.
+ * The template spec for one component, by the chain: the component's explicit reference, else
+ * spec.templateDefaults.<kind>, else the namespace's template named "default". Only the implicit
+ * fallback may be missing: an explicit reference to a missing template (whatever its name,
+ * "default" included) is an error at explicit_path, as the reference webhook rules it; missing
+ * templateDefaults entries are reported once by check_template_defaults(). Returns the
+ * template's spec (borrowed) or NULL for none.
  */
 static const json_t *pick_template(struct ctx *c, enum tkind k, const char *explicit_name,
                                    const char *explicit_path)
 {
     const char *name = explicit_name;
-    const char *path = explicit_path;
-    int from_defaults = 0;
-    char defaults_path[64];
+    int is_explicit = name && *name;
 
-    if (!name || !*name) {
+    if (!is_explicit) {
         const json_t *td = json_object_get(c->spec_in, "templateDefaults");
         name = json_string_value(json_object_get(td, tkind_defaults_key[k]));
-        (void)snprintf(defaults_path, sizeof(defaults_path), "spec.templateDefaults.%s",
-                       tkind_defaults_key[k]);
-        path = defaults_path;
-        from_defaults = 1;
     }
     if (!name || !*name)
         name = "default";
     const json_t *t = json_object_get(templates_of(c, k), name);
     if (!t) {
-        if (strcmp(name, "default") != 0 && !(from_defaults && c->defaults_reported[k])) {
-            spec_error(c->errs, path, "referenced %s '%s' not found in namespace '%s'",
+        if (is_explicit)
+            spec_error(c->errs, explicit_path, "referenced %s '%s' not found in namespace '%s'",
                        tkind_name[k], name, c->ns);
-            if (from_defaults)
-                c->defaults_reported[k] = 1;
-        }
         return NULL;
     }
     note_used(c, k, name);
     const json_t *spec = json_object_get(t, "spec");
     return json_is_object(spec) ? spec : NULL;
+}
+
+/* Every non-empty spec.templateDefaults entry must name an existing template, used or not. */
+static void check_template_defaults(struct ctx *c)
+{
+    const json_t *td = json_object_get(c->spec_in, "templateDefaults");
+    char path[64];
+    for (int k = T_CORE; k <= T_SHARD; k++) {
+        const char *name = json_string_value(json_object_get(td, tkind_defaults_key[k]));
+        if (!name || !*name || json_object_get(templates_of(c, (enum tkind)k), name))
+            continue;
+        (void)snprintf(path, sizeof(path), "spec.templateDefaults.%s", tkind_defaults_key[k]);
+        spec_error(c->errs, path, "referenced %s '%s' not found in namespace '%s'", tkind_name[k],
+                   name, c->ns);
+    }
 }
 
 /* ---- cluster-wide statics ----------------------------------------------------------------- */
@@ -234,6 +266,28 @@ static void cluster_statics(struct ctx *c, json_t *spec)
 
 /* ---- core components ---------------------------------------------------------------------- */
 
+/* The reference's default etcd image (api/v1alpha1/image_defaults.go). */
+#define DEFAULT_ETCD_IMAGE "gcr.io/etcd-development/etcd:v3.6.7"
+
+/* defaultEtcdSpec / defaultExternalTopoSpec, with the root path for this server. */
+static void topo_server_defaults(struct ctx *c, json_t *server, const char *root)
+{
+    json_t *etcd = json_object_get(server, "etcd");
+    json_t *ext = json_object_get(server, "external");
+    if (json_is_object(etcd)) {
+        set_default(c, etcd, "image", json_string(DEFAULT_ETCD_IMAGE));
+        set_default(c, child_object(c, etcd, "storage"), "size", json_string("1Gi"));
+        set_default(c, etcd, "replicas", json_integer(3));
+        set_default(c, etcd, "rootPath", json_string(root));
+        if (!resources_set(json_object_get(etcd, "resources")))
+            replace_value(c, etcd, "resources", resources_block("100m", "256Mi", "512Mi"));
+    }
+    if (json_is_object(ext)) {
+        set_default(c, ext, "implementation", json_string("etcd"));
+        set_default(c, ext, "rootPath", json_string(root));
+    }
+}
+
 static void resolve_global_topo(struct ctx *c, json_t *spec)
 {
     const json_t *in = json_object_get(c->spec_in, "globalTopoServer");
@@ -249,19 +303,9 @@ static void resolve_global_topo(struct ctx *c, json_t *spec)
     }
     merge(c, out, in);
     json_object_del(out, "templateRef");
-    if (is_set(json_object_get(out, "external"))) {
-        json_t *ext = child_object(c, out, "external");
-        set_default(c, ext, "implementation", json_string("etcd"));
-        set_default(c, ext, "rootPath", json_string("/multigres/global"));
-    } else {
-        json_t *etcd = child_object(c, out, "etcd");
-        set_default(c, etcd, "replicas", json_integer(3));
-        json_t *storage = child_object(c, etcd, "storage");
-        set_default(c, storage, "size", json_string("1Gi"));
-        if (etcd && !resources_set(json_object_get(etcd, "resources")))
-            set_default(c, etcd, "resources", resources_block("100m", "256Mi", "512Mi"));
-        set_default(c, etcd, "rootPath", json_string("/multigres/global"));
-    }
+    if (!is_set(json_object_get(out, "external")))
+        (void)child_object(c, out, "etcd"); /* managed etcd unless external */
+    topo_server_defaults(c, out, "/multigres/global");
     if (json_object_set_new(spec, "globalTopoServer", out))
         c->oom = 1;
 }
@@ -308,6 +352,13 @@ static void resolve_cell(struct ctx *c, json_t *cell, size_t index)
     stateless_defaults(c, gw, 1, "100m", "128Mi", "256Mi");
     json_t *buffer = gw ? child_object(c, gw, "buffer") : NULL;
     set_default(c, buffer, "enabled", json_true());
+    json_t *local = s ? json_object_get(s, "localTopoServer") : NULL;
+    if (json_is_object(local)) {
+        char root[96];
+        (void)snprintf(root, sizeof(root), "/multigres/%s",
+                       json_string_value(json_object_get(cell, "name")));
+        topo_server_defaults(c, local, root);
+    }
     json_object_del(cell, "cellTemplate");
     json_object_del(cell, "overrides");
     if (!s || json_object_set_new(cell, "spec", s))
@@ -330,30 +381,94 @@ static json_t *pvc_effective(struct ctx *c, const json_t *parent, const json_t *
     return eff;
 }
 
-/* The reference's backup merge: a child of another type replaces the parent wholesale;
- * otherwise non-empty fields merge; useEnvCredentials comes from a child's S3 block. */
-static json_t *backup_effective(struct ctx *c, const json_t *parent, const json_t *child)
+/* Copy the set fields `names` of `from` over `to` (strings and lists only when non-empty). */
+static void copy_set_fields(struct ctx *c, json_t *to, const json_t *from, const char *const *names)
 {
-    if (!json_is_object(child))
-        return copy_or_empty(c, parent);
-    const char *pt = json_string_value(json_object_get(parent, "type"));
-    const char *ct = json_string_value(json_object_get(child, "type"));
-    if (!json_is_object(parent) || (ct && (!pt || strcmp(pt, ct) != 0)))
-        return copy_or_empty(c, child);
-    json_t *eff = copy_or_empty(c, parent);
-    merge(c, eff, child);
-    const json_t *cs3 = json_object_get(child, "s3");
-    json_t *es3 = json_object_get(eff, "s3");
-    if (json_is_object(cs3) && json_is_object(es3) &&
-        !is_set(json_object_get(cs3, "useEnvCredentials")))
-        json_object_del(es3, "useEnvCredentials");
-    return eff;
+    for (const char *const *n = names; *n; n++) {
+        const json_t *v = json_object_get(from, *n);
+        if (is_set(v))
+            replace_value(c, to, *n, json_deep_copy(v));
+    }
 }
 
-static void replace(struct ctx *c, json_t *obj, const char *key, json_t *value)
+/*
+ * The reference's MergeBackupConfig(child, parent): a child of another type replaces the parent
+ * wholesale; otherwise the child's non-empty fields of the merged type's sub-block win (the other
+ * type's sub-block is dropped), useEnvCredentials always comes from a child's S3 block, and TLS
+ * and encryption replace. Returns a new object (or NULL when both are absent).
+ */
+static json_t *backup_merge(struct ctx *c, const json_t *parent, const json_t *child)
 {
-    if (!value || json_object_set_new(obj, key, value))
+    static const char *const fs_fields[] = {"path", NULL};
+    static const char *const storage_fields[] = {"size", "class", "accessModes", NULL};
+    static const char *const s3_fields[] = {
+        "bucket", "region", "endpoint", "keyPrefix", "credentialsSecret", "serviceAccountName",
+        NULL};
+    if (!json_is_object(child))
+        return json_is_object(parent) ? copy_or_empty(c, parent) : NULL;
+    if (!json_is_object(parent))
+        return copy_or_empty(c, child);
+    const char *pt = json_string_value(json_object_get(parent, "type"));
+    const char *ct = json_string_value(json_object_get(child, "type"));
+    if (ct && *ct && (!pt || strcmp(pt, ct) != 0))
+        return copy_or_empty(c, child);
+
+    json_t *m = copy_or_empty(c, parent);
+    if (!m)
+        return NULL;
+    const char *type = json_string_value(json_object_get(m, "type"));
+    if (type && strcmp(type, "filesystem") == 0) {
+        json_t *fs = child_object(c, m, "filesystem");
+        const json_t *cfs = json_object_get(child, "filesystem");
+        if (fs && json_is_object(cfs)) {
+            copy_set_fields(c, fs, cfs, fs_fields);
+            copy_set_fields(c, child_object(c, fs, "storage"), json_object_get(cfs, "storage"),
+                            storage_fields);
+        }
+        json_object_del(m, "s3");
+    } else if (type && strcmp(type, "s3") == 0) {
+        json_t *s3 = child_object(c, m, "s3");
+        const json_t *cs3 = json_object_get(child, "s3");
+        if (s3 && json_is_object(cs3)) {
+            copy_set_fields(c, s3, cs3, s3_fields);
+            const json_t *env = json_object_get(cs3, "useEnvCredentials");
+            replace_value(c, s3, "useEnvCredentials",
+                          json_boolean(json_is_true(env))); /* always the child's */
+        }
+        json_object_del(m, "filesystem");
+    }
+    static const char *const whole[] = {"pgbackrestTLS", "encryption", NULL};
+    for (const char *const *w = whole; *w; w++) {
+        const json_t *v = json_object_get(child, *w);
+        if (is_set(v))
+            replace_value(c, m, *w, json_deep_copy(v));
+    }
+    return m;
+}
+
+/* defaultBackupConfig: filesystem unless said otherwise, at /backups with 10Gi. */
+static void backup_defaults(struct ctx *c, json_t *backup)
+{
+    if (!json_is_object(backup))
+        return;
+    set_default(c, backup, "type", json_string("filesystem"));
+    if (strcmp(json_string_value(json_object_get(backup, "type")), "filesystem") != 0)
+        return;
+    json_t *fs = child_object(c, backup, "filesystem");
+    set_default(c, fs, "path", json_string("/backups"));
+    set_default(c, fs ? child_object(c, fs, "storage") : NULL, "size", json_string("10Gi"));
+}
+
+/* The effective backup of a level: its own merged over its parent's, then defaulted. */
+static json_t *backup_effective(struct ctx *c, const json_t *parent, const json_t *child)
+{
+    json_t *b = backup_merge(c, parent, child);
+    if (!b)
+        b = json_pack("{s:s}", "type", "filesystem");
+    backup_defaults(c, b);
+    if (!b)
         c->oom = 1;
+    return b;
 }
 
 static int string_cmp(const void *a, const void *b)
@@ -361,55 +476,46 @@ static int string_cmp(const void *a, const void *b)
     return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
-/* multiorch runs where the shard's pools run: the sorted union of their cells. */
-static json_t *pool_cells_union(struct ctx *c, const json_t *pools)
+/* The cluster's cell names, sorted (the reference sorts materialised cell lists). */
+static json_t *sorted_cells(struct ctx *c, const json_t *cluster_cells)
 {
-    const char *names[512];
-    size_t n = 0;
-    const char *k;
-    json_t *pool;
-    json_object_foreach ((json_t *)pools, k, pool) {
-        size_t i;
-        json_t *cell;
-        json_array_foreach (json_object_get(pool, "cells"), i, cell) {
-            const char *s = json_string_value(cell);
-            size_t j;
-            for (j = 0; s && j < n; j++)
-                if (strcmp(names[j], s) == 0)
-                    break;
-            if (s && j == n && n < sizeof(names) / sizeof(names[0]))
-                names[n++] = s;
-        }
-    }
-    qsort(names, n, sizeof(names[0]), string_cmp);
+    size_t n = json_array_size(cluster_cells);
+    const char **names = core_calloc(n ? n : 1, sizeof(*names));
     json_t *out = json_array();
-    for (size_t i = 0; out && i < n; i++)
+    if (!names || !out) {
+        core_free(names);
+        json_decref(out);
+        c->oom = 1;
+        return NULL;
+    }
+    for (size_t i = 0; i < n; i++)
+        names[i] = json_string_value(json_array_get(cluster_cells, i));
+    qsort(names, n, sizeof(*names), string_cmp);
+    for (size_t i = 0; i < n; i++)
         if (json_array_append_new(out, json_string(names[i])))
             c->oom = 1;
-    if (!out)
-        c->oom = 1;
+    core_free(names);
     return out;
 }
 
-static void resolve_pool(struct ctx *c, json_t *pool, const json_t *cluster_cells,
+static void resolve_pool(struct ctx *c, json_t *pool, const json_t *all_cells_sorted,
                          const json_t *shard_pvc)
 {
     set_default(c, pool, "type", json_string("readWrite"));
-    const json_t *cells = json_object_get(pool, "cells");
-    if (!json_is_array(cells) || json_array_size(cells) == 0)
-        replace(c, pool, "cells", json_deep_copy(cluster_cells));
+    if (!is_set(json_object_get(pool, "cells")))
+        replace_value(c, pool, "cells", json_deep_copy(all_cells_sorted));
     /* A single-cell pool gets two replicas, so that AT_LEAST_2 has two poolers. */
     size_t ncells = json_array_size(json_object_get(pool, "cells"));
     set_default(c, pool, "replicasPerCell", json_integer(ncells == 1 ? 2 : 1));
     set_default(c, child_object(c, pool, "storage"), "size", json_string("1Gi"));
     json_t *pg = child_object(c, pool, "postgres");
     if (pg && !resources_set(json_object_get(pg, "resources")))
-        replace(c, pg, "resources", resources_block("100m", "256Mi", "512Mi"));
+        replace_value(c, pg, "resources", resources_block("100m", "256Mi", "512Mi"));
     json_t *mp = child_object(c, pool, "multipooler");
     if (mp && !resources_set(json_object_get(mp, "resources")))
-        replace(c, mp, "resources", resources_block("100m", "128Mi", "256Mi"));
-    replace(c, pool, "pvcDeletionPolicy",
-            pvc_effective(c, shard_pvc, json_object_get(pool, "pvcDeletionPolicy")));
+        replace_value(c, mp, "resources", resources_block("100m", "128Mi", "256Mi"));
+    replace_value(c, pool, "pvcDeletionPolicy",
+                  pvc_effective(c, shard_pvc, json_object_get(pool, "pvcDeletionPolicy")));
 }
 
 static void resolve_shard(struct ctx *c, json_t *shard, const char *path,
@@ -439,24 +545,31 @@ static void resolve_shard(struct ctx *c, json_t *shard, const char *path,
     merge(c, s, json_object_get(shard, "spec"));
 
     json_t *shard_pvc = pvc_effective(c, tg_pvc, json_object_get(s, "pvcDeletionPolicy"));
-    json_t *pools = child_object(c, s, "pools");
-    if (pools && json_object_size(pools) == 0)
-        replace(c, pools, "default", json_object());
-    json_object_foreach (pools, k, v)
-        if (json_is_object(v))
-            resolve_pool(c, v, cluster_cells, shard_pvc);
+    json_t *all_cells = sorted_cells(c, cluster_cells);
+    /* multiorch runs in every cell unless told otherwise; the implicit pool follows it. */
     json_t *orch = child_object(c, s, "multiorch");
     stateless_defaults(c, orch, 1, "50m", "64Mi", "128Mi");
-    const json_t *orch_cells = json_object_get(orch, "cells");
-    if (orch && (!json_is_array(orch_cells) || json_array_size(orch_cells) == 0))
-        replace(c, orch, "cells", pool_cells_union(c, pools));
-    replace(c, s, "pvcDeletionPolicy", shard_pvc);
+    if (orch && !is_set(json_object_get(orch, "cells")) && json_array_size(all_cells) > 0)
+        replace_value(c, orch, "cells", json_deep_copy(all_cells));
+    json_t *pools = child_object(c, s, "pools");
+    if (pools && json_object_size(pools) == 0) {
+        json_t *implicit = json_pack("{s:s}", "type", "readWrite");
+        const json_t *cells = json_object_get(orch, "cells");
+        if (implicit && is_set(cells))
+            replace_value(c, implicit, "cells", json_deep_copy(cells));
+        replace_value(c, pools, "default", implicit);
+    }
+    json_object_foreach (pools, k, v)
+        if (json_is_object(v))
+            resolve_pool(c, v, all_cells, shard_pvc);
+    json_decref(all_cells);
+    replace_value(c, s, "pvcDeletionPolicy", shard_pvc);
 
     json_t *backup = backup_effective(c, tg_backup, json_object_get(shard, "backup"));
     json_object_del(shard, "shardTemplate");
     json_object_del(shard, "overrides");
-    replace(c, shard, "spec", s);
-    replace(c, shard, "backup", backup);
+    replace_value(c, shard, "spec", s);
+    replace_value(c, shard, "backup", backup);
 }
 
 static json_t *ensure_list(struct ctx *c, json_t *obj, const char *key, json_t *fallback)
@@ -490,17 +603,18 @@ static void resolve_databases(struct ctx *c, json_t *spec, const json_t *cluster
             continue;
         set_default(c, db, "durabilityPolicy",
                     json_deep_copy(json_object_get(spec, "durabilityPolicy")));
-        replace(c, db, "backup",
-                backup_effective(c, cluster_backup, json_object_get(db, "backup")));
+        replace_value(c, db, "backup",
+                      backup_effective(c, cluster_backup, json_object_get(db, "backup")));
         const json_t *db_backup = json_object_get(db, "backup"); /* owned by db */
         json_t *tgs = ensure_list(c, db, "tablegroups",
                                   json_pack("{s:s, s:b}", "name", "default", "default", 1));
         json_array_foreach (tgs, t, tg) {
             if (!json_is_object(tg))
                 continue;
-            replace(c, tg, "pvcDeletionPolicy",
-                    pvc_effective(c, cluster_pvc, json_object_get(tg, "pvcDeletionPolicy")));
-            replace(c, tg, "backup", backup_effective(c, db_backup, json_object_get(tg, "backup")));
+            replace_value(c, tg, "pvcDeletionPolicy",
+                          pvc_effective(c, cluster_pvc, json_object_get(tg, "pvcDeletionPolicy")));
+            replace_value(c, tg, "backup",
+                          backup_effective(c, db_backup, json_object_get(tg, "backup")));
             json_t *shards = ensure_list(c, tg, "shards", json_pack("{s:s}", "name", "0-inf"));
             json_array_foreach (shards, s, shard) {
                 if (!json_is_object(shard))
@@ -531,6 +645,7 @@ int resolve_cluster(const json_t *cluster, const struct resolve_templates *templ
     c.spec_in = json_object_get(cluster, "spec");
     json_t *spec = child_object(&c, out, "spec");
     if (spec) {
+        check_template_defaults(&c);
         cluster_statics(&c, spec);
         resolve_global_topo(&c, spec);
         resolve_admin(&c, spec, "multiadmin", "multiadmin", "100m", "128Mi", "256Mi");

@@ -59,15 +59,17 @@ static int pattern_matches(struct schema_regex_cache *cache, const char *pattern
             }
             struct regex_entry *e = &cache->entries[cache->n];
             e->pattern = pattern;
-            e->ok = regcomp(&e->re, pattern, REG_EXTENDED | REG_NOSUB) == 0;
+            int rc = regcomp(&e->re, pattern, REG_EXTENDED | REG_NOSUB);
+            e->ok = rc == 0;
             if (!e->ok)
-                return -EINVAL;
+                return rc == REG_ESPACE ? -ENOMEM : -EINVAL;
             cache->n++;
             re = &e->re;
         }
     } else {
-        if (regcomp(&local, pattern, REG_EXTENDED | REG_NOSUB) != 0)
-            return -EINVAL;
+        int rc = regcomp(&local, pattern, REG_EXTENDED | REG_NOSUB);
+        if (rc != 0)
+            return rc == REG_ESPACE ? -ENOMEM : -EINVAL;
         re = &local;
     }
     int m = regexec(re, s, 0, NULL, 0) == 0;

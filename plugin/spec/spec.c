@@ -171,7 +171,9 @@ static int collect_templates(struct object *objs, size_t n, const char *ns,
                           : o->kind == K_CELL  ? t->cell
                           : o->kind == K_SHARD ? t->shard
                                                : NULL;
-        if (!by_name || !o->name || strcmp(o->ns, ns) != 0 || json_object_get(by_name, o->name))
+        /* An invalid template would never have been stored: it does not exist for clusters. */
+        if (!by_name || !o->name || strcmp(o->ns, ns) != 0 || json_object_get(by_name, o->name) ||
+            spec_errors_count(&o->errs) > 0)
             continue;
         if (json_object_set(by_name, o->name, o->obj))
             return -ENOMEM;
@@ -202,39 +204,41 @@ static void check_duplicates(struct object *objs, size_t n)
     }
 }
 
-/* The previous version, defaulted and resolved with the same templates (NULL when unusable). */
-static json_t *resolve_previous(const json_t *previous, const struct resolve_templates *t,
-                                const char *ns, json_t **ret_old)
+/* The previous version, structurally defaulted like the new one (NULL when unusable). */
+static json_t *previous_defaulted(const json_t *previous)
 {
-    struct spec_errors scratch;
-    json_t *old = NULL, *resolved = NULL, *used = NULL;
-
-    *ret_old = NULL;
-    if (!json_is_object(previous) || spec_errors_init(&scratch))
+    json_t *old = json_is_object(previous) ? json_deep_copy(previous) : NULL;
+    if (old && schema_apply_defaults(&schema_multigrescluster, old)) {
+        json_decref(old);
         return NULL;
-    old = json_deep_copy(previous);
-    if (old && schema_apply_defaults(&schema_multigrescluster, old) == 0 &&
-        resolve_cluster(old, t, ns, &scratch, &resolved, &used) == 0)
-        json_decref(used);
-    spec_errors_fini(&scratch);
-    *ret_old = old;
-    return resolved;
+    }
+    return old;
 }
 
 static int evaluate_cluster(struct object *o, struct object *objs, size_t n, const json_t *previous,
                             struct schema_regex_cache *cache, json_t *clusters)
 {
     struct resolve_templates t = {0};
-    json_t *resolved = NULL, *used = NULL, *old = NULL, *old_resolved = NULL;
+    json_t *resolved = NULL, *used = NULL, *old = NULL;
     int rc = collect_templates(objs, n, o->ns, &t);
 
     if (rc)
         goto out;
-    if (previous) {
+    if (json_is_object(previous)) {
         const char *pname =
             json_string_value(json_object_get(json_object_get(previous, "metadata"), "name"));
-        if (!pname || !o->name || strcmp(pname, o->name) == 0)
-            old_resolved = resolve_previous(previous, &t, o->ns, &old);
+        if (!pname || !o->name || strcmp(pname, o->name) == 0) {
+            old = previous_defaulted(previous);
+            if (!old) {
+                rc = -ENOMEM;
+                goto out;
+            }
+        } else {
+            spec_warning(&o->errs, "metadata.name",
+                         "the previous version given is of cluster '%s': update-only rules were "
+                         "not applied",
+                         pname);
+        }
     }
     if (old && schema_validate(&schema_multigrescluster, o->obj, old, cache, &o->errs)) {
         rc = -ENOMEM;
@@ -249,7 +253,7 @@ static int evaluate_cluster(struct object *o, struct object *objs, size_t n, con
     }
     if (rc)
         goto out;
-    admission_check_cluster(o->obj, resolved, old_resolved, &o->errs);
+    admission_check_cluster(o->obj, resolved, old, &o->errs);
     if (o->errs.oom) {
         rc = -ENOMEM;
         goto out;
@@ -266,7 +270,6 @@ out:
     json_decref(resolved);
     json_decref(used);
     json_decref(old);
-    json_decref(old_resolved);
     return rc;
 }
 
@@ -307,13 +310,21 @@ int spec_evaluate(const struct spec_input *in, struct schema_regex_cache *cache,
             goto out;
     }
     check_duplicates(objs, n);
+    /* Templates first: an invalid one must be invisible to every cluster, wherever it stands. */
     for (size_t i = 0; i < n; i++) {
         struct object *o = &objs[i];
         if (o->kind == K_SHARD && o->schema_ok)
             admission_check_shard_template(o->obj, &o->errs);
         else if (o->kind == K_CELL && o->schema_ok)
             admission_check_cell_template(o->obj, &o->errs);
-        else if (o->kind == K_CLUSTER && o->schema_ok)
+        if (o->errs.oom) {
+            rc = -ENOMEM;
+            goto out;
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        struct object *o = &objs[i];
+        if (o->kind == K_CLUSTER && o->schema_ok)
             rc = evaluate_cluster(o, objs, n, in->previous, cache, clusters);
         if (rc || o->errs.oom) {
             rc = -ENOMEM;

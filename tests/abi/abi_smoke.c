@@ -158,6 +158,37 @@ static void check_open_arguments(void)
     if (rc == MGO_OK)
         mgo_close(p);
 
+    /* The table ends with an explicit field: no tail padding, so the next appended field starts
+     * at today's sizeof on every platform. */
+    CHECK(sizeof(mgo_host) == offsetof(mgo_host, reserved0) + sizeof(uint32_t),
+          "mgo_host has no tail padding (sizeof %zu)", sizeof(mgo_host));
+
+    p = sentinel;
+    h = host_init();
+    h.reserved0 = 1;
+    rc = mgo_open(&h, &p);
+    CHECK(rc == MGO_EARG && p == sentinel, "reserved0 != 0 -> %d (MGO_EARG)", rc);
+
+    /* A struct_size that covers only half of the log pointer: the pointer is not used. */
+    struct log_record half = {{0}, 0, 0, MGO_LOG_DEBUG};
+    h = host_init();
+    h.user = &half;
+    h.log = log_sink;
+    h.log_level = MGO_LOG_DEBUG;
+    h.struct_size = (uint32_t)(offsetof(mgo_host, log) + sizeof(void *) / 2);
+    rc = mgo_open(&h, &p);
+    CHECK(rc == MGO_OK, "struct_size inside a field -> %d (MGO_OK)", rc);
+    if (rc == MGO_OK) {
+        char *out = NULL;
+        size_t out_len = 0;
+        const char *req = "{\"objects\": []}";
+        (void)mgo_validate(p, req, strlen(req), &out, &out_len);
+        mgo_free(out);
+        mgo_close(p);
+    }
+    int half_calls = half.count[0] + half.count[1] + half.count[2] + half.count[3];
+    CHECK(half_calls == 0, "a partly covered callback is never called (%d calls)", half_calls);
+
     p = sentinel;
     h = host_init();
     h.abi_version = MGO_ABI_VERSION + 1;

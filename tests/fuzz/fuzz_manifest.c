@@ -21,7 +21,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     if (!plugin && mgo_open(NULL, &plugin) != MGO_OK)
         return 0;
-    const mgo_plugin *saved = core_enter(plugin);
+    struct core_scope scope;
+    core_enter(plugin, &scope);
     int rc = spec_load((const char *)data, size, &docs, &err);
     if (rc == 0 || docs) {
         struct spec_input in = {
@@ -35,6 +36,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
     }
     json_decref(docs);
-    core_leave(saved);
+    core_leave(&scope);
     return 0;
 }

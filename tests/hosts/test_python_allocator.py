@@ -173,8 +173,8 @@ def read(path):
 def main():
     lib = mgo_host.load_library()
     check(ctypes.sizeof(mgo_host.MgoHostTable) ==
-          mgo_host.MgoHostTable.log_level.offset + 4 + 4,  # int32 + tail padding to 8
-          "the host table has the C layout (log_level last, padded to pointer alignment)")
+          mgo_host.MgoHostTable.reserved0.offset + 4,  # no tail padding
+          "the host table has the C layout (reserved0 last, no padding)")
 
     # 1. validate through Mgo (each result is freed with mgo_free inside validate), then close.
     allocator = CountingAllocator()

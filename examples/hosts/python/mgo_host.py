@@ -35,9 +35,10 @@ LOG_LEVEL_NAMES = ("error", "warn", "info", "debug")
 LOG_FN = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_int32, ctypes.c_void_p, ctypes.c_size_t)
 NOW_MS_FN = ctypes.CFUNCTYPE(ctypes.c_int64, ctypes.c_void_p)
 RESOLVE_FN = ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t,
-                              ctypes.c_void_p, ctypes.c_size_t, ctypes.POINTER(ctypes.c_size_t))
+                              ctypes.c_int64, ctypes.c_void_p, ctypes.c_size_t,
+                              ctypes.POINTER(ctypes.c_size_t))
 SECRET_FN = ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.c_void_p, ctypes.c_char_p, ctypes.c_char_p,
-                             ctypes.c_char_p, ctypes.c_void_p, ctypes.c_size_t,
+                             ctypes.c_char_p, ctypes.c_int64, ctypes.c_void_p, ctypes.c_size_t,
                              ctypes.POINTER(ctypes.c_size_t))
 ALLOC_FN = ctypes.CFUNCTYPE(ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t)
 REALLOC_FN = ctypes.CFUNCTYPE(ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t)
@@ -59,6 +60,7 @@ class MgoHostTable(ctypes.Structure):
         ("realloc", REALLOC_FN),
         ("free", FREE_FN),
         ("log_level", ctypes.c_int32),
+        ("reserved0", ctypes.c_uint32),
     ]
 
 
