@@ -26,9 +26,11 @@ static void request_fini(struct request *r)
     json_decref(r->previous);
 }
 
-/* Write a result document with an error and return `code`. */
-static int32_t fail(int32_t code, const char *message, char **ret_result, size_t *ret_len)
+/* Write a result document with an error and return `code`. `message` may be cut user text. */
+static int32_t fail(int32_t code, char *message, char **ret_result, size_t *ret_len)
 {
+    if (message)
+        core_utf8_sanitize(message);
     json_t *doc = json_object();
     if (doc) {
         core_result_set_error(doc, code, message);
@@ -291,6 +293,7 @@ static int32_t do_reconcile(mgo_plugin *p, const char *request, size_t len, char
             rc = MGO_ENOMEM;
         } else {
             int invalid_cluster = json_is_false(json_object_get(result, "valid"));
+            core_utf8_sanitize(msg);
             core_result_set_error(result, MGO_EINVAL, invalid_cluster ? "invalid cluster" : msg);
             rc = MGO_EINVAL;
         }
@@ -347,8 +350,8 @@ static int32_t do_unsupported_drain(mgo_plugin *p, const char *request, size_t l
     (void)p;
     (void)request;
     (void)len;
-    return fail(MGO_EUNSUPPORTED, "mgo_drain is not implemented in this release", ret_result,
-                ret_len);
+    char msg[] = "mgo_drain is not implemented in this release";
+    return fail(MGO_EUNSUPPORTED, msg, ret_result, ret_len);
 }
 
 static int32_t do_unsupported_scale(mgo_plugin *p, const char *request, size_t len,
@@ -357,8 +360,8 @@ static int32_t do_unsupported_scale(mgo_plugin *p, const char *request, size_t l
     (void)p;
     (void)request;
     (void)len;
-    return fail(MGO_EUNSUPPORTED, "mgo_scale is not implemented in this release", ret_result,
-                ret_len);
+    char msg[] = "mgo_scale is not implemented in this release";
+    return fail(MGO_EUNSUPPORTED, msg, ret_result, ret_len);
 }
 
 MGO_API int32_t mgo_validate(mgo_plugin *plugin, const char *request, size_t request_len,

@@ -12,7 +12,7 @@
 #define MGO_DEFAULT_LIBDIR "/usr/local/lib"
 #endif
 
-static int try_open(struct mgo_lib *lib, const char *path)
+static int try_open(struct loader_lib *lib, const char *path)
 {
     lib->handle = dlopen(path, RTLD_NOW | RTLD_LOCAL);
     if (!lib->handle)
@@ -24,7 +24,7 @@ static int try_open(struct mgo_lib *lib, const char *path)
 static int exe_dir(char *buf, size_t size)
 {
     ssize_t n = readlink("/proc/self/exe", buf, size - 1);
-    if (n <= 0)
+    if (n <= 0 || (size_t)n >= size - 1) /* error, or possibly cut short */
         return -1;
     buf[n] = '\0';
     char *slash = strrchr(buf, '/');
@@ -34,7 +34,7 @@ static int exe_dir(char *buf, size_t size)
     return 0;
 }
 
-static int find_and_open(struct mgo_lib *lib, char *err, size_t err_size)
+static int find_and_open(struct loader_lib *lib, char *err, size_t err_size)
 {
     const char *env = getenv("MGO_LIBRARY");
     char dir[PATH_MAX], path[PATH_MAX + 64];
@@ -75,7 +75,7 @@ static int find_and_open(struct mgo_lib *lib, char *err, size_t err_size)
         memcpy(&lib->field, &sym_, sizeof(sym_));                                                  \
     } while (0)
 
-int mgo_lib_load(struct mgo_lib *lib, char *err, size_t err_size)
+int loader_load(struct loader_lib *lib, char *err, size_t err_size)
 {
     memset(lib, 0, sizeof(*lib));
     if (find_and_open(lib, err, err_size))
@@ -102,7 +102,7 @@ fail:
     return -1;
 }
 
-void mgo_lib_unload(struct mgo_lib *lib)
+void loader_unload(struct loader_lib *lib)
 {
     if (lib->handle)
         dlclose(lib->handle);

@@ -4,9 +4,9 @@
 
 #include "mgo/mgo.h"
 
-typedef int32_t (*mgo_hook_fn)(mgo_plugin *, const char *, size_t, char **, size_t *);
+typedef int32_t (*loader_hook_fn)(mgo_plugin *, const char *, size_t, char **, size_t *);
 
-struct mgo_lib {
+struct loader_lib {
     void *handle;
     uint32_t (*abi_version)(void);
     const char *(*strerror)(int32_t);
@@ -14,10 +14,10 @@ struct mgo_lib {
     void (*free)(void *);
     int32_t (*open)(const mgo_host *, mgo_plugin **);
     void (*close)(mgo_plugin *);
-    mgo_hook_fn validate;
-    mgo_hook_fn reconcile;
-    mgo_hook_fn drain;
-    mgo_hook_fn scale;
+    loader_hook_fn validate;
+    loader_hook_fn reconcile;
+    loader_hook_fn drain;
+    loader_hook_fn scale;
     char path[4096]; /* where it was found */
 };
 
@@ -27,7 +27,7 @@ struct mgo_lib {
  * through the dynamic loader's own search. Checks that every symbol exists and that the ABI
  * version is MGO_ABI_VERSION. Returns 0, or -1 with a message in err.
  */
-int mgo_lib_load(struct mgo_lib *lib, char *err, size_t err_size);
-void mgo_lib_unload(struct mgo_lib *lib);
+int loader_load(struct loader_lib *lib, char *err, size_t err_size);
+void loader_unload(struct loader_lib *lib);
 
 #endif

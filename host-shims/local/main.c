@@ -146,8 +146,13 @@ static char *build_request(const struct options *o, int *exit_code)
             *exit_code = EXIT_USAGE;
             goto fail;
         }
-        json_object_set(req, "previous", json_object_get(json_array_get(prev, 0), "text"));
+        int failed =
+            json_object_set(req, "previous", json_object_get(json_array_get(prev, 0), "text"));
         json_decref(prev);
+        if (failed) {
+            fprintf(stderr, "mgo: out of memory\n");
+            goto fail;
+        }
     }
     char *text = json_dumps(req, JSON_COMPACT);
     json_decref(req);
@@ -181,7 +186,7 @@ static void print_findings(const json_t *result)
     }
 }
 
-static int run(struct mgo_lib *lib, mgo_hook_fn hook, const struct options *o, int resolve)
+static int run(struct loader_lib *lib, loader_hook_fn hook, const struct options *o, int resolve)
 {
     mgo_host host = {.struct_size = sizeof(host), .abi_version = MGO_ABI_VERSION};
     mgo_plugin *p = NULL;
@@ -203,7 +208,7 @@ static int run(struct mgo_lib *lib, mgo_hook_fn hook, const struct options *o, i
     }
     rc = hook(p, req, strlen(req), &out, &out_len);
     free(req);
-    json_t *result = out ? json_loadb(out, out_len, 0, NULL) : NULL;
+    json_t *result = out ? json_loadb(out, out_len, JSON_ALLOW_NUL, NULL) : NULL;
     if (!result) {
         fprintf(stderr, "mgo: %s\n", lib->strerror(rc));
         code = EXIT_LIBRARY;
@@ -231,12 +236,17 @@ static int run(struct mgo_lib *lib, mgo_hook_fn hook, const struct options *o, i
     json_decref(result);
     lib->free(out);
     lib->close(p);
+    /* Output that did not reach its destination is a failure, not a success. */
+    if (fflush(stdout) != 0 || ferror(stdout)) {
+        fprintf(stderr, "mgo: cannot write the output\n");
+        return EXIT_USAGE;
+    }
     return code;
 }
 
 int main(int argc, char **argv)
 {
-    struct mgo_lib lib;
+    struct loader_lib lib;
     struct options o;
     char err[4200];
     int code;
@@ -252,13 +262,13 @@ int main(int argc, char **argv)
         fprintf(stderr, "mgo: unknown command '%s'\n\n%s", cmd, usage_main);
         return EXIT_USAGE;
     }
-    if (mgo_lib_load(&lib, err, sizeof(err))) {
+    if (loader_load(&lib, err, sizeof(err))) {
         fprintf(stderr, "mgo: %s\n", err);
         return EXIT_LIBRARY;
     }
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         printf("mgo: libmgo ABI %u (%s)\n", lib.abi_version(), lib.path);
-        mgo_lib_unload(&lib);
+        loader_unload(&lib);
         return EXIT_VALID;
     }
     int resolve = strcmp(cmd, "resolve") == 0;
@@ -267,6 +277,6 @@ int main(int argc, char **argv)
     if (code == EXIT_VALID)
         code = run(&lib, resolve ? lib.reconcile : lib.validate, &o, resolve);
     json_decref(o.manifests);
-    mgo_lib_unload(&lib);
+    loader_unload(&lib);
     return code;
 }

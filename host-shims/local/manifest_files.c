@@ -129,10 +129,16 @@ int manifest_add_dir(json_t *list, const char *dir, char *err, size_t err_size)
     (void)closedir(d);
     if (rc)
         (void)snprintf(err, err_size, "%s: out of memory", dir);
-    qsort(names, n, sizeof(*names), name_cmp);
+    if (n > 1)
+        qsort(names, n, sizeof(*names), name_cmp);
     for (size_t i = 0; i < n && rc == 0; i++) {
         char path[4096];
-        (void)snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
+        int len = snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
+        if (len < 0 || (size_t)len >= sizeof(path)) {
+            (void)snprintf(err, err_size, "%s/%s: path too long", dir, names[i]);
+            rc = -1;
+            break;
+        }
         rc = manifest_add_file(list, path, err, err_size);
     }
     for (size_t i = 0; i < n; i++)

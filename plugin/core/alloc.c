@@ -111,6 +111,27 @@ void core_alloc_init(void)
     (void)pthread_once(&once, install_json_allocator); /* cannot fail with a valid once object */
 }
 
+void core_utf8_sanitize(char *s)
+{
+    unsigned char *p = (unsigned char *)s;
+    while (*p) {
+        size_t need = *p < 0x80                 ? 0
+                      : *p >= 0xF0 && *p < 0xF8 ? 3
+                      : *p >= 0xE0              ? 2
+                      : *p >= 0xC2              ? 1
+                                                : (size_t)-1;
+        size_t k = 0;
+        if (need != (size_t)-1)
+            while (k < need && (p[k + 1] & 0xC0) == 0x80)
+                k++;
+        if (need == (size_t)-1 || k < need) {
+            *p++ = '?'; /* a stray or cut byte: the rest is examined afresh */
+            continue;
+        }
+        p += need + 1;
+    }
+}
+
 void core_log(int32_t level, const char *fmt, ...)
 {
     const mgo_plugin *p = current_plugin;
@@ -125,11 +146,10 @@ void core_log(int32_t level, const char *fmt, ...)
     va_end(ap);
     if (n < 0)
         return;
-    if ((size_t)n >= sizeof(msg)) {
+    if ((size_t)n >= sizeof(msg))
         memcpy(msg + sizeof(msg) - 4, "...", 4);
-        n = (int)sizeof(msg) - 1;
-    }
-    p->host.log(p->host.user, level, msg, (size_t)n);
+    core_utf8_sanitize(msg);
+    p->host.log(p->host.user, level, msg, strlen(msg));
 }
 
 /* Buffers handed to the host start with this header, so mgo_free() needs no handle. */

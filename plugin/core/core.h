@@ -40,6 +40,11 @@ void core_free(void *ptr);
 char *core_strndup(const char *s, size_t len);
 char *core_strdup(const char *s);
 
+/* Replace every byte of an incomplete or malformed UTF-8 sequence in `s` with '?', in place.
+ * Text cut to fit a buffer can end (or, around "%.Ns", break) in the middle of a character;
+ * this keeps messages valid for JSON and for the log callback's UTF-8 promise. */
+void core_utf8_sanitize(char *s);
+
 /* Install core_malloc/core_free as the JSON library's allocator (once per process). */
 void core_alloc_init(void);
 

@@ -1,4 +1,5 @@
 /* Field paths and the error/warning lists of one validation. */
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -75,7 +76,7 @@ int spec_errors_init(struct spec_errors *e)
     e->oom = 0;
     if (!e->errors || !e->warnings) {
         spec_errors_fini(e);
-        return -1;
+        return -ENOMEM;
     }
     return 0;
 }
@@ -93,25 +94,10 @@ size_t spec_errors_count(const struct spec_errors *e)
     return json_array_size(e->errors);
 }
 
-/* Length of `s` without a multi-byte UTF-8 sequence cut off at its end (truncation can cut one). */
-static size_t utf8_whole_len(const char *s, size_t n)
+static json_t *string_or_empty(char *s)
 {
-    size_t i = n;
-    size_t back = 0;
-    while (i > 0 && back < 4 && ((unsigned char)s[i - 1] & 0xC0) == 0x80) {
-        i--;
-        back++;
-    }
-    if (i == 0)
-        return n;
-    unsigned char lead = (unsigned char)s[i - 1];
-    size_t want = lead < 0x80 ? 1 : lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : lead >= 0xC0 ? 2 : 1;
-    return (i - 1) + want > n ? i - 1 : n;
-}
-
-static json_t *string_or_empty(const char *s)
-{
-    json_t *j = json_stringn(s, utf8_whole_len(s, strlen(s)));
+    core_utf8_sanitize(s);
+    json_t *j = json_string(s);
     return j ? j : json_string("");
 }
 
@@ -129,7 +115,9 @@ static void record(struct spec_errors *e, json_t *list, const char *path, const 
     }
     if ((size_t)n >= sizeof(reason))
         memcpy(reason + sizeof(reason) - 4, "...", 4);
-    json_t *item = json_pack("{s:o, s:o}", "path", string_or_empty(path ? path : ""), "reason",
+    char path_copy[sizeof(((struct spec_path *)0)->buf)];
+    (void)snprintf(path_copy, sizeof(path_copy), "%s", path ? path : "");
+    json_t *item = json_pack("{s:o, s:o}", "path", string_or_empty(path_copy), "reason",
                              string_or_empty(reason));
     if (!item || json_array_append_new(list, item))
         e->oom = 1;

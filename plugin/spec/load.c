@@ -10,10 +10,10 @@
 #include "core/core.h"
 #include "spec/load.h"
 
+/* A bound anchor, as looked up: its value and expanded size (for the alias budget). */
 struct anchor {
-    char *name;
-    json_t *value;
-    size_t nodes; /* expanded size of value, for the alias budget */
+    json_t *value; /* borrowed from the anchor table */
+    size_t nodes;
 };
 
 /* One open collection while a document is being built. */
@@ -27,9 +27,8 @@ struct frame {
 struct builder {
     struct frame stack[SPEC_LOAD_MAX_DEPTH];
     size_t depth;
-    struct anchor *anchors;
-    size_t n_anchors, cap_anchors;
-    size_t nodes; /* expanded nodes in this stream so far */
+    json_t *anchors; /* name -> [value, expanded nodes]; a hash, so lookups stay O(1) */
+    size_t nodes;    /* expanded nodes in this stream so far */
     json_t *docs;
     json_t *root; /* the finished root of the current document */
     struct spec_load_error *err;
@@ -48,53 +47,32 @@ static int fail(struct builder *b, const yaml_mark_t *mark, const char *fmt, ...
     va_start(ap, fmt);
     (void)vsnprintf(b->err->message, sizeof(b->err->message), fmt, ap); /* truncation is fine */
     va_end(ap);
+    core_utf8_sanitize(b->err->message); /* "%.64s" of a key may cut a character */
     return -EINVAL;
 }
 
 static void anchors_clear(struct builder *b)
 {
-    for (size_t i = 0; i < b->n_anchors; i++) {
-        core_free(b->anchors[i].name);
-        json_decref(b->anchors[i].value);
-    }
-    b->n_anchors = 0;
+    json_object_clear(b->anchors);
 }
 
+/* Bind (or rebind: a later anchor of the same name shadows the earlier one, YAML 1.2 3.2.2.2). */
 static int anchor_bind(struct builder *b, const char *name, json_t *value, size_t nodes)
 {
-    /* A later anchor of the same name shadows the earlier one (YAML 1.2, 3.2.2.2). */
-    for (size_t i = b->n_anchors; i > 0; i--) {
-        if (strcmp(b->anchors[i - 1].name, name) == 0) {
-            json_decref(b->anchors[i - 1].value);
-            b->anchors[i - 1].value = json_incref(value);
-            b->anchors[i - 1].nodes = nodes;
-            return 0;
-        }
-    }
-    if (b->n_anchors == b->cap_anchors) {
-        size_t cap = b->cap_anchors ? b->cap_anchors * 2 : 8;
-        struct anchor *a = core_realloc(b->anchors, cap * sizeof(*a));
-        if (!a)
-            return -ENOMEM;
-        b->anchors = a;
-        b->cap_anchors = cap;
-    }
-    char *copy = core_strdup(name);
-    if (!copy)
+    json_t *entry = json_pack("[O, I]", value, (json_int_t)nodes);
+    if (!entry || json_object_set_new(b->anchors, name, entry))
         return -ENOMEM;
-    b->anchors[b->n_anchors].name = copy;
-    b->anchors[b->n_anchors].value = json_incref(value);
-    b->anchors[b->n_anchors].nodes = nodes;
-    b->n_anchors++;
     return 0;
 }
 
-static const struct anchor *anchor_find(const struct builder *b, const char *name)
+static int anchor_find(const struct builder *b, const char *name, struct anchor *ret)
 {
-    for (size_t i = b->n_anchors; i > 0; i--)
-        if (strcmp(b->anchors[i - 1].name, name) == 0)
-            return &b->anchors[i - 1];
-    return NULL;
+    const json_t *entry = json_object_get(b->anchors, name);
+    if (!entry)
+        return 0;
+    ret->value = json_array_get(entry, 0);
+    ret->nodes = (size_t)json_integer_value(json_array_get(entry, 1));
+    return 1;
 }
 
 static int count_nodes(struct builder *b, size_t n, const yaml_mark_t *mark)
@@ -343,7 +321,8 @@ static int close_collection(struct builder *b, const yaml_event_t *ev)
 static int alias_event(struct builder *b, const yaml_event_t *ev)
 {
     const char *name = (const char *)ev->data.alias.anchor;
-    const struct anchor *a = anchor_find(b, name);
+    struct anchor found;
+    const struct anchor *a = anchor_find(b, name, &found) ? &found : NULL;
     if (!a)
         return fail(b, &ev->start_mark, "unknown alias \"%.64s\"", name);
     if (b->depth > 0 && json_is_object(b->stack[b->depth - 1].container) &&
@@ -435,8 +414,7 @@ static void builder_fini(struct builder *b)
         core_free(f->pending_key);
         core_free(f->anchor);
     }
-    anchors_clear(b);
-    core_free(b->anchors);
+    json_decref(b->anchors);
     json_decref(b->root);
     json_decref(b->docs);
 }
@@ -451,10 +429,10 @@ static int load_yaml(const char *text, size_t len, json_t **ret_docs, struct spe
     memset(&b, 0, sizeof(b));
     b.err = err;
     b.docs = json_array();
-    if (!b.docs)
-        return -ENOMEM;
-    if (!yaml_parser_initialize(&parser)) {
+    b.anchors = json_object();
+    if (!b.docs || !b.anchors || !yaml_parser_initialize(&parser)) {
         json_decref(b.docs);
+        json_decref(b.anchors);
         return -ENOMEM;
     }
     yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
@@ -498,6 +476,7 @@ static int load_json(const char *text, size_t len, json_t **ret_docs, struct spe
         err->line = jerr.line > 0 ? (size_t)jerr.line : 0;
         err->column = jerr.column > 0 ? (size_t)jerr.column : 0;
         (void)snprintf(err->message, sizeof(err->message), "%s", jerr.text);
+        core_utf8_sanitize(err->message);
         return -EINVAL;
     }
     memset(&b, 0, sizeof(b));

@@ -227,6 +227,13 @@ static void check_string(struct walk *w, const struct schema_node *n, const json
     char q[160];
     size_t len = utf8_length(s);
 
+    /* Every check below reads a C string: one that hides text behind a NUL is refused whole. */
+    if (strlen(s) != json_string_length(v)) {
+        spec_error(w->errs, w->path.buf, "Invalid value: %s: must not contain NUL characters",
+                   quote(q, sizeof(q), s));
+        return;
+    }
+
     if (n->max_length != SCHEMA_NO_LIMIT && (int64_t)len > n->max_length)
         spec_error(w->errs, w->path.buf, "Too long: may not be more than %" PRId64 " characters",
                    n->max_length);
@@ -325,7 +332,7 @@ static void check_array(struct walk *w, const struct schema_node *n, const json_
                         const json_t *old)
 {
     size_t size = json_array_size(v);
-    size_t i, j;
+    size_t i;
     json_t *item;
     char buf[160];
 
@@ -335,30 +342,39 @@ static void check_array(struct walk *w, const struct schema_node *n, const json_
     if (n->min_items != SCHEMA_NO_LIMIT && (int64_t)size < n->min_items)
         spec_error(w->errs, w->path.buf, "Too few: must have at least %" PRId64 " items",
                    n->min_items);
+    /* Duplicates are found through a hash of the keys' JSON text, and not looked for at all in
+     * a list already over its limit: untrusted input must not buy quadratic work. */
+    json_t *seen = (n->list_map_key || n->list_set) &&
+                           (n->max_items == SCHEMA_NO_LIMIT || (int64_t)size <= n->max_items)
+                       ? json_object()
+                       : NULL;
     json_array_foreach ((json_t *)v, i, item) {
         size_t mark = spec_path_push_index(&w->path, i);
         const json_t *old_item = NULL;
+        const json_t *key = NULL;
         if (n->list_map_key && json_is_object(item)) {
-            const json_t *k = json_object_get(item, n->list_map_key);
-            for (j = 0; k && j < i; j++)
-                if (json_equal(json_object_get(json_array_get(v, j), n->list_map_key),
-                               (json_t *)k)) {
-                    spec_error(w->errs, w->path.buf, "Duplicate value: %s",
-                               scalar_text(buf, sizeof(buf), k));
-                    break;
-                }
-            old_item = list_map_find(old, n->list_map_key, k);
+            key = json_object_get(item, n->list_map_key);
+            if (seen) /* correlate only lists within their limit (the search is linear) */
+                old_item = list_map_find(old, n->list_map_key, key);
         } else if (n->list_set) {
-            for (j = 0; j < i; j++)
-                if (json_equal(json_array_get(v, j), item)) {
-                    spec_error(w->errs, w->path.buf, "Duplicate value: %s",
-                               scalar_text(buf, sizeof(buf), item));
-                    break;
-                }
+            key = item;
+        }
+        if (seen && key) {
+            char *text = json_dumps(key, JSON_ENCODE_ANY | JSON_COMPACT | JSON_SORT_KEYS);
+            if (!text) {
+                w->errs->oom = 1;
+            } else if (json_object_get(seen, text)) {
+                spec_error(w->errs, w->path.buf, "Duplicate value: %s",
+                           scalar_text(buf, sizeof(buf), key));
+            } else if (json_object_set_new(seen, text, json_true())) {
+                w->errs->oom = 1;
+            }
+            core_free(text);
         }
         walk_node(w, n->items, item, old_item);
         spec_path_pop(&w->path, mark);
     }
+    json_decref(seen);
 }
 
 static void check_map(struct walk *w, const struct schema_node *n, const json_t *v,
@@ -458,6 +474,16 @@ int schema_validate(const struct schema_node *root, const json_t *doc, const jso
 
 /* ---- structural defaults ------------------------------------------------------------------ */
 
+/* An integer-typed value written as a whole-number real ("5.0") becomes an integer, so that no
+ * later rule sees two spellings of one number. Returns the value to keep (new or the same). */
+static json_t *normalise_integer(const struct schema_node *n, json_t *v)
+{
+    if (!n || (n->kind != SK_INTEGER && n->kind != SK_INT_OR_STRING) || !json_is_real(v) ||
+        !is_integral(v))
+        return NULL;
+    return json_integer((json_int_t)json_real_value(v));
+}
+
 static int defaults_node(const struct schema_node *n, json_t *v)
 {
     if (!n || !v)
@@ -470,21 +496,33 @@ static int defaults_node(const struct schema_node *n, json_t *v)
                 if (!c || json_object_set_new(v, f->name, c))
                     return -ENOMEM;
             }
+            json_t *i = normalise_integer(f->node, c);
+            if (i && json_object_set_new(v, f->name, i))
+                return -ENOMEM;
+            c = i ? i : c;
             if (c && defaults_node(f->node, c))
                 return -ENOMEM;
         }
     } else if (n->kind == SK_ARRAY && json_is_array(v)) {
         size_t i;
         json_t *item;
-        json_array_foreach (v, i, item)
-            if (defaults_node(n->items, item))
+        json_array_foreach (v, i, item) {
+            json_t *norm = normalise_integer(n->items, item);
+            if (norm && json_array_set_new(v, i, norm))
                 return -ENOMEM;
+            if (defaults_node(n->items, norm ? norm : item))
+                return -ENOMEM;
+        }
     } else if (n->kind == SK_MAP && json_is_object(v)) {
         const char *k;
         json_t *item;
-        json_object_foreach (v, k, item)
-            if (defaults_node(n->items, item))
+        json_object_foreach (v, k, item) {
+            json_t *norm = normalise_integer(n->items, item);
+            if (norm && json_object_set_new(v, k, norm))
                 return -ENOMEM;
+            if (defaults_node(n->items, norm ? norm : item))
+                return -ENOMEM;
+        }
     }
     return 0;
 }

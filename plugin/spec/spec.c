@@ -189,19 +189,30 @@ static void templates_fini(struct resolve_templates *t)
 }
 
 /* The same kind, namespace and name twice in one input is an error on the later one. */
-static void check_duplicates(struct object *objs, size_t n)
+static int check_duplicates(struct object *objs, size_t n)
 {
+    json_t *seen = json_object();
+    if (!seen)
+        return -ENOMEM;
     for (size_t i = 0; i < n; i++) {
+        char key[600];
         if (objs[i].kind == K_NONE || !objs[i].name)
             continue;
-        for (size_t j = 0; j < i; j++)
-            if (objs[j].kind == objs[i].kind && objs[j].name &&
-                strcmp(objs[j].name, objs[i].name) == 0 && strcmp(objs[j].ns, objs[i].ns) == 0) {
-                spec_error(&objs[i].errs, "metadata.name", "Duplicate value: \"%s\"", objs[i].name);
-                objs[i].schema_ok = 0;
-                break;
-            }
+        /* A NUL byte cannot occur in names (they are checked C strings), so it separates. */
+        int len = snprintf(key, sizeof(key), "%d/%.250s/%.300s", (int)objs[i].kind, objs[i].ns,
+                           objs[i].name);
+        if (len < 0 || (size_t)len >= sizeof(key))
+            continue; /* over-long names fail validation anyway */
+        if (json_object_get(seen, key)) {
+            spec_error(&objs[i].errs, "metadata.name", "Duplicate value: \"%s\"", objs[i].name);
+            objs[i].schema_ok = 0;
+        } else if (json_object_set_new(seen, key, json_true())) {
+            json_decref(seen);
+            return -ENOMEM;
+        }
     }
+    json_decref(seen);
+    return 0;
 }
 
 /* The previous version, structurally defaulted like the new one (NULL when unusable). */
@@ -309,7 +320,9 @@ int spec_evaluate(const struct spec_input *in, struct schema_regex_cache *cache,
         if (rc)
             goto out;
     }
-    check_duplicates(objs, n);
+    rc = check_duplicates(objs, n);
+    if (rc)
+        goto out;
     /* Templates first: an invalid one must be invisible to every cluster, wherever it stands. */
     for (size_t i = 0; i < n; i++) {
         struct object *o = &objs[i];

@@ -863,9 +863,12 @@ int etcd_client_new(const char *const *endpoints, size_t n, const struct etcd_tl
 
     if (!endpoints || n == 0 || !ret)
         return -EINVAL;
-    for (size_t i = 0; i < n; i++)
-        if (!endpoints[i] || !valid_endpoint(endpoints[i]))
+    for (size_t i = 0; i < n; i++) {
+        if (!endpoints[i] || !valid_endpoint(endpoints[i])) {
+            core_log(MGO_LOG_ERROR, "etcd: endpoint %zu is not an http:// or https:// URL", i);
             return -EINVAL;
+        }
+    }
     rc = curl_api_get(&api);
     if (rc < 0) {
         core_log(MGO_LOG_ERROR, "etcd: %s", curl_api_error());
@@ -940,4 +943,735 @@ void etcd_client_free(struct etcd_client *c)
 const char *etcd_last_error(const struct etcd_client *c)
 {
     return c ? c->error : "";
+}
+
+/* ---- key-value calls ------------------------------------------------------------------------ */
+
+/* Arguments every key call needs (a key may be empty only when `may_be_empty`); a message on
+ * the client when it exists. */
+static int check_key_call(struct etcd_client *c, const char *op, const char *key, size_t key_len,
+                          int may_be_empty, int64_t timeout_ms)
+{
+    if (!c)
+        return -EINVAL;
+    c->error[0] = '\0';
+    if ((!key && key_len > 0) || (key_len == 0 && !may_be_empty) || timeout_ms <= 0) {
+        (void)snprintf(c->error, sizeof(c->error), "etcd: %s: %s", op,
+                       timeout_ms <= 0 ? "timeout must be positive" : "no key");
+        return -EINVAL;
+    }
+    return 0;
+}
+
+/* An answer etcd sent with success status but that does not have the expected shape. */
+static int bad_answer(struct etcd_client *c, const struct call *call, int rc, const char *what)
+{
+    if (rc == -EPROTO)
+        add_error(c, c->endpoints[c->last_good], call->subject, "unreadable answer: %s", what);
+    return rc;
+}
+
+/* etcd's "prefix end": the prefix with its last byte below 0xff incremented and what follows
+ * dropped; "\0" (no upper bound) when every byte is 0xff or the prefix is empty. */
+static int prefix_end(const char *prefix, size_t len, char **ret, size_t *ret_len)
+{
+    size_t i = len;
+    char *end;
+
+    while (i > 0 && (unsigned char)prefix[i - 1] == 0xff)
+        i--;
+    if (i == 0) {
+        end = core_strndup("", 0);
+        if (!end)
+            return -ENOMEM;
+        *ret = end;
+        *ret_len = 1; /* the single byte 0x00 */
+        return 0;
+    }
+    end = core_strndup(prefix, i);
+    if (!end)
+        return -ENOMEM;
+    end[i - 1] = (char)((unsigned char)end[i - 1] + 1);
+    *ret = end;
+    *ret_len = i;
+    return 0;
+}
+
+/* Run a range call and parse its answer into *out. Takes `request`. */
+static int range_call(struct etcd_client *c, struct call *call, json_t *request,
+                      struct etcd_kvs *out)
+{
+    json_t *doc = NULL;
+    int rc;
+
+    call->idempotent = 1;
+    rc = client_post(c, call, request, &doc);
+    json_decref(request);
+    if (rc < 0)
+        return rc;
+    rc = bad_answer(c, call, parse_range(doc, out), "range result");
+    json_decref(doc);
+    return rc;
+}
+
+int etcd_get(struct etcd_client *c, const char *key, size_t key_len, int64_t timeout_ms,
+             struct etcd_kvs *out)
+{
+    struct call call;
+    json_t *req;
+    int rc;
+
+    if ((rc = check_key_call(c, "get", key, key_len, 0, timeout_ms)) < 0)
+        return rc;
+    if (!out)
+        return -EINVAL;
+    call_init(&call, "/v3/kv/range", "get", key, key_len, timeout_ms);
+    req = json_object();
+    if (!req || (rc = set_bytes(req, "key", key, key_len)) < 0) {
+        json_decref(req);
+        return -ENOMEM;
+    }
+    return range_call(c, &call, req, out);
+}
+
+int etcd_get_prefix(struct etcd_client *c, const char *prefix, size_t prefix_len, int keys_only,
+                    int64_t timeout_ms, struct etcd_kvs *out)
+{
+    struct call call;
+    char *end = NULL;
+    size_t end_len;
+    json_t *req;
+    int rc;
+
+    if ((rc = check_key_call(c, "get prefix", prefix, prefix_len, 1, timeout_ms)) < 0)
+        return rc;
+    if (!out)
+        return -EINVAL;
+    if (!prefix)
+        prefix = "";
+    call_init(&call, "/v3/kv/range", "get prefix", prefix, prefix_len, timeout_ms);
+    if ((rc = prefix_end(prefix, prefix_len, &end, &end_len)) < 0)
+        return rc;
+    req = json_object();
+    /* the empty prefix means every key: key "\0" and range_end "\0", as etcd's clients do */
+    if (!req || set_bytes(req, "key", prefix_len ? prefix : "", prefix_len ? prefix_len : 1) < 0 ||
+        set_bytes(req, "range_end", end, end_len) < 0 ||
+        (keys_only && set_new(req, "keys_only", json_true()) < 0)) {
+        json_decref(req);
+        core_free(end);
+        return -ENOMEM;
+    }
+    core_free(end);
+    return range_call(c, &call, req, out);
+}
+
+int etcd_put(struct etcd_client *c, const char *key, size_t key_len, const void *value,
+             size_t value_len, int64_t lease, int64_t timeout_ms, int64_t *ret_revision)
+{
+    struct call call;
+    json_t *req, *doc = NULL;
+    int64_t revision;
+    int rc;
+
+    if ((rc = check_key_call(c, "put", key, key_len, 0, timeout_ms)) < 0)
+        return rc;
+    if ((!value && value_len > 0) || lease < 0)
+        return -EINVAL;
+    call_init(&call, "/v3/kv/put", "put", key, key_len, timeout_ms);
+    req = json_object();
+    if (!req || set_bytes(req, "key", key, key_len) < 0 ||
+        set_bytes(req, "value", value ? value : "", value_len) < 0 ||
+        (lease && set_int64(req, "lease", lease) < 0)) {
+        json_decref(req);
+        return -ENOMEM;
+    }
+    rc = client_post(c, &call, req, &doc);
+    json_decref(req);
+    if (rc < 0)
+        return rc;
+    rc = bad_answer(c, &call, get_header_revision(doc, &revision), "header.revision");
+    json_decref(doc);
+    if (rc == 0 && ret_revision)
+        *ret_revision = revision;
+    return rc;
+}
+
+int etcd_delete(struct etcd_client *c, const char *key, size_t key_len, int64_t timeout_ms,
+                int64_t *ret_deleted)
+{
+    struct call call;
+    json_t *req, *doc = NULL;
+    int64_t deleted;
+    int rc;
+
+    if ((rc = check_key_call(c, "delete", key, key_len, 0, timeout_ms)) < 0)
+        return rc;
+    call_init(&call, "/v3/kv/deleterange", "delete", key, key_len, timeout_ms);
+    call.idempotent = 1; /* deleting again changes nothing; the count may then read 0 */
+    req = json_object();
+    if (!req || set_bytes(req, "key", key, key_len) < 0) {
+        json_decref(req);
+        return -ENOMEM;
+    }
+    rc = client_post(c, &call, req, &doc);
+    json_decref(req);
+    if (rc < 0)
+        return rc;
+    rc = bad_answer(c, &call, get_int64(doc, "deleted", &deleted), "deleted");
+    json_decref(doc);
+    if (rc == 0 && ret_deleted)
+        *ret_deleted = deleted;
+    return rc;
+}
+
+/* {"compare":[mod_revision (or create_revision 0) EQUAL], "success":[op], "failure":[...]} */
+static json_t *txn_request(const char *key, size_t key_len, int64_t expected_mod_revision,
+                           const char *success_name, json_t *success_op, json_t *failure_op)
+{
+    json_t *req = json_object(), *cmp = json_object(), *list;
+    int rc = 0;
+
+    if (!req || !cmp || set_bytes(cmp, "key", key, key_len) < 0 ||
+        set_new(cmp, "result", json_string("EQUAL")) < 0)
+        goto nomem;
+    if (expected_mod_revision == 0)
+        rc = set_new(cmp, "target", json_string("CREATE")) < 0 ||
+             set_int64(cmp, "create_revision", 0) < 0;
+    else
+        rc = set_new(cmp, "target", json_string("MOD")) < 0 ||
+             set_int64(cmp, "mod_revision", expected_mod_revision) < 0;
+    if (rc)
+        goto nomem;
+    if (set_new(req, "compare", json_array()) < 0)
+        goto nomem;
+    rc = json_array_append_new(json_object_get(req, "compare"), cmp);
+    cmp = NULL; /* taken by json_array_append_new, also when it fails */
+    if (rc < 0)
+        goto nomem;
+    list = json_pack("[{s:o}]", success_name, success_op);
+    success_op = NULL; /* taken by json_pack, also when it fails */
+    if (set_new(req, "success", list) < 0)
+        goto nomem;
+    if (failure_op) {
+        list = json_pack("[{s:o}]", "request_range", failure_op);
+        failure_op = NULL;
+        if (set_new(req, "failure", list) < 0)
+            goto nomem;
+    }
+    return req;
+nomem:
+    json_decref(req);
+    json_decref(cmp);
+    json_decref(success_op);
+    json_decref(failure_op);
+    return NULL;
+}
+
+/* Run a txn (takes `req`); *ret_succeeded and the first response's `name` object. */
+static int txn_call(struct etcd_client *c, const struct call *call, json_t *req,
+                    int *ret_succeeded, json_t **ret_doc)
+{
+    json_t *doc = NULL;
+    int rc;
+
+    if (!req)
+        return -ENOMEM;
+    rc = client_post(c, call, req, &doc);
+    json_decref(req);
+    if (rc < 0)
+        return rc;
+    rc = bad_answer(c, call, get_bool(doc, "succeeded", ret_succeeded), "succeeded");
+    if (rc < 0) {
+        json_decref(doc);
+        return rc;
+    }
+    *ret_doc = doc;
+    return 0;
+}
+
+/* responses[0][name] of a txn answer, which must be there. */
+static int txn_first_response(const json_t *doc, const char *name, const json_t **ret)
+{
+    const json_t *responses, *first;
+    int rc = get_array(doc, "responses", &responses);
+
+    if (rc < 0)
+        return rc;
+    first = json_array_get(responses, 0);
+    if (!json_is_object(first))
+        return -EPROTO;
+    if ((rc = get_object(first, name, ret)) < 0)
+        return rc;
+    return *ret ? 0 : -EPROTO;
+}
+
+int etcd_put_if(struct etcd_client *c, const char *key, size_t key_len, const void *value,
+                size_t value_len, int64_t expected_mod_revision, int64_t lease,
+                int64_t timeout_ms, int *ret_swapped, struct etcd_kvs *current,
+                int64_t *ret_revision)
+{
+    struct etcd_kvs state = {0};
+    const json_t *range;
+    struct call call;
+    json_t *put, *get, *doc = NULL;
+    int swapped = 0, rc;
+    int64_t revision = 0;
+
+    if ((rc = check_key_call(c, "put_if", key, key_len, 0, timeout_ms)) < 0)
+        return rc;
+    if ((!value && value_len > 0) || lease < 0 || expected_mod_revision < 0 || !ret_swapped)
+        return -EINVAL;
+    call_init(&call, "/v3/kv/txn", "put_if", key, key_len, timeout_ms);
+    put = json_object();
+    get = json_object();
+    if (!put || !get || set_bytes(put, "key", key, key_len) < 0 ||
+        set_bytes(put, "value", value ? value : "", value_len) < 0 ||
+        (lease && set_int64(put, "lease", lease) < 0) || set_bytes(get, "key", key, key_len) < 0) {
+        json_decref(put);
+        json_decref(get);
+        return -ENOMEM;
+    }
+    rc = txn_call(c, &call,
+                  txn_request(key, key_len, expected_mod_revision, "request_put", put, get),
+                  &swapped, &doc);
+    if (rc < 0)
+        return rc;
+    rc = bad_answer(c, &call, get_header_revision(doc, &revision), "header.revision");
+    if (rc == 0 && !swapped) {
+        rc = txn_first_response(doc, "response_range", &range);
+        if (rc == 0)
+            rc = parse_range(range, &state);
+        rc = bad_answer(c, &call, rc, "response_range");
+        state.revision = revision;
+    }
+    json_decref(doc);
+    if (rc < 0)
+        return rc;
+    *ret_swapped = swapped;
+    if (ret_revision && swapped)
+        *ret_revision = revision;
+    if (current) {
+        state.revision = revision;
+        *current = state;
+    } else {
+        etcd_kvs_fini(&state);
+    }
+    return 0;
+}
+
+int etcd_delete_if(struct etcd_client *c, const char *key, size_t key_len,
+                   int64_t expected_mod_revision, int64_t timeout_ms, int *ret_deleted)
+{
+    const json_t *response;
+    struct call call;
+    json_t *del, *doc = NULL;
+    int64_t deleted = 0;
+    int succeeded = 0, rc;
+
+    if ((rc = check_key_call(c, "delete_if", key, key_len, 0, timeout_ms)) < 0)
+        return rc;
+    if (expected_mod_revision < 0 || !ret_deleted)
+        return -EINVAL;
+    call_init(&call, "/v3/kv/txn", "delete_if", key, key_len, timeout_ms);
+    del = json_object();
+    if (!del || set_bytes(del, "key", key, key_len) < 0) {
+        json_decref(del);
+        return -ENOMEM;
+    }
+    rc = txn_call(c, &call,
+                  txn_request(key, key_len, expected_mod_revision, "request_delete_range", del,
+                              NULL),
+                  &succeeded, &doc);
+    if (rc < 0)
+        return rc;
+    if (succeeded) {
+        rc = txn_first_response(doc, "response_delete_range", &response);
+        if (rc == 0)
+            rc = get_int64(response, "deleted", &deleted);
+        rc = bad_answer(c, &call, rc, "response_delete_range");
+    }
+    json_decref(doc);
+    if (rc < 0)
+        return rc;
+    *ret_deleted = deleted > 0;
+    return 0;
+}
+
+/* ---- leases --------------------------------------------------------------------------------- */
+
+static int lease_call(struct etcd_client *c, struct call *call, int64_t id, int64_t ttl,
+                      json_t **ret_doc)
+{
+    json_t *req = json_object();
+    int rc;
+
+    if (!req || (id && set_int64(req, "ID", id) < 0) || (ttl && set_int64(req, "TTL", ttl) < 0)) {
+        json_decref(req);
+        return -ENOMEM;
+    }
+    rc = client_post(c, call, req, ret_doc);
+    json_decref(req);
+    return rc;
+}
+
+int etcd_lease_grant(struct etcd_client *c, int64_t ttl_s, int64_t timeout_ms, int64_t *ret_id)
+{
+    struct call call;
+    json_t *doc = NULL;
+    int64_t id;
+    int rc;
+
+    if (!c || ttl_s <= 0 || timeout_ms <= 0 || !ret_id)
+        return -EINVAL;
+    call_init_lease(&call, "/v3/lease/grant", "lease grant ttl", ttl_s, timeout_ms);
+    rc = lease_call(c, &call, 0, ttl_s, &doc);
+    if (rc < 0)
+        return rc;
+    rc = get_int64(doc, "ID", &id);
+    if (rc == 0 && id == 0)
+        rc = -EPROTO;
+    rc = bad_answer(c, &call, rc, "ID");
+    json_decref(doc);
+    if (rc == 0)
+        *ret_id = id;
+    return rc;
+}
+
+int etcd_lease_keepalive(struct etcd_client *c, int64_t id, int64_t timeout_ms, int64_t *ret_ttl)
+{
+    const json_t *result;
+    struct call call;
+    json_t *doc = NULL;
+    int64_t ttl = 0;
+    int rc;
+
+    if (!c || id == 0 || timeout_ms <= 0 || !ret_ttl)
+        return -EINVAL;
+    call_init_lease(&call, "/v3/lease/keepalive", "lease keepalive", id, timeout_ms);
+    call.idempotent = 1;
+    rc = lease_call(c, &call, id, 0, &doc);
+    if (rc < 0)
+        return rc;
+    /* a stream answer: {"result":{...,"TTL"}}; an expired or unknown lease has no TTL */
+    rc = get_object(doc, "result", &result);
+    if (rc == 0 && !result)
+        rc = -EPROTO;
+    if (rc == 0)
+        rc = get_int64(result, "TTL", &ttl);
+    rc = bad_answer(c, &call, rc, "result.TTL");
+    json_decref(doc);
+    if (rc == 0)
+        *ret_ttl = ttl > 0 ? ttl : 0;
+    return rc;
+}
+
+int etcd_lease_revoke(struct etcd_client *c, int64_t id, int64_t timeout_ms)
+{
+    struct call call;
+    json_t *doc = NULL;
+    int rc;
+
+    if (!c || id == 0 || timeout_ms <= 0)
+        return -EINVAL;
+    call_init_lease(&call, "/v3/lease/revoke", "lease revoke", id, timeout_ms);
+    call.idempotent = 1;
+    call.not_found_ok = 1;
+    rc = lease_call(c, &call, id, 0, &doc);
+    json_decref(doc);
+    return rc == -ENOENT ? 0 : rc;
+}
+
+/* ---- watch ---------------------------------------------------------------------------------- */
+
+struct watch {
+    struct etcd_client *c;
+    const struct call *call;
+    const char *endpoint;
+    CURL *easy;
+    int (*on_event)(void *user, const struct etcd_event *ev);
+    void *user;
+    struct buffer pending; /* bytes after the last newline seen */
+    size_t scanned;        /* pending[0..scanned) holds no newline */
+    long status;           /* HTTP status, 0 until the first body bytes */
+    int received;          /* some body bytes came */
+    int stopped;           /* on_event asked to stop */
+    int rc;                /* a failure found while reading the stream */
+    int64_t next_revision;
+};
+
+static int watch_fail(struct watch *w, int rc, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int watch_fail(struct watch *w, int rc, const char *fmt, ...)
+{
+    char reason[400];
+    va_list ap;
+
+    va_start(ap, fmt);
+    if (vsnprintf(reason, sizeof(reason), fmt, ap) < 0)
+        memcpy(reason, "(unprintable)", sizeof("(unprintable)"));
+    va_end(ap);
+    add_error(w->c, w->endpoint, w->call->subject, "%s", reason);
+    w->rc = rc;
+    return rc;
+}
+
+/* Deliver the events of one watch answer in order; stop when on_event says so. */
+static int watch_deliver(struct watch *w, const json_t *result, const json_t *events)
+{
+    const json_t *item, *type, *kv, *prev;
+    int64_t revision;
+    size_t i;
+    int rc;
+
+    if ((rc = get_header_revision(result, &revision)) < 0)
+        return watch_fail(w, rc, "unreadable watch answer: header.revision");
+    json_array_foreach(events, i, item)
+    {
+        struct etcd_kv now_kv, prev_kv;
+        struct etcd_event ev = {.type = ETCD_EVENT_PUT, .revision = revision};
+
+        if (!json_is_object(item) || get_object(item, "kv", &kv) < 0 || !kv ||
+            get_object(item, "prev_kv", &prev) < 0)
+            return watch_fail(w, -EPROTO, "unreadable watch event %zu", i);
+        type = json_object_get(item, "type"); /* absent: PUT (0) */
+        if ((json_is_string(type) && strcmp(json_string_value(type), "DELETE") == 0) ||
+            (json_is_integer(type) && json_integer_value(type) == 1))
+            ev.type = ETCD_EVENT_DELETE;
+        else if (type && !(json_is_string(type) && strcmp(json_string_value(type), "PUT") == 0) &&
+                 !(json_is_integer(type) && json_integer_value(type) == 0))
+            return watch_fail(w, -EPROTO, "watch event %zu: unknown type", i);
+        if ((rc = parse_kv(kv, &now_kv)) < 0)
+            return rc == -EPROTO ? watch_fail(w, rc, "unreadable watch event %zu: kv", i)
+                                 : (w->rc = rc);
+        if (prev && (rc = parse_kv(prev, &prev_kv)) < 0) {
+            etcd_kv_fini(&now_kv);
+            return rc == -EPROTO ? watch_fail(w, rc, "unreadable watch event %zu: prev_kv", i)
+                                 : (w->rc = rc);
+        }
+        ev.kv = &now_kv;
+        ev.prev_kv = prev ? &prev_kv : NULL;
+        int stop = w->on_event(w->user, &ev);
+        w->next_revision = now_kv.mod_revision + 1;
+        etcd_kv_fini(&now_kv);
+        if (prev)
+            etcd_kv_fini(&prev_kv);
+        if (stop) {
+            w->stopped = 1;
+            return 0;
+        }
+    }
+    return 0;
+}
+
+/* One newline-delimited message of the stream. */
+static int watch_message(struct watch *w, const char *text, size_t len)
+{
+    const json_t *result, *events;
+    int64_t compact_revision = 0;
+    int canceled, created, rc;
+    json_t *doc;
+
+    rc = load_object(text, len, &doc);
+    if (rc == -ENOMEM)
+        return w->rc = rc;
+    if (rc < 0)
+        return watch_fail(w, rc, "unreadable watch answer");
+    if (json_object_get(doc, "error")) {
+        char reason[300];
+        int64_t code;
+        error_text(text, len, reason, sizeof(reason), &code);
+        rc = watch_fail(w, -EPROTO, "watch failed: %s (code %" PRId64 ")", reason, code);
+        goto out;
+    }
+    if (get_object(doc, "result", &result) < 0 || !result ||
+        get_bool(result, "canceled", &canceled) < 0 || get_bool(result, "created", &created) < 0 ||
+        get_int64(result, "compact_revision", &compact_revision) < 0 ||
+        get_array(result, "events", &events) < 0) {
+        rc = watch_fail(w, -EPROTO, "unreadable watch answer");
+        goto out;
+    }
+    if (canceled) {
+        const json_t *reason = json_object_get(result, "cancel_reason");
+        if (compact_revision > 0)
+            rc = watch_fail(w, -EPROTO,
+                            "watch canceled by etcd: revision %" PRId64
+                            " is compacted (compact_revision %" PRId64 ")",
+                            w->next_revision, compact_revision);
+        else
+            rc = watch_fail(w, -EPROTO, "watch canceled by etcd: %.200s",
+                            json_is_string(reason) ? json_string_value(reason) : "no reason");
+        goto out;
+    }
+    if (created && w->next_revision == 0) {
+        /* watching "from now": the events to come are after the revision etcd reports */
+        int64_t revision;
+        if ((rc = get_header_revision(result, &revision)) < 0) {
+            rc = watch_fail(w, rc, "unreadable watch answer: header.revision");
+            goto out;
+        }
+        w->next_revision = revision + 1;
+    }
+    rc = watch_deliver(w, result, events);
+out:
+    json_decref(doc);
+    return rc;
+}
+
+static size_t watch_write(char *ptr, size_t size, size_t nmemb, void *user)
+{
+    struct watch *w = user;
+    size_t n = size * nmemb;
+    struct buffer *b = &w->pending;
+    size_t start = 0;
+
+    if (!w->received) {
+        w->received = 1;
+        (void)w->c->curl->easy_getinfo(w->easy, CURLINFO_RESPONSE_CODE, &w->status);
+        if (w->status != 200)
+            b->limit = ETCD_MAX_ERROR_BODY; /* kept whole for the message */
+    }
+    if (buffer_write(ptr, 1, n, b) != n) {
+        if (w->status != 200 && b->overflow)
+            return n; /* the start of an error body is enough */
+        if (b->overflow)
+            (void)watch_fail(w, -EPROTO, "watch answer too large (over %zu bytes)", b->limit);
+        else
+            w->rc = -ENOMEM;
+        return 0;
+    }
+    if (w->status != 200)
+        return n;
+    for (size_t i = w->scanned; i < b->len; i++) {
+        if (b->data[i] != '\n')
+            continue;
+        size_t line = i - start;
+        while (line > 0 && (b->data[start + line - 1] == '\r' || b->data[start + line - 1] == ' '))
+            line--;
+        if (line > 0 && watch_message(w, b->data + start, line) < 0)
+            return 0;
+        start = i + 1;
+        if (w->stopped)
+            return 0; /* aborts the transfer: success, see etcd_watch_prefix */
+    }
+    memmove(b->data, b->data + start, b->len - start);
+    b->len -= start;
+    w->scanned = b->len;
+    return n;
+}
+
+/* One attempt at one endpoint. 0 (stopped), or a failure; *ret_retry when another endpoint
+ * may be tried (nothing came from this one). */
+static int watch_attempt(struct watch *w, const char *body, size_t body_len, int64_t remaining,
+                         size_t endpoints_left, int *ret_retry)
+{
+    const struct curl_api *api = w->c->curl;
+    char curl_error[CURL_ERROR_SIZE] = "";
+    CURLcode code;
+    int rc;
+
+    *ret_retry = 0;
+    w->pending.len = 0;
+    w->pending.limit = ETCD_MAX_RESPONSE;
+    w->pending.overflow = 0;
+    w->scanned = 0;
+    w->status = 0;
+    w->received = 0;
+    w->easy = api->easy_init();
+    if (!w->easy)
+        return -ENOMEM;
+    if ((rc = handle_setup(w->c, w->easy, curl_error)) < 0 ||
+        (rc = handle_aim(w->c, w->easy, w->endpoint, "/v3/watch", body, body_len, remaining,
+                         endpoints_left)) < 0 ||
+        (rc = setopt_rc(api->easy_setopt(w->easy, CURLOPT_WRITEFUNCTION, watch_write))) < 0 ||
+        (rc = setopt_rc(api->easy_setopt(w->easy, CURLOPT_WRITEDATA, w))) < 0)
+        goto out;
+    code = api->easy_perform(w->easy);
+    if (w->stopped) {
+        rc = 0;
+    } else if (w->rc < 0) {
+        rc = w->rc;
+    } else if (w->received && w->status != 200) {
+        char text[300];
+        int64_t grpc_code;
+        error_text(w->pending.data, w->pending.len, text, sizeof(text), &grpc_code);
+        rc = watch_fail(w, -EPROTO, "HTTP %ld: %s (code %" PRId64 ")", w->status, text,
+                        grpc_code);
+    } else if (code == CURLE_OK) {
+        rc = watch_fail(w, -EAGAIN, "the watch stream ended");
+    } else if (code == CURLE_OPERATION_TIMEDOUT && w->received) {
+        rc = watch_fail(w, -EAGAIN, "timed out after %" PRId64 " ms (next revision %" PRId64 ")",
+                        w->call->timeout_ms, w->next_revision);
+    } else {
+        rc = watch_fail(w, -EAGAIN, "%s", curl_error[0] ? curl_error : api->easy_strerror(code));
+        *ret_retry = !w->received;
+    }
+out:
+    api->easy_cleanup(w->easy);
+    w->easy = NULL;
+    return rc;
+}
+
+int etcd_watch_prefix(struct etcd_client *c, const char *prefix, size_t prefix_len,
+                      int64_t start_revision, int64_t timeout_ms,
+                      int (*on_event)(void *user, const struct etcd_event *ev), void *user,
+                      int64_t *ret_next_revision)
+{
+    struct watch w = {.c = c, .on_event = on_event, .user = user};
+    int64_t deadline = now_ms() + timeout_ms;
+    struct call call;
+    char *end = NULL, *body = NULL;
+    size_t end_len, body_len;
+    json_t *req = NULL, *create;
+    int rc, retry = 1;
+
+    if ((rc = check_key_call(c, "watch", prefix, prefix_len, 0, timeout_ms)) < 0)
+        return rc;
+    if (!on_event || start_revision < 0)
+        return -EINVAL;
+    call_init(&call, "/v3/watch", "watch", prefix, prefix_len, timeout_ms);
+    w.call = &call;
+    w.next_revision = start_revision;
+    if ((rc = prefix_end(prefix, prefix_len, &end, &end_len)) < 0)
+        return rc;
+    create = json_object();
+    if (!create || set_bytes(create, "key", prefix, prefix_len) < 0 ||
+        set_bytes(create, "range_end", end, end_len) < 0 ||
+        set_new(create, "prev_kv", json_true()) < 0 ||
+        (start_revision && set_int64(create, "start_revision", start_revision) < 0)) {
+        json_decref(create);
+        rc = -ENOMEM;
+        goto out;
+    }
+    req = json_pack("{s:o}", "create_request", create); /* takes create, also on failure */
+    if (!req) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    if ((rc = dump_request(req, &body, &body_len)) < 0)
+        goto out;
+    rc = -EAGAIN;
+    for (size_t tried = 0; retry && tried < c->n_endpoints; tried++) {
+        size_t idx = (c->last_good + tried) % c->n_endpoints;
+        int64_t remaining = deadline - now_ms();
+        w.endpoint = c->endpoints[idx];
+        if (remaining <= 0) {
+            add_error(c, w.endpoint, call.subject, "not tried: timed out after %" PRId64 " ms",
+                      timeout_ms);
+            break;
+        }
+        rc = watch_attempt(&w, body, body_len, remaining, c->n_endpoints - tried, &retry);
+        if (w.received)
+            c->last_good = idx;
+    }
+    if (rc == 0)
+        c->error[0] = '\0';
+    if ((rc == 0 || rc == -EAGAIN) && ret_next_revision)
+        *ret_next_revision = w.next_revision;
+out:
+    core_free(w.pending.data);
+    core_free(body);
+    core_free(end);
+    json_decref(req);
+    return rc;
 }
