@@ -190,6 +190,11 @@ int main(int argc, char **argv)
             names[n++] = strdup(e->d_name);
     if (d)
         closedir(d);
+    if (n == 0) {
+        fprintf(stderr, "bench_spec: no samples in %s (set MGO_SHARED_DIR)\n", dir);
+        mgo_close(p);
+        return 2;
+    }
     qsort(names, n, sizeof(*names), name_cmp);
     for (size_t i = 0; i < n; i++) {
         char path[8192];

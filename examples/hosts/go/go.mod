@@ -1,3 +1,3 @@
 module mgo.example/host
 
-go 1.21
+go 1.19
