@@ -6,18 +6,9 @@
 #include "core/core.h"
 #include "spec/load.h"
 #include "spec/spec.h"
+#include "api.h"
 
-/* The parts of a request shared by validate and reconcile. */
-struct request {
-    json_t *root;
-    json_t *docs;        /* manifests' documents followed by objects */
-    json_t *sources;     /* parallel to docs: the source each came from (or null) */
-    json_t *load_errors; /* report entries for manifests that could not be read */
-    json_t *previous;    /* an object, or NULL */
-    const char *ns;
-};
-
-static void request_fini(struct request *r)
+void api_request_fini(struct request *r)
 {
     json_decref(r->root);
     json_decref(r->docs);
@@ -27,7 +18,7 @@ static void request_fini(struct request *r)
 }
 
 /* Write a result document with an error and return `code`. `message` may be cut user text. */
-static int32_t fail(int32_t code, char *message, char **ret_result, size_t *ret_len)
+int32_t api_fail(int32_t code, char *message, char **ret_result, size_t *ret_len)
 {
     if (message)
         core_utf8_sanitize(message);
@@ -43,7 +34,7 @@ static int32_t fail(int32_t code, char *message, char **ret_result, size_t *ret_
     return code;
 }
 
-static int32_t finish(json_t *doc, int32_t code, char **ret_result, size_t *ret_len)
+int32_t api_finish(json_t *doc, int32_t code, char **ret_result, size_t *ret_len)
 {
     if (!doc)
         return MGO_ENOMEM;
@@ -112,8 +103,8 @@ static int manifests_valid(const json_t *m)
 }
 
 /* Parse the request; on invalid input writes the message into msg and returns MGO_EINVAL. */
-static int32_t request_parse(const char *request, size_t len, struct request *r, char *msg,
-                             size_t msg_size)
+int32_t api_request_parse(const char *request, size_t len, struct request *r, char *msg,
+                          size_t msg_size)
 {
     json_error_t jerr;
 
@@ -184,8 +175,8 @@ static int32_t request_parse(const char *request, size_t len, struct request *r,
     return MGO_OK;
 }
 
-static int32_t evaluate(const mgo_plugin *p, struct request *r, json_t **ret_report,
-                        json_t **ret_clusters)
+int32_t api_evaluate(const mgo_plugin *p, struct request *r, json_t **ret_report,
+                     json_t **ret_clusters)
 {
     struct spec_input in = {
         .docs = r->docs,
@@ -203,26 +194,26 @@ static int32_t do_validate(mgo_plugin *p, const char *request, size_t len, char 
     struct request r;
     char msg[512];
     json_t *report = NULL;
-    int32_t rc = request_parse(request, len, &r, msg, sizeof(msg));
+    int32_t rc = api_request_parse(request, len, &r, msg, sizeof(msg));
 
     if (rc == MGO_EINVAL) {
-        request_fini(&r);
-        return fail(rc, msg, ret_result, ret_len);
+        api_request_fini(&r);
+        return api_fail(rc, msg, ret_result, ret_len);
     }
     if (rc == MGO_OK)
-        rc = evaluate(p, &r, &report, NULL);
-    request_fini(&r);
+        rc = api_evaluate(p, &r, &report, NULL);
+    api_request_fini(&r);
     if (rc != MGO_OK)
         return rc;
     int valid = json_is_true(json_object_get(report, "valid"));
     core_log(MGO_LOG_DEBUG, "validate: %zu object(s), %s",
              json_array_size(json_object_get(report, "objects")), valid ? "valid" : "invalid");
-    return finish(report, valid ? MGO_OK : MGO_EINVAL, ret_result, ret_len);
+    return api_finish(report, valid ? MGO_OK : MGO_EINVAL, ret_result, ret_len);
 }
 
 /* Pick the cluster the reconcile request is about. */
-static const json_t *pick_cluster(const json_t *clusters, const json_t *report, const char *name,
-                                  char *msg, size_t msg_size)
+const json_t *api_pick_cluster(const json_t *clusters, const json_t *report, const char *name,
+                               char *msg, size_t msg_size)
 {
     size_t i, total = 0;
     json_t *o;
@@ -257,7 +248,7 @@ static int32_t do_reconcile(mgo_plugin *p, const char *request, size_t len, char
     struct request r;
     char msg[512];
     json_t *report = NULL, *clusters = NULL;
-    int32_t rc = request_parse(request, len, &r, msg, sizeof(msg));
+    int32_t rc = api_request_parse(request, len, &r, msg, sizeof(msg));
 
     if (rc == MGO_OK) {
         const json_t *target = json_object_get(r.root, "target");
@@ -273,17 +264,17 @@ static int32_t do_reconcile(mgo_plugin *p, const char *request, size_t len, char
         }
     }
     if (rc == MGO_EINVAL || rc == MGO_EUNSUPPORTED) {
-        request_fini(&r);
-        return fail(rc, msg, ret_result, ret_len);
+        api_request_fini(&r);
+        return api_fail(rc, msg, ret_result, ret_len);
     }
     if (rc == MGO_OK)
-        rc = evaluate(p, &r, &report, &clusters);
+        rc = api_evaluate(p, &r, &report, &clusters);
     if (rc != MGO_OK) {
-        request_fini(&r);
+        api_request_fini(&r);
         return rc;
     }
     const char *name = json_string_value(json_object_get(r.root, "cluster"));
-    const json_t *chosen = pick_cluster(clusters, report, name, msg, sizeof(msg));
+    const json_t *chosen = api_pick_cluster(clusters, report, name, msg, sizeof(msg));
     json_t *result;
     if (!chosen) {
         /* Either no such cluster (msg set) or it is invalid (the report lists why). */
@@ -305,19 +296,16 @@ static int32_t do_reconcile(mgo_plugin *p, const char *request, size_t len, char
     }
     json_decref(report);
     json_decref(clusters);
-    request_fini(&r);
+    api_request_fini(&r);
     if (rc == MGO_ENOMEM) {
         json_decref(result);
         return rc;
     }
-    return finish(result, rc, ret_result, ret_len);
+    return api_finish(result, rc, ret_result, ret_len);
 }
 
-typedef int32_t (*hook_fn)(mgo_plugin *, const char *, size_t, char **, size_t *);
-
-/* Common entry: argument checks, the allocator scope, outputs always written. */
-static int32_t run_hook(hook_fn fn, mgo_plugin *p, const char *request, size_t len,
-                        char **ret_result, size_t *ret_len)
+int32_t api_run_hook(hook_fn fn, mgo_plugin *p, const char *request, size_t len, char **ret_result,
+                     size_t *ret_len)
 {
     char *out = NULL;
     size_t out_len = 0;
@@ -351,7 +339,7 @@ static int32_t do_unsupported_drain(mgo_plugin *p, const char *request, size_t l
     (void)request;
     (void)len;
     char msg[] = "mgo_drain is not implemented in this release";
-    return fail(MGO_EUNSUPPORTED, msg, ret_result, ret_len);
+    return api_fail(MGO_EUNSUPPORTED, msg, ret_result, ret_len);
 }
 
 static int32_t do_unsupported_scale(mgo_plugin *p, const char *request, size_t len,
@@ -361,29 +349,37 @@ static int32_t do_unsupported_scale(mgo_plugin *p, const char *request, size_t l
     (void)request;
     (void)len;
     char msg[] = "mgo_scale is not implemented in this release";
-    return fail(MGO_EUNSUPPORTED, msg, ret_result, ret_len);
+    return api_fail(MGO_EUNSUPPORTED, msg, ret_result, ret_len);
 }
 
 MGO_API int32_t mgo_validate(mgo_plugin *plugin, const char *request, size_t request_len,
                              char **ret_result, size_t *ret_result_len)
 {
-    return run_hook(do_validate, plugin, request, request_len, ret_result, ret_result_len);
+    return api_run_hook(do_validate, plugin, request, request_len, ret_result, ret_result_len);
 }
 
 MGO_API int32_t mgo_reconcile(mgo_plugin *plugin, const char *request, size_t request_len,
                               char **ret_result, size_t *ret_result_len)
 {
-    return run_hook(do_reconcile, plugin, request, request_len, ret_result, ret_result_len);
+    return api_run_hook(do_reconcile, plugin, request, request_len, ret_result, ret_result_len);
+}
+
+MGO_API int32_t mgo_topology(mgo_plugin *plugin, const char *request, size_t request_len,
+                             char **ret_result, size_t *ret_result_len)
+{
+    return api_run_hook(api_topology, plugin, request, request_len, ret_result, ret_result_len);
 }
 
 MGO_API int32_t mgo_drain(mgo_plugin *plugin, const char *request, size_t request_len,
                           char **ret_result, size_t *ret_result_len)
 {
-    return run_hook(do_unsupported_drain, plugin, request, request_len, ret_result, ret_result_len);
+    return api_run_hook(do_unsupported_drain, plugin, request, request_len, ret_result,
+                        ret_result_len);
 }
 
 MGO_API int32_t mgo_scale(mgo_plugin *plugin, const char *request, size_t request_len,
                           char **ret_result, size_t *ret_result_len)
 {
-    return run_hook(do_unsupported_scale, plugin, request, request_len, ret_result, ret_result_len);
+    return api_run_hook(do_unsupported_scale, plugin, request, request_len, ret_result,
+                        ret_result_len);
 }

@@ -245,6 +245,23 @@ MGO_API int32_t mgo_reconcile(mgo_plugin *plugin, const char *request, size_t re
                               char **ret_result, size_t *ret_result_len);
 
 /*
+ * Operations on a cluster's topology service (etcd), as Multigres reads and writes it. The
+ * request names an "op":
+ *   "register"  the cluster's Cell and Database records, created or updated (idempotent; an
+ *               unchanged record is not written), then, when spec.topologyPruning is enabled,
+ *               records of cells and databases no longer in the spec deleted. Takes manifests
+ *               like mgo_validate (and "cluster" when several); etcd endpoints come from the
+ *               spec, each passed through mgo_host.resolve, unless "etcd" gives them.
+ *   "dump"      every record under the global root and the cells' roots, decoded.
+ *   "list_poolers", "publish_pooler", "mark_pooler_shutdown", "delete_pooler": pooler records.
+ * "etcd": {"endpoints": [...], "root": "..."} names the etcd; "deadline_ms" bounds the call
+ * (default 20000). Document schemas: docs/abi.md. Blocks up to the deadline; returns MGO_EAGAIN
+ * (naming the endpoint) when etcd is unreachable or slow, MGO_EINVAL for invalid input.
+ */
+MGO_API int32_t mgo_topology(mgo_plugin *plugin, const char *request, size_t request_len,
+                             char **ret_result, size_t *ret_result_len);
+
+/*
  * Advance the drain of one instance by one safe step. Not implemented in this release: returns
  * MGO_EUNSUPPORTED with a result document saying so. Never blocks.
  */

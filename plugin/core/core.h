@@ -45,6 +45,16 @@ char *core_strdup(const char *s);
  * this keeps messages valid for JSON and for the log callback's UTF-8 promise. */
 void core_utf8_sanitize(char *s);
 
+/* The host's resolve callback (the address itself when the host has none): MGO_OK with a new
+ * NUL-terminated string in *ret (core_free), or the host's error code. */
+int32_t core_host_resolve(const mgo_plugin *p, const char *address, int64_t timeout_ms, char **ret);
+
+/* The host's secret callback: MGO_OK with the bytes in *ret (NUL-terminated for convenience;
+ * release with core_secret_free, which wipes them), MGO_ENOTFOUND, or the host's error. */
+int32_t core_host_secret(const mgo_plugin *p, const char *ns, const char *name, const char *key,
+                         int64_t timeout_ms, char **ret, size_t *ret_len);
+void core_secret_free(char *secret, size_t len);
+
 /* Install core_malloc/core_free as the JSON library's allocator (once per process). */
 void core_alloc_init(void);
 

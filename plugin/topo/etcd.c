@@ -19,6 +19,8 @@
 #define ETCD_MAX_ERROR_BODY ((size_t)64 << 10)
 /* Every endpoint but the last gets at least this long to connect (or the time left). */
 #define ETCD_MIN_CONNECT_MS 200
+/* Timeouts are cut to this (about 24 days), which keeps deadlines and libcurl's longs sane. */
+#define ETCD_MAX_TIMEOUT_MS INT64_C(2147483647)
 /* Keys are shown in messages up to this many characters (escaped), then "...". */
 #define ETCD_SHOWN_KEY 200
 /* CURLOPT_CAINFO_BLOB appeared in libcurl 7.77.0 (the certificate and key blobs in 7.71.0). */
@@ -38,7 +40,7 @@ struct etcd_client {
 
 /* One unary call: what it is (for messages) and how it may be retried. */
 struct call {
-    const char *path; /* "/v3/kv/range" */
+    const char *path;                  /* "/v3/kv/range" */
     char subject[ETCD_SHOWN_KEY + 64]; /* "get /a/b", for messages */
     int64_t timeout_ms;
     int idempotent;   /* may be sent to another endpoint after it may have reached etcd */
@@ -60,6 +62,11 @@ static int64_t now_ms(void)
     struct timespec ts;
     (void)clock_gettime(CLOCK_MONOTONIC, &ts); /* cannot fail for CLOCK_MONOTONIC */
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t deadline_after(int64_t timeout_ms)
+{
+    return now_ms() + (timeout_ms < ETCD_MAX_TIMEOUT_MS ? timeout_ms : ETCD_MAX_TIMEOUT_MS);
 }
 
 /* Write `len` bytes of `key` into out as text: printable ASCII as is, backslash and other
@@ -225,8 +232,8 @@ static int base64_decode(const char *text, size_t len, unsigned char **ret, size
             if (v[k] < 0)
                 goto invalid;
         }
-        uint32_t bits = (uint32_t)v[0] << 18 | (uint32_t)v[1] << 12 | (uint32_t)v[2] << 6 |
-                        (uint32_t)v[3];
+        uint32_t bits =
+            (uint32_t)v[0] << 18 | (uint32_t)v[1] << 12 | (uint32_t)v[2] << 6 | (uint32_t)v[3];
         out[o++] = (unsigned char)(bits >> 16);
         if (last && pad == 2) {
             if (bits & 0xffff)
@@ -497,18 +504,16 @@ static int append_nested_kvs(struct etcd_kvs *kvs, const json_t *obj)
         (rc = get_array(obj, "responses", &responses)) < 0 ||
         (rc = get_array(obj, "events", &events)) < 0)
         return rc;
-    json_array_foreach(responses, i, item)
-    {
+    json_array_foreach (responses, i, item) {
         if (!json_is_object(item))
             return -EPROTO;
         if ((rc = get_object(item, "response_range", &inner)) < 0)
             return rc;
-        if (inner && ((rc = get_array(inner, "kvs", &array)) < 0 ||
-                      (rc = append_kvs(kvs, array)) < 0))
+        if (inner &&
+            ((rc = get_array(inner, "kvs", &array)) < 0 || (rc = append_kvs(kvs, array)) < 0))
             return rc;
     }
-    json_array_foreach(events, i, item)
-    {
+    json_array_foreach (events, i, item) {
         if (!json_is_object(item))
             return -EPROTO;
         if ((rc = get_object(item, "kv", &inner)) < 0)
@@ -639,8 +644,8 @@ static int handle_aim(const struct etcd_client *c, CURL *easy, const char *endpo
             connect_ms = remaining_ms < ETCD_MIN_CONNECT_MS ? remaining_ms : ETCD_MIN_CONNECT_MS;
     }
     if ((rc = setopt_rc(api->easy_setopt(easy, CURLOPT_URL, url))) < 0 ||
-        (rc = setopt_rc(api->easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE,
-                                         (curl_off_t)body_len))) < 0 ||
+        (rc = setopt_rc(
+             api->easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len))) < 0 ||
         (rc = setopt_rc(api->easy_setopt(easy, CURLOPT_POSTFIELDS, body))) < 0 ||
         (rc = setopt_rc(api->easy_setopt(easy, CURLOPT_TIMEOUT_MS, (long)remaining_ms))) < 0 ||
         (rc = setopt_rc(api->easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS, (long)connect_ms))) < 0)
@@ -752,7 +757,7 @@ static int client_post(struct etcd_client *c, const struct call *call, const jso
                        json_t **ret_doc)
 {
     const struct curl_api *api = c->curl;
-    int64_t deadline = now_ms() + call->timeout_ms;
+    int64_t deadline = deadline_after(call->timeout_ms);
     struct buffer body = {.limit = ETCD_MAX_RESPONSE};
     size_t tried = 0;
     char *text = NULL;
@@ -801,15 +806,20 @@ static int client_post(struct etcd_client *c, const struct call *call, const jso
             rc = -ENOMEM;
             break;
         }
-        add_error(c, endpoint, call->subject, "%s",
-                  c->curl_error[0] ? c->curl_error : api->easy_strerror(code));
         rc = -EAGAIN;
         (void)api->easy_getinfo(c->easy, CURLINFO_REQUEST_SIZE, &sent);
-        if (!call->idempotent && sent > 0) {
-            add_error(c, endpoint, call->subject,
-                      "not retried elsewhere: the request may have been applied");
+        /* a write that reached etcd may have been applied: sending it again could apply it
+         * twice (or make a compare-and-swap report the first attempt's change as a conflict) */
+        int final = !call->idempotent && sent > 0;
+        const char *note = "";
+        if (final)
+            note = tried + 1 < c->n_endpoints ? " (the request may have been applied: not sent "
+                                                "to another endpoint)"
+                                              : " (the request may have been applied)";
+        add_error(c, endpoint, call->subject, "%s%s",
+                  c->curl_error[0] ? c->curl_error : api->easy_strerror(code), note);
+        if (final)
             break;
-        }
     }
     core_free(body.data);
     core_free(text);
@@ -1168,8 +1178,8 @@ nomem:
 }
 
 /* Run a txn (takes `req`); *ret_succeeded and the first response's `name` object. */
-static int txn_call(struct etcd_client *c, const struct call *call, json_t *req,
-                    int *ret_succeeded, json_t **ret_doc)
+static int txn_call(struct etcd_client *c, const struct call *call, json_t *req, int *ret_succeeded,
+                    json_t **ret_doc)
 {
     json_t *doc = NULL;
     int rc;
@@ -1206,9 +1216,8 @@ static int txn_first_response(const json_t *doc, const char *name, const json_t 
 }
 
 int etcd_put_if(struct etcd_client *c, const char *key, size_t key_len, const void *value,
-                size_t value_len, int64_t expected_mod_revision, int64_t lease,
-                int64_t timeout_ms, int *ret_swapped, struct etcd_kvs *current,
-                int64_t *ret_revision)
+                size_t value_len, int64_t expected_mod_revision, int64_t lease, int64_t timeout_ms,
+                int *ret_swapped, struct etcd_kvs *current, int64_t *ret_revision)
 {
     struct etcd_kvs state = {0};
     const json_t *range;
@@ -1278,10 +1287,10 @@ int etcd_delete_if(struct etcd_client *c, const char *key, size_t key_len,
         json_decref(del);
         return -ENOMEM;
     }
-    rc = txn_call(c, &call,
-                  txn_request(key, key_len, expected_mod_revision, "request_delete_range", del,
-                              NULL),
-                  &succeeded, &doc);
+    rc = txn_call(
+        c, &call,
+        txn_request(key, key_len, expected_mod_revision, "request_delete_range", del, NULL),
+        &succeeded, &doc);
     if (rc < 0)
         return rc;
     if (succeeded) {
@@ -1426,8 +1435,7 @@ static int watch_deliver(struct watch *w, const json_t *result, const json_t *ev
 
     if ((rc = get_header_revision(result, &revision)) < 0)
         return watch_fail(w, rc, "unreadable watch answer: header.revision");
-    json_array_foreach(events, i, item)
-    {
+    json_array_foreach (events, i, item) {
         struct etcd_kv now_kv, prev_kv;
         struct etcd_event ev = {.type = ETCD_EVENT_PUT, .revision = revision};
 
@@ -1571,6 +1579,7 @@ static int watch_attempt(struct watch *w, const char *body, size_t body_len, int
     int rc;
 
     *ret_retry = 0;
+    w->rc = 0;
     w->pending.len = 0;
     w->pending.limit = ETCD_MAX_RESPONSE;
     w->pending.overflow = 0;
@@ -1595,8 +1604,7 @@ static int watch_attempt(struct watch *w, const char *body, size_t body_len, int
         char text[300];
         int64_t grpc_code;
         error_text(w->pending.data, w->pending.len, text, sizeof(text), &grpc_code);
-        rc = watch_fail(w, -EPROTO, "HTTP %ld: %s (code %" PRId64 ")", w->status, text,
-                        grpc_code);
+        rc = watch_fail(w, -EPROTO, "HTTP %ld: %s (code %" PRId64 ")", w->status, text, grpc_code);
     } else if (code == CURLE_OK) {
         rc = watch_fail(w, -EAGAIN, "the watch stream ended");
     } else if (code == CURLE_OPERATION_TIMEDOUT && w->received) {
@@ -1618,7 +1626,7 @@ int etcd_watch_prefix(struct etcd_client *c, const char *prefix, size_t prefix_l
                       int64_t *ret_next_revision)
 {
     struct watch w = {.c = c, .on_event = on_event, .user = user};
-    int64_t deadline = now_ms() + timeout_ms;
+    int64_t deadline = deadline_after(timeout_ms);
     struct call call;
     char *end = NULL, *body = NULL;
     size_t end_len, body_len;

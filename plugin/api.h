@@ -1,0 +1,53 @@
+/* Shared pieces of the hooks (module prefix api_). */
+#ifndef MGO_API_H
+#define MGO_API_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/core.h"
+
+/* The parts of a request shared by the hooks that take manifests. */
+struct request {
+    json_t *root;
+    json_t *docs;        /* manifests' documents followed by objects */
+    json_t *sources;     /* parallel to docs: the source each came from (or null) */
+    json_t *load_errors; /* report entries for manifests that could not be read */
+    json_t *previous;    /* an object, or NULL */
+    const char *ns;
+};
+
+typedef int32_t (*hook_fn)(mgo_plugin *, const char *, size_t, char **, size_t *);
+
+/* Argument checks, the allocator scope, outputs always written; then fn. */
+int32_t api_run_hook(hook_fn fn, mgo_plugin *p, const char *request, size_t len, char **ret_result,
+                     size_t *ret_len);
+
+/* Parse the request's common fields; MGO_EINVAL with msg for bad input. allow_empty: a request
+ * without manifests or objects is accepted. */
+int32_t api_request_parse(const char *request, size_t len, struct request *r, char *msg,
+                          size_t msg_size);
+void api_request_fini(struct request *r);
+
+/* Validate and resolve the request's documents (spec_evaluate). */
+int32_t api_evaluate(const mgo_plugin *p, struct request *r, json_t **ret_report,
+                     json_t **ret_clusters);
+
+/* The resolved entry of the cluster a request is about (NULL: msg says why, or the cluster is
+ * invalid and the report says why). */
+const json_t *api_pick_cluster(const json_t *clusters, const json_t *report, const char *name,
+                               char *msg, size_t msg_size);
+
+/* A result document holding only {"error"}; returns code. message may be cut user text. */
+int32_t api_fail(int32_t code, char *message, char **ret_result, size_t *ret_len);
+
+/* Serialise doc (consumed), adding {"error"} when code is not MGO_OK; returns code or
+ * MGO_ENOMEM. */
+int32_t api_finish(json_t *doc, int32_t code, char **ret_result, size_t *ret_len);
+
+/* The topology hook's body (plugin/api_topo.c). */
+int32_t api_topology(mgo_plugin *p, const char *request, size_t len, char **ret_result,
+                     size_t *ret_len);
+
+#endif
