@@ -6,6 +6,7 @@
 
 #include "loader.h"
 #include "manifest_files.h"
+#include "topo_cmd.h"
 
 /* Exit codes (documented in `mgo --help` and README.md). */
 enum {
@@ -21,10 +22,12 @@ static const char usage_main[] =
     "Commands:\n"
     "  validate FILE...   check MultigresCluster manifests and templates\n"
     "  resolve FILE...    print a cluster with templates and defaults applied\n"
+    "  topo register|dump the cluster's records in its topology service (etcd)\n"
     "  version            print the library and ABI versions\n"
     "\n"
     "Run 'mgo <command> --help' for a command's options.\n"
-    "Exit codes: 0 success, 1 invalid manifest, 2 usage or input error, 3 library error.\n"
+    "Exit codes: 0 success, 1 invalid manifest, 2 usage or input error, 3 library error,\n"
+    "4 a service (etcd) unavailable: retry later.\n"
     "The library is loaded from $MGO_LIBRARY, else libmgo.so.1 beside this program or installed.\n";
 
 static const char usage_validate[] =
@@ -257,7 +260,7 @@ int main(int argc, char **argv)
         return argc < 2 ? EXIT_USAGE : EXIT_VALID;
     }
     const char *cmd = argv[1];
-    if (strcmp(cmd, "validate") != 0 && strcmp(cmd, "resolve") != 0 &&
+    if (strcmp(cmd, "validate") != 0 && strcmp(cmd, "resolve") != 0 && strcmp(cmd, "topo") != 0 &&
         strcmp(cmd, "version") != 0 && strcmp(cmd, "--version") != 0) {
         fprintf(stderr, "mgo: unknown command '%s'\n\n%s", cmd, usage_main);
         return EXIT_USAGE;
@@ -270,6 +273,11 @@ int main(int argc, char **argv)
         printf("mgo: libmgo ABI %u (%s)\n", lib.abi_version(), lib.path);
         loader_unload(&lib);
         return EXIT_VALID;
+    }
+    if (strcmp(cmd, "topo") == 0) {
+        code = topo_command(&lib, argc - 2, argv + 2);
+        loader_unload(&lib);
+        return code;
     }
     int resolve = strcmp(cmd, "resolve") == 0;
     code = parse_options(argc - 2, argv + 2, resolve ? usage_resolve : usage_validate, !resolve,
