@@ -54,6 +54,11 @@ static const char *str(const json_t *obj, const char *key)
     return json_string_value(json_object_get(obj, key));
 }
 
+static int is_set_string(const json_t *v)
+{
+    return json_is_string(v) && json_string_length(v) > 0;
+}
+
 static int is_dns_label(const char *s)
 {
     size_t n = strlen(s);
@@ -150,31 +155,116 @@ static void check_resources(const struct checker *c, const json_t *resources, co
     }
 }
 
-/* Gateway buffer timings, with the gateway binary's defaults for unset fields. */
-static void check_buffer(const json_t *buffer, const char *path, const struct checker *c)
+/* Go's time.Duration.String() for a duration in seconds ("1m30s", "500ms", "0s"), as the
+ * reference's messages print durations. */
+static void go_duration(double seconds, char *buf, size_t size)
 {
-    double window = 10, max_failover = 20, min_between = 60;
+    long long ns = (long long)(seconds * 1e9 + (seconds < 0 ? -0.5 : 0.5));
+    const char *sign = ns < 0 ? "-" : "";
+    unsigned long long u = (unsigned long long)(ns < 0 ? -ns : ns);
+    if (u == 0) {
+        (void)snprintf(buf, size, "0s");
+    } else if (u < 1000ULL) {
+        (void)snprintf(buf, size, "%s%lluns", sign, u);
+    } else if (u < 1000000ULL || u < 1000000000ULL) {
+        unsigned long long unit = u < 1000000ULL ? 1000ULL : 1000000ULL;
+        char frac[16];
+        int n = snprintf(frac, sizeof(frac), "%0*llu", u < 1000000ULL ? 3 : 6, u % unit);
+        while (n > 0 && frac[n - 1] == '0')
+            frac[--n] = '\0';
+        (void)snprintf(buf, size, "%s%llu%s%s%s", sign, u / unit, n ? "." : "", frac,
+                       u < 1000000ULL ? "\xC2\xB5s" : "ms");
+    } else {
+        unsigned long long h = u / 3600000000000ULL, rem = u % 3600000000000ULL;
+        unsigned long long m = rem / 60000000000ULL;
+        rem %= 60000000000ULL;
+        char frac[16];
+        int n = snprintf(frac, sizeof(frac), "%09llu", rem % 1000000000ULL);
+        while (n > 0 && frac[n - 1] == '0')
+            frac[--n] = '\0';
+        char secs[40];
+        (void)snprintf(secs, sizeof(secs), "%llu%s%ss", rem / 1000000000ULL, n ? "." : "", frac);
+        if (h)
+            (void)snprintf(buf, size, "%s%lluh%llum%s", sign, h, m, secs);
+        else if (m)
+            (void)snprintf(buf, size, "%s%llum%s", sign, m, secs);
+        else
+            (void)snprintf(buf, size, "%s%s", sign, secs);
+    }
+}
+
+/* The path of buffer field `field` where the user wrote it among `at` (buffer paths), else
+ * `fallback`. */
+static void buffer_field_path(const struct checker *c, const char *const *at, const char *field,
+                              const char *fallback, char *out, size_t size)
+{
+    (void)snprintf(out, size, "%s", fallback);
+    for (const char *const *a = at; a && *a; a++)
+        if (json_object_get(written_at(c->written, *a), field)) {
+            (void)snprintf(out, size, "%s.%s", *a, field);
+            return;
+        }
+}
+
+/*
+ * The reference's validateGatewayBuffer: nothing when buffering is disabled; a positive window
+ * and maxFailoverDuration; a non-negative minTimeBetweenFailovers; window <= maxFailoverDuration
+ * with the gateway binary's defaults (10s, 20s) for unset fields. `resolved` is 0 for a single
+ * layer (a CellTemplate), where the ordering is checked only when both fields are set. The
+ * first failure is reported, as the reference does.
+ */
+static void check_buffer(const struct checker *c, const json_t *buffer, const char *subject,
+                         const char *const *at, const char *fallback, int resolved)
+{
+    double window = 10, max_failover = 20, min_between = 0;
     const char *w = str(buffer, "window");
     const char *m = str(buffer, "maxFailoverDuration");
     const char *b = str(buffer, "minTimeBetweenFailovers");
+    char path[512], t1[32], t2[32];
 
-    if (!json_is_object(buffer))
+    if (!json_is_object(buffer) || json_is_false(json_object_get(buffer, "enabled")))
         return;
     if ((w && admission_parse_duration(w, &window)) ||
         (m && admission_parse_duration(m, &max_failover)) ||
         (b && admission_parse_duration(b, &min_between)))
-        return; /* the schema pattern reports malformed durations */
-    if (window <= 0)
-        spec_error(c->errs, path, "multigateway buffer: window must be positive");
-    if (max_failover <= 0)
-        spec_error(c->errs, path, "multigateway buffer: maxFailoverDuration must be positive");
-    if (min_between < 0)
+        return; /* the schema's pattern reports malformed durations */
+    if (w && window <= 0) {
+        go_duration(window, t1, sizeof(t1));
+        buffer_field_path(c, at, "window", fallback, path, sizeof(path));
+        spec_error(c->errs, path, "%s: multigateway buffer window (%s) must be a positive duration",
+                   subject, t1);
+        return;
+    }
+    if (m && max_failover <= 0) {
+        go_duration(max_failover, t1, sizeof(t1));
+        buffer_field_path(c, at, "maxFailoverDuration", fallback, path, sizeof(path));
         spec_error(c->errs, path,
-                   "multigateway buffer: minTimeBetweenFailovers must not be negative");
-    if (window > max_failover)
+                   "%s: multigateway buffer maxFailoverDuration (%s) must be a positive duration",
+                   subject, t1);
+        return;
+    }
+    if (b && min_between < 0) {
+        go_duration(min_between, t1, sizeof(t1));
+        buffer_field_path(c, at, "minTimeBetweenFailovers", fallback, path, sizeof(path));
         spec_error(c->errs, path,
-                   "multigateway buffer: window (%s) must not exceed maxFailoverDuration (%s)",
-                   w ? w : "10s", m ? m : "20s");
+                   "%s: multigateway buffer minTimeBetweenFailovers (%s) must not be negative",
+                   subject, t1);
+        return;
+    }
+    if ((!resolved && (!w || !m)) || window <= max_failover)
+        return;
+    go_duration(window, t1, sizeof(t1));
+    go_duration(max_failover, t2, sizeof(t2));
+    buffer_field_path(c, at, "window", fallback, path, sizeof(path));
+    if (resolved && (!w || !m))
+        spec_error(c->errs, path,
+                   "%s: multigateway buffer window (%s) must be <= maxFailoverDuration (%s); unset "
+                   "fields use the multigateway defaults (window 10s, maxFailoverDuration 20s)",
+                   subject, t1, t2);
+    else
+        spec_error(c->errs, path,
+                   "%s: multigateway buffer window (%s) must be <= maxFailoverDuration (%s)",
+                   subject, t1, t2);
 }
 
 static void check_postgres_config(const json_t *config, const char *path, const struct checker *c)
@@ -193,6 +283,7 @@ static void check_postgres_config(const json_t *config, const char *path, const 
     }
 }
 
+/* The reference's ValidatePoolName: map keys are not schema-validated. */
 static void check_pool_names(const json_t *pools, const char *path, const struct checker *c)
 {
     const char *key;
@@ -200,12 +291,15 @@ static void check_pool_names(const json_t *pools, const char *path, const struct
     char p[512];
 
     json_object_foreach ((json_t *)pools, key, v) {
-        if (is_dns_label(key) && strlen(key) <= 25)
-            continue;
         (void)snprintf(p, sizeof(p), "%s.pools[%s]", path, key);
-        spec_error(c->errs, p,
-                   "pool name must be a lowercase DNS label of at most 25 characters "
-                   "([a-z0-9] and '-', starting and ending alphanumeric)");
+        size_t n = strlen(key);
+        if (n == 0 || n > 25)
+            spec_error(c->errs, p, "pool name '%s' must be between 1 and 25 characters", key);
+        else if (!is_dns_label(key))
+            spec_error(c->errs, p,
+                       "pool name '%s' is invalid: must consist of lowercase alphanumeric "
+                       "characters or '-', and must start and end with an alphanumeric character",
+                       key);
     }
 }
 
@@ -221,113 +315,136 @@ static int cell_exists(const json_t *cells, const char *name)
     return 0;
 }
 
-static void check_cells_known(const json_t *list, const json_t *cells, const char *what,
-                              const char *path, const struct checker *c)
+/* Where a shard writes pool `pool` field `rest` itself (inline spec, then overrides), else
+ * the shard's path. */
+static void shard_written_path(const struct checker *c, const char *shard_path, const char *rest,
+                               char *out, size_t size)
 {
-    size_t i;
-    json_t *cell;
-    json_array_foreach ((json_t *)list, i, cell)
-        if (json_is_string(cell) && !cell_exists(cells, json_string_value(cell)))
-            spec_error(c->errs, path,
-                       "%s is assigned to cell '%s', which is not a cell of the cluster", what,
-                       json_string_value(cell));
+    static const char *const layers[] = {"spec", "overrides", NULL};
+    (void)snprintf(out, size, "%s", shard_path);
+    for (const char *const *l = layers; *l; l++) {
+        char candidate[600];
+        (void)snprintf(candidate, sizeof(candidate), "%s.%s.%s", shard_path, *l, rest);
+        if (written_at(c->written, candidate)) {
+            (void)snprintf(out, size, "%s", candidate);
+            return;
+        }
+    }
 }
 
-/*
- * The container resources of one resolved pool. `written_a`/`written_b` are the paths of the
- * specs where the user may have written the pool (".pools[name]" is appended); NULL to skip.
- */
 static void check_pool_resources(const struct checker *c, const json_t *pool, const char *pool_name,
-                                 const char *fallback, const char *written_a, const char *written_b)
+                                 const char *shard_name, const char *shard_path)
 {
     static const char *const containers[] = {"postgres", "multipooler", NULL};
     for (const char *const *ct = containers; *ct; ct++) {
-        char comp[96], wa[400], wb[400];
-        const char *at[3] = {NULL, NULL, NULL};
-        size_t n = 0;
-        (void)snprintf(comp, sizeof(comp), "%s (pool %s)", *ct, pool_name);
-        if (written_a) {
-            (void)snprintf(wa, sizeof(wa), "%s.pools[%s].%s.resources", written_a, pool_name, *ct);
-            at[n++] = wa;
-        }
-        if (written_b) {
-            (void)snprintf(wb, sizeof(wb), "%s.pools[%s].%s.resources", written_b, pool_name, *ct);
-            at[n++] = wb;
-        }
-        check_resources(c, json_object_get(json_object_get(pool, *ct), "resources"), comp, fallback,
-                        at);
+        char comp[160], wa[600], wb[600];
+        (void)snprintf(comp, sizeof(comp), "shard '%s' pool '%s' %s", shard_name, pool_name, *ct);
+        (void)snprintf(wa, sizeof(wa), "%s.spec.pools[%s].%s.resources", shard_path, pool_name,
+                       *ct);
+        (void)snprintf(wb, sizeof(wb), "%s.overrides.pools[%s].%s.resources", shard_path, pool_name,
+                       *ct);
+        const char *const at[] = {wa, wb, NULL};
+        check_resources(c, json_object_get(json_object_get(pool, *ct), "resources"), comp,
+                        shard_path, at);
     }
 }
 
-static void check_pool(const json_t *pool, const char *pool_name, const json_t *cells,
-                       const char *shard_path, const struct checker *c)
+/* The reference's validatePoolRuntimeIdentity: both containers use PGDATA. */
+static void check_run_as_user(const struct checker *c, const json_t *pool, const char *pool_name,
+                              const char *shard_name, const char *shard_path)
 {
-    char what[96];
-    const json_t *pcells = json_object_get(pool, "cells");
-
-    (void)snprintf(what, sizeof(what), "pool '%s'", pool_name);
-    if (json_array_size(pcells) == 0)
-        spec_error(c->errs, shard_path, "pool '%s' resolves to no cells", pool_name);
-    check_cells_known(pcells, cells, what, shard_path, c);
-    char spec_at[320], over_at[320];
-    (void)snprintf(spec_at, sizeof(spec_at), "%s.spec", shard_path);
-    (void)snprintf(over_at, sizeof(over_at), "%s.overrides", shard_path);
-    check_pool_resources(c, pool, pool_name, shard_path, spec_at, over_at);
-
-    const json_t *pg_uid = json_object_get(json_object_get(pool, "postgres"), "runAsUser");
-    const json_t *mp_uid = json_object_get(json_object_get(pool, "multipooler"), "runAsUser");
-    if ((pg_uid || mp_uid) && !json_equal((json_t *)pg_uid, (json_t *)mp_uid))
-        spec_error(c->errs, shard_path,
-                   "pool '%s': multipooler runAsUser must equal postgres runAsUser", pool_name);
-
-    long double size;
-    const json_t *sz = json_object_get(json_object_get(pool, "storage"), "size");
-    if (sz && quantity_parse(sz, &size))
-        spec_error(c->errs, shard_path, "pool '%s': storage.size %s is not a valid quantity",
-                   pool_name, json_string_value(sz) ? json_string_value(sz) : "");
+    const json_t *pg = json_object_get(json_object_get(pool, "postgres"), "runAsUser");
+    const json_t *mp = json_object_get(json_object_get(pool, "multipooler"), "runAsUser");
+    char rest[300], path[600];
+    if (!json_is_integer(mp))
+        return;
+    (void)snprintf(rest, sizeof(rest), "pools[%s].multipooler.runAsUser", pool_name);
+    shard_written_path(c, shard_path, rest, path, sizeof(path));
+    if (!json_is_integer(pg))
+        spec_error(c->errs, path,
+                   "shard '%s' pool '%s': multipooler runAsUser %" JSON_INTEGER_FORMAT
+                   " requires matching postgres runAsUser because both access PGDATA",
+                   shard_name, pool_name, json_integer_value(mp));
+    else if (json_integer_value(pg) != json_integer_value(mp))
+        spec_error(c->errs, path,
+                   "shard '%s' pool '%s': postgres runAsUser %" JSON_INTEGER_FORMAT
+                   " and multipooler runAsUser %" JSON_INTEGER_FORMAT
+                   " must match because both access PGDATA",
+                   shard_name, pool_name, json_integer_value(pg), json_integer_value(mp));
 }
 
-static json_int_t shard_poolers(const json_t *shard_spec)
+/* Cells of the shard's multiorch and pools: every one a cell of the cluster, none empty. */
+static void check_shard_cells(const struct checker *c, const json_t *s, const json_t *cells,
+                              const char *shard_name, const char *shard_path)
 {
-    json_int_t total = 0;
+    size_t i;
+    json_t *cell;
     const char *k;
     json_t *pool;
-    /* The schema bounds replicasPerCell (1..32) and cells (10 per pool), but stay safe anyway. */
-    json_object_foreach (json_object_get(shard_spec, "pools"), k, pool) {
-        json_int_t r = json_integer_value(json_object_get(pool, "replicasPerCell"));
-        json_int_t n = (json_int_t)json_array_size(json_object_get(pool, "cells"));
-        if (r < 0 || r > 1000000 || n > 1000000)
-            return 1000000;
-        total += r * n;
-        if (total > 1000000)
-            return total;
+    char rest[300], path[600];
+
+    json_object_foreach (json_object_get(s, "pools"), k, pool)
+        if (json_array_size(json_object_get(pool, "cells")) == 0)
+            spec_error(c->errs, shard_path, "pool '%s' in shard '%s' matches NO cells", k,
+                       shard_name);
+    json_array_foreach (json_object_get(json_object_get(s, "multiorch"), "cells"), i, cell) {
+        if (!json_is_string(cell) || cell_exists(cells, json_string_value(cell)))
+            continue;
+        (void)snprintf(rest, sizeof(rest), "multiorch.cells[%zu]", i);
+        shard_written_path(c, shard_path, rest, path, sizeof(path));
+        spec_error(c->errs, path, "shard '%s' is assigned to non-existent cell '%s'", shard_name,
+                   json_string_value(cell));
     }
-    return total;
+    json_object_foreach (json_object_get(s, "pools"), k, pool)
+        json_array_foreach (json_object_get(pool, "cells"), i, cell) {
+            if (!json_is_string(cell) || cell_exists(cells, json_string_value(cell)))
+                continue;
+            (void)snprintf(rest, sizeof(rest), "pools[%s].cells[%zu]", k, i);
+            shard_written_path(c, shard_path, rest, path, sizeof(path));
+            spec_error(c->errs, path,
+                       "pool '%s' in shard '%s' is assigned to non-existent cell '%s'", k,
+                       shard_name, json_string_value(cell));
+        }
 }
 
-static void check_durability(const char *policy, const char *path, const json_t *shard_spec,
-                             size_t ncells, const struct checker *c)
+/* The reference's durability warnings, per pool. */
+static void check_durability(const struct checker *c, const char *policy, const char *path,
+                             const json_t *s, const char *shard_name)
 {
-    if (!policy)
-        return;
-    if (strcmp(policy, "AT_LEAST_2") != 0 && strcmp(policy, "MULTI_CELL_AT_LEAST_2") != 0) {
-        spec_error(c->errs, path,
-                   "Unsupported value: \"%s\": supported values: \"AT_LEAST_2\", "
-                   "\"MULTI_CELL_AT_LEAST_2\"",
-                   policy);
-        return;
+    const char *k;
+    json_t *pool;
+    json_object_foreach (json_object_get(s, "pools"), k, pool) {
+        json_int_t replicas = json_integer_value(json_object_get(pool, "replicasPerCell"));
+        json_int_t ncells = (json_int_t)json_array_size(json_object_get(pool, "cells"));
+        if (replicas < 0 || replicas > 1000 || ncells > 1000)
+            continue; /* out of the schema's range: reported elsewhere */
+        if (strcmp(policy, "MULTI_CELL_AT_LEAST_2") == 0) {
+            if (ncells < 2)
+                spec_warning(c->errs, path,
+                             "pool '%s' in shard '%s' spans %" JSON_INTEGER_FORMAT
+                             " cell(s); durability policy \"%s\" requires at least 2 distinct "
+                             "cells.",
+                             k, shard_name, ncells, policy);
+        } else if (replicas * ncells < 2) {
+            spec_warning(c->errs, path,
+                         "pool '%s' in shard '%s' has replicasPerCell=%" JSON_INTEGER_FORMAT
+                         " across %" JSON_INTEGER_FORMAT " cell(s) (%" JSON_INTEGER_FORMAT
+                         " total); durability policy \"%s\" requires at least 2 total poolers.",
+                         k, shard_name, replicas, ncells, replicas * ncells, policy);
+        }
     }
-    if (shard_spec && shard_poolers(shard_spec) < 2)
-        spec_warning(c->errs, path, "durability policy %s needs at least 2 poolers per shard",
-                     policy);
-    if (strcmp(policy, "MULTI_CELL_AT_LEAST_2") == 0 && ncells < 2)
-        spec_warning(c->errs, path, "durability policy %s needs at least 2 cells", policy);
+}
+
+static int known_policy(const char *policy)
+{
+    return strcmp(policy, "AT_LEAST_2") == 0 || strcmp(policy, "MULTI_CELL_AT_LEAST_2") == 0;
 }
 
 static void check_shard(const json_t *shard_in, const json_t *shard, const json_t *cells,
                         const char *path, const struct checker *c)
 {
     const json_t *s = json_object_get(shard, "spec");
+    const char *name = str(shard, "name") ? str(shard, "name") : "";
     const char *k;
     json_t *pool;
     char p[320];
@@ -342,85 +459,122 @@ static void check_shard(const json_t *shard_in, const json_t *shard, const json_
                           c);
     check_pool_names(json_object_get(json_object_get(shard_in, "spec"), "pools"), p, c);
 
-    const json_t *orch = json_object_get(s, "multiorch");
-    check_cells_known(json_object_get(orch, "cells"), cells, "multiorch", path, c);
-    char orch_spec[320], orch_over[320];
+    check_shard_cells(c, s, cells, name, path);
+    char orch_comp[160], orch_spec[400], orch_over[400];
+    (void)snprintf(orch_comp, sizeof(orch_comp), "shard '%s' multiorch", name);
     (void)snprintf(orch_spec, sizeof(orch_spec), "%s.spec.multiorch.resources", path);
     (void)snprintf(orch_over, sizeof(orch_over), "%s.overrides.multiorch.resources", path);
     const char *const orch_at[] = {orch_spec, orch_over, NULL};
-    check_resources(c, json_object_get(orch, "resources"), "multiorch", path, orch_at);
-    json_object_foreach (json_object_get(s, "pools"), k, pool)
-        check_pool(pool, k, cells, path, c);
-}
-
-static const json_t *find_named(const json_t *list, const char *name)
-{
-    size_t i;
-    json_t *item;
-    json_array_foreach ((json_t *)list, i, item)
-        if (name && str(item, "name") && strcmp(str(item, "name"), name) == 0)
-            return item;
-    return NULL;
-}
-
-/* The pools a shard writes itself, as the reference's collectPoolStorageSizes reads them: the
- * inline spec's, else the overrides'; with the matching path prefix. */
-static const json_t *written_pools(const json_t *shard, const char **ret_where)
-{
-    const json_t *spec = json_object_get(shard, "spec");
-    if (json_is_object(spec)) {
-        *ret_where = "spec";
-        return json_object_get(spec, "pools");
+    check_resources(c, json_object_get(json_object_get(s, "multiorch"), "resources"), orch_comp,
+                    path, orch_at);
+    json_object_foreach (json_object_get(s, "pools"), k, pool) {
+        check_run_as_user(c, pool, k, name, path);
+        check_pool_resources(c, pool, k, name, path);
     }
-    *ret_where = "overrides";
-    return json_object_get(json_object_get(shard, "overrides"), "pools");
+}
+
+/* Whether a shard draws on a ShardTemplate: by its own reference, the cluster's
+ * templateDefaults, or the namespace default (a "ShardTemplate" entry in `used`). */
+static int shard_template_involved(const json_t *cluster, const json_t *shard, const json_t *used)
+{
+    const json_t *td = json_object_get(json_object_get(cluster, "spec"), "templateDefaults");
+    size_t i;
+    json_t *u;
+    if (is_set_string(json_object_get(shard, "shardTemplate")) ||
+        is_set_string(json_object_get(td, "shardTemplate")))
+        return 1;
+    json_array_foreach ((json_t *)used, i, u)
+        if (str(u, "kind") && strcmp(str(u, "kind"), "ShardTemplate") == 0)
+            return 1;
+    return 0;
 }
 
 /*
- * Update-only: a pool's storage.size may not shrink. Like the reference webhook, this compares
- * the sizes the two versions write themselves (db/tg/shard/pool by name); sizes that come from
- * a template are not compared, and unparseable sizes are skipped.
+ * The pool sizes a version of the cluster holds as stored, as the reference webhook reads them
+ * (collectPoolStorageSizes): the pools the shard writes itself (inline spec, else overrides);
+ * and when no template is involved, the defaulting webhook has written the resolved pools out,
+ * so those. Returns an object "db/tg/shard/pool" -> {"size", "path"} (path: where the size is
+ * written in this version, or the shard's path).
  */
-static void check_storage_shrink(const json_t *previous, const struct checker *c)
+static json_t *stored_sizes(const json_t *cluster, const json_t *resolved, const json_t *used)
 {
+    json_t *out = json_object();
+    const json_t *rspec = json_object_get(resolved, "spec");
     size_t d, t, s;
     json_t *db, *tg, *shard;
-    json_array_foreach (json_object_get(json_object_get(c->written, "spec"), "databases"), d, db)
+    json_array_foreach (json_object_get(json_object_get(cluster, "spec"), "databases"), d, db)
         json_array_foreach (json_object_get(db, "tablegroups"), t, tg)
             json_array_foreach (json_object_get(tg, "shards"), s, shard) {
-                const json_t *old_db =
-                    find_named(json_object_get(json_object_get(previous, "spec"), "databases"),
-                               str(db, "name"));
-                const json_t *old_tg =
-                    find_named(json_object_get(old_db, "tablegroups"), str(tg, "name"));
-                const json_t *old_shard =
-                    find_named(json_object_get(old_tg, "shards"), str(shard, "name"));
-                const char *where, *old_where;
-                const json_t *pools = written_pools(shard, &where);
-                const json_t *old_pools = old_shard ? written_pools(old_shard, &old_where) : NULL;
+                const char *where = "spec";
+                const json_t *pools = json_object_get(json_object_get(shard, "spec"), "pools");
+                if (!json_is_object(json_object_get(shard, "spec"))) {
+                    where = "overrides";
+                    pools = json_object_get(json_object_get(shard, "overrides"), "pools");
+                }
+                const json_t *rshard = json_array_get(
+                    json_object_get(
+                        json_array_get(
+                            json_object_get(json_array_get(json_object_get(rspec, "databases"), d),
+                                            "tablegroups"),
+                            t),
+                        "shards"),
+                    s);
+                int materialised = resolved && !shard_template_involved(cluster, shard, used);
+                const json_t *all = materialised
+                                        ? json_object_get(json_object_get(rshard, "spec"), "pools")
+                                        : pools;
                 const char *k;
                 json_t *pool;
-                json_object_foreach ((json_t *)pools, k, pool) {
-                    const json_t *nv = json_object_get(json_object_get(pool, "storage"), "size");
-                    const json_t *ov = json_object_get(
-                        json_object_get(json_object_get(old_pools, k), "storage"), "size");
-                    long double n, o;
-                    if (!ov || quantity_parse(nv, &n) || quantity_parse(ov, &o) ||
-                        quantity_compare(n, o) >= 0)
+                json_object_foreach ((json_t *)all, k, pool) {
+                    const json_t *size = json_object_get(json_object_get(pool, "storage"), "size");
+                    char key[400], path[512];
+                    if (!size)
                         continue;
-                    char nt[64], ot[64], at[512];
-                    quantity_text(nv, nt, sizeof(nt));
-                    quantity_text(ov, ot, sizeof(ot));
-                    (void)snprintf(at, sizeof(at),
-                                   "spec.databases[%zu].tablegroups[%zu].shards[%zu].%s.pools[%s]."
-                                   "storage.size",
-                                   d, t, s, where, k);
-                    spec_error(c->errs, at,
-                               "storage.size cannot be decreased (%s/%s/%s/%s: %s → %s); PVC "
-                               "shrink is not supported by Kubernetes",
-                               str(db, "name"), str(tg, "name"), str(shard, "name"), k, ot, nt);
+                    (void)snprintf(key, sizeof(key), "%s/%s/%s/%s", str(db, "name"),
+                                   str(tg, "name"), str(shard, "name"), k);
+                    if (json_object_get(json_object_get(json_object_get(pools, k), "storage"),
+                                        "size"))
+                        (void)snprintf(path, sizeof(path),
+                                       "spec.databases[%zu].tablegroups[%zu].shards[%zu].%s.pools[%"
+                                       "s].storage.size",
+                                       d, t, s, where, k);
+                    else
+                        (void)snprintf(path, sizeof(path),
+                                       "spec.databases[%zu].tablegroups[%zu].shards[%zu]", d, t, s);
+                    if (out)
+                        json_object_set_new(out, key,
+                                            json_pack("{s:O, s:s}", "size", size, "path", path));
                 }
             }
+    return out;
+}
+
+/* Update-only: a pool's storage.size may not shrink (compared as the reference stores them). */
+static void check_storage_shrink(const struct admission_input *in, const struct checker *c)
+{
+    json_t *now = stored_sizes(in->cluster, in->resolved, in->used);
+    json_t *was = stored_sizes(in->previous, in->previous_resolved, in->previous_used);
+    const char *key;
+    json_t *n;
+    if (!now || !was)
+        c->errs->oom = 1;
+    json_object_foreach (now, key, n) {
+        const json_t *o = json_object_get(was, key);
+        const json_t *nv = json_object_get(n, "size"), *ov = json_object_get(o, "size");
+        long double nq, oq;
+        if (!ov || quantity_parse(nv, &nq) || quantity_parse(ov, &oq) ||
+            quantity_compare(nq, oq) >= 0)
+            continue;
+        char nt[64], ot[64];
+        quantity_text(nv, nt, sizeof(nt));
+        quantity_text(ov, ot, sizeof(ot));
+        spec_error(c->errs, str(n, "path"),
+                   "storage.size cannot be decreased (%s: %s → %s); PVC shrink is not supported "
+                   "by Kubernetes",
+                   key, ot, nt);
+    }
+    json_decref(now);
+    json_decref(was);
 }
 
 /* The reference's effectiveEtcdReplicas: 0 for an external topology, the written replica
@@ -459,6 +613,21 @@ static void check_databases(const json_t *cluster, const json_t *resolved, const
 
     json_array_foreach (json_object_get(spec, "databases"), d, db) {
         const json_t *db_in = json_array_get(json_object_get(spec_in, "databases"), d);
+        const char *policy = str(db, "durabilityPolicy");
+        char db_path[64];
+        (void)snprintf(db_path, sizeof(db_path), "spec.databases[%zu]", d);
+        if (policy && !known_policy(policy)) {
+            /* mgo refuses at admission what the topology registration would refuse later. */
+            (void)snprintf(path, sizeof(path), "%s.durabilityPolicy", db_path);
+            spec_error(c->errs,
+                       is_set_string(json_object_get(db_in, "durabilityPolicy"))
+                           ? path
+                           : "spec.durabilityPolicy",
+                       "Unsupported value: \"%s\": supported values: \"AT_LEAST_2\", "
+                       "\"MULTI_CELL_AT_LEAST_2\"",
+                       policy);
+            policy = NULL;
+        }
         json_array_foreach (json_object_get(db, "tablegroups"), t, tg) {
             const json_t *tg_in = json_array_get(json_object_get(db_in, "tablegroups"), t);
             json_array_foreach (json_object_get(tg, "shards"), s, shard) {
@@ -466,14 +635,9 @@ static void check_databases(const json_t *cluster, const json_t *resolved, const
                 (void)snprintf(path, sizeof(path),
                                "spec.databases[%zu].tablegroups[%zu].shards[%zu]", d, t, s);
                 check_shard(shard_in, shard, cells, path, c);
-                /* Durability is judged per shard, where the poolers are. */
-                (void)snprintf(path, sizeof(path), "spec.databases[%zu].durabilityPolicy", d);
-                if (json_object_get(db_in, "durabilityPolicy"))
-                    check_durability(str(db, "durabilityPolicy"), path,
-                                     json_object_get(shard, "spec"), json_array_size(cells), c);
-                else
-                    check_durability(str(db, "durabilityPolicy"), "spec.durabilityPolicy",
-                                     json_object_get(shard, "spec"), json_array_size(cells), c);
+                if (policy)
+                    check_durability(c, policy, db_path, json_object_get(shard, "spec"),
+                                     str(shard, "name") ? str(shard, "name") : "");
             }
         }
     }
@@ -482,44 +646,47 @@ static void check_databases(const json_t *cluster, const json_t *resolved, const
 static void check_core(const json_t *resolved, const struct checker *c)
 {
     const json_t *spec = json_object_get(resolved, "spec");
-    const json_t *topo = json_object_get(spec, "globalTopoServer");
-    const json_t *etcd = json_object_get(topo, "etcd");
+    const json_t *spec_in = json_object_get(c->written, "spec");
 
-    if (etcd) {
-        static const char *const etcd_at[] = {"spec.globalTopoServer.etcd.resources", NULL};
-        check_resources(c, json_object_get(etcd, "resources"), "etcd", "spec.globalTopoServer",
-                        etcd_at);
-        if (json_integer_value(json_object_get(etcd, "replicas")) == 1)
-            spec_warning(c->errs, "spec.globalTopoServer",
-                         "etcd with 1 replica has no fault tolerance");
-    }
+    /* Top-level components are checked as written (the reference checks the inline specs). */
+    static const char *const etcd_at[] = {"spec.globalTopoServer.etcd.resources", NULL};
     static const char *const admin_at[] = {"spec.multiadmin.spec.resources", NULL};
     static const char *const web_at[] = {"spec.multiadminWeb.spec.resources", NULL};
-    check_resources(
-        c,
-        json_object_get(json_object_get(json_object_get(spec, "multiadmin"), "spec"), "resources"),
-        "multiadmin", "spec.multiadmin", admin_at);
-    check_resources(c,
-                    json_object_get(json_object_get(json_object_get(spec, "multiadminWeb"), "spec"),
-                                    "resources"),
-                    "multiadmin-web", "spec.multiadminWeb", web_at);
+    check_resources(c, written_at(c->written, etcd_at[0]), "etcd", "spec.globalTopoServer",
+                    etcd_at);
+    check_resources(c, written_at(c->written, admin_at[0]), "multiadmin", "spec.multiadmin",
+                    admin_at);
+    check_resources(c, written_at(c->written, web_at[0]), "multiadmin-web", "spec.multiadminWeb",
+                    web_at);
+    if (written_etcd_replicas(c->written) == 1)
+        spec_warning(c->errs, "spec.globalTopoServer",
+                     "etcd has 1 replica \xE2\x80\x94 no fault tolerance. 3 replicas is "
+                     "recommended for production (tolerates 1 failure). Note: topology server "
+                     "replicas cannot be changed after cluster creation");
 
     size_t i;
     json_t *cell;
-    char path[64];
     json_array_foreach (json_object_get(spec, "cells"), i, cell) {
         const json_t *gw = json_object_get(json_object_get(cell, "spec"), "multigateway");
+        const char *name = str(cell, "name") ? str(cell, "name") : "";
+        char path[64], subject[96], comp[128], bs[128], bo[128], rs[128], ro[128];
         (void)snprintf(path, sizeof(path), "spec.cells[%zu]", i);
-        char gw_spec[128], gw_over[128];
-        (void)snprintf(gw_spec, sizeof(gw_spec), "%s.spec.multigateway.resources", path);
-        (void)snprintf(gw_over, sizeof(gw_over), "%s.overrides.multigateway.resources", path);
-        const char *const gw_at[] = {gw_spec, gw_over, NULL};
-        check_resources(c, json_object_get(gw, "resources"), "multigateway", path, gw_at);
-        check_buffer(json_object_get(gw, "buffer"), path, c);
+        (void)snprintf(subject, sizeof(subject), "cell '%s'", name);
+        (void)snprintf(bs, sizeof(bs), "%s.spec.multigateway.buffer", path);
+        (void)snprintf(bo, sizeof(bo), "%s.overrides.multigateway.buffer", path);
+        const char *const buffer_at[] = {bs, bo, NULL};
+        check_buffer(c, json_object_get(gw, "buffer"), subject, buffer_at, path, 1);
+        (void)snprintf(comp, sizeof(comp), "cell '%s' multigateway (resolved)", name);
+        (void)snprintf(rs, sizeof(rs), "%s.spec.multigateway.resources", path);
+        (void)snprintf(ro, sizeof(ro), "%s.overrides.multigateway.resources", path);
+        const char *const res_at[] = {rs, ro, NULL};
+        check_resources(c, json_object_get(gw, "resources"), comp, path, res_at);
     }
+    (void)spec_in;
     static const char *const exposures[] = {"externalGateway", "externalAdminWeb", NULL};
     for (const char *const *e = exposures; *e; e++) {
         const json_t *x = json_object_get(spec, *e);
+        char path[64];
         if (json_is_true(json_object_get(x, "enabled")) &&
             json_array_size(json_object_get(x, "externalIPs")) == 0) {
             (void)snprintf(path, sizeof(path), "spec.%s", *e);
@@ -528,41 +695,35 @@ static void check_core(const json_t *resolved, const struct checker *c)
     }
 }
 
-void admission_check_cluster(const json_t *cluster, const json_t *resolved, const json_t *previous,
-                             struct spec_errors *errs)
+void admission_check_cluster(const struct admission_input *in, struct spec_errors *errs)
 {
-    const struct checker ck = {.errs = errs, .written = cluster};
-    check_core(resolved, &ck);
-    check_databases(cluster, resolved, &ck);
-    if (previous) {
-        check_storage_shrink(previous, &ck);
-        check_etcd_replicas(previous, &ck);
+    const struct checker ck = {.errs = errs, .written = in->cluster};
+    check_core(in->resolved, &ck);
+    check_databases(in->cluster, in->resolved, &ck);
+    if (in->previous) {
+        check_storage_shrink(in, &ck);
+        check_etcd_replicas(in->previous, &ck);
     }
 }
 
 void admission_check_shard_template(const json_t *tmpl, struct spec_errors *errs)
 {
     const struct checker ck = {.errs = errs, .written = tmpl};
-    const struct checker *c = &ck;
     const json_t *spec = json_object_get(tmpl, "spec");
-    const char *k;
-    json_t *pool;
-
-    check_postgres_config(json_object_get(spec, "postgresConfig"), "spec", c);
-    check_pool_names(json_object_get(spec, "pools"), "spec", c);
-    static const char *const orch_at[] = {"spec.multiorch.resources", NULL};
-    check_resources(c, json_object_get(json_object_get(spec, "multiorch"), "resources"),
-                    "multiorch", "spec.multiorch", orch_at);
-    json_object_foreach (json_object_get(spec, "pools"), k, pool)
-        check_pool_resources(c, pool, k, "spec", "spec", NULL);
+    check_pool_names(json_object_get(spec, "pools"), "spec", &ck);
+    check_postgres_config(json_object_get(spec, "postgresConfig"), "spec", &ck);
 }
 
 void admission_check_cell_template(const json_t *tmpl, struct spec_errors *errs)
 {
     const struct checker ck = {.errs = errs, .written = tmpl};
     const json_t *gw = json_object_get(json_object_get(tmpl, "spec"), "multigateway");
-    static const char *const gw_at[] = {"spec.multigateway.resources", NULL};
-    check_resources(&ck, json_object_get(gw, "resources"), "multigateway", "spec.multigateway",
-                    gw_at);
-    check_buffer(json_object_get(gw, "buffer"), "spec.multigateway", &ck);
+    const char *name = str(json_object_get(tmpl, "metadata"), "name");
+    char subject[128], comp[160];
+    (void)snprintf(subject, sizeof(subject), "CellTemplate '%s'", name ? name : "");
+    (void)snprintf(comp, sizeof(comp), "%s multigateway", subject);
+    static const char *const buffer_at[] = {"spec.multigateway.buffer", NULL};
+    static const char *const res_at[] = {"spec.multigateway.resources", NULL};
+    check_buffer(&ck, json_object_get(gw, "buffer"), subject, buffer_at, "spec.multigateway", 0);
+    check_resources(&ck, json_object_get(gw, "resources"), comp, "spec.multigateway", res_at);
 }

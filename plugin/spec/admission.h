@@ -10,14 +10,16 @@
 
 #include "spec/errors.h"
 
-/*
- * Check a MultigresCluster. `cluster` is the object as written (for paths and user-written
- * maps), `resolved` its resolve_cluster() result, and `previous` the previous version as
- * written (structurally defaulted) on update, NULL on create. Errors and warnings are appended
- * to `errs`.
- */
-void admission_check_cluster(const json_t *cluster, const json_t *resolved, const json_t *previous,
-                             struct spec_errors *errs);
+/* One cluster under admission: as written (structurally defaulted, for paths and user-written
+ * maps), as resolved, and the templates resolution used ([{"kind", "name"}]); on update the
+ * same three for the previous version (resolved/used may be NULL when it does not resolve). */
+struct admission_input {
+    const json_t *cluster, *resolved, *used;
+    const json_t *previous, *previous_resolved, *previous_used;
+};
+
+/* Check a MultigresCluster; errors and warnings are appended to `errs`. */
+void admission_check_cluster(const struct admission_input *in, struct spec_errors *errs);
 
 /* Check a ShardTemplate's pool names and postgresConfig (its other rules are structural). */
 void admission_check_shard_template(const json_t *tmpl, struct spec_errors *errs);

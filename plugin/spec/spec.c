@@ -48,10 +48,9 @@ struct object {
 };
 
 /* RFC 1123: lower-case alphanumerics and '-', starting and ending alphanumeric; with dots
- * between such labels for a subdomain. */
-static int is_rfc1123(const char *s, size_t max, int dots)
+ * between such labels for a subdomain. `s` has `n` bytes (it may hold a NUL: then it fails). */
+static int is_rfc1123(const char *s, size_t n, size_t max, int dots)
 {
-    size_t n = strlen(s);
     if (n == 0 || n > max)
         return 0;
     for (size_t i = 0; i < n; i++) {
@@ -64,25 +63,60 @@ static int is_rfc1123(const char *s, size_t max, int dots)
     return 1;
 }
 
-/* The API server's own checks of an object's name and namespace (outside the schema). */
+/* Go's %q of a string, as the API server quotes values: control bytes as \xNN or \n etc. */
+static void go_quote(const char *s, size_t n, char *out, size_t size)
+{
+    size_t o = 0;
+    out[o++] = '"';
+    for (size_t i = 0; i < n && o + 8 < size; i++) {
+        unsigned char c = (unsigned char)s[i];
+        const char *esc = c == '"'    ? "\\\""
+                          : c == '\\' ? "\\\\"
+                          : c == '\n' ? "\\n"
+                          : c == '\t' ? "\\t"
+                          : c == '\r' ? "\\r"
+                                      : NULL;
+        if (esc) {
+            o += (size_t)snprintf(out + o, size - o, "%s", esc);
+        } else if (c < 0x20 || c == 0x7f) {
+            o += (size_t)snprintf(out + o, size - o, "\\x%02x", c);
+        } else {
+            out[o++] = (char)c;
+        }
+    }
+    out[o++] = '"';
+    out[o] = '\0';
+}
+
+/* The API server's own checks of an object's name and namespace (outside the schema), with its
+ * words. */
 static void check_metadata(struct object *o)
 {
     const json_t *meta = json_object_get(o->obj, "metadata");
-    const char *name = json_string_value(json_object_get(meta, "name"));
-    const char *ns = json_string_value(json_object_get(meta, "namespace"));
+    const json_t *name = json_object_get(meta, "name");
+    const json_t *ns = json_object_get(meta, "namespace");
+    char q[600];
 
-    if (name && !is_rfc1123(name, 253, 1))
+    if (json_is_string(name) &&
+        !is_rfc1123(json_string_value(name), json_string_length(name), 253, 1)) {
+        go_quote(json_string_value(name), json_string_length(name), q, sizeof(q));
         spec_error(&o->errs, "metadata.name",
-                   "Invalid value: \"%s\": a lowercase RFC 1123 subdomain must consist of lower "
-                   "case alphanumeric characters, '-' or '.', and must start and end with an "
-                   "alphanumeric character",
-                   name);
-    if (ns && *ns && !is_rfc1123(ns, 63, 0))
+                   "Invalid value: %s: a lowercase RFC 1123 subdomain must consist of lower case "
+                   "alphanumeric characters, '-' or '.', and must start and end with an "
+                   "alphanumeric character (e.g. 'example.com', regex used for validation is "
+                   "'[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')",
+                   q);
+    }
+    if (json_is_string(ns) && json_string_length(ns) > 0 &&
+        !is_rfc1123(json_string_value(ns), json_string_length(ns), 63, 0)) {
+        go_quote(json_string_value(ns), json_string_length(ns), q, sizeof(q));
         spec_error(&o->errs, "metadata.namespace",
-                   "Invalid value: \"%s\": a lowercase RFC 1123 label must consist of lower case "
+                   "Invalid value: %s: a lowercase RFC 1123 label must consist of lower case "
                    "alphanumeric characters or '-', and must start and end with an alphanumeric "
-                   "character",
-                   ns);
+                   "character (e.g. 'my-name',  or '123-abc', regex used for validation is "
+                   "'[a-z0-9]([-a-z0-9]*[a-z0-9])?')",
+                   q);
+    }
 }
 
 /* Sort a document into a kind, or record why it cannot be placed. */
@@ -230,7 +264,7 @@ static int evaluate_cluster(struct object *o, struct object *objs, size_t n, con
                             struct schema_regex_cache *cache, json_t *clusters)
 {
     struct resolve_templates t = {0};
-    json_t *resolved = NULL, *used = NULL, *old = NULL;
+    json_t *resolved = NULL, *used = NULL, *old = NULL, *old_resolved = NULL, *old_used = NULL;
     int rc = collect_templates(objs, n, o->ns, &t);
 
     if (rc)
@@ -264,7 +298,20 @@ static int evaluate_cluster(struct object *o, struct object *objs, size_t n, con
     }
     if (rc)
         goto out;
-    admission_check_cluster(o->obj, resolved, old, &o->errs);
+    if (old) {
+        /* The previous version as the reference would have stored it: resolved when it can be
+         * (a failure only means the update rules see what it wrote). */
+        struct spec_errors scratch;
+        if (spec_errors_init(&scratch) == 0) {
+            if (resolve_cluster(old, &t, o->ns, &scratch, &old_resolved, &old_used) != 0) {
+                old_resolved = NULL;
+                old_used = NULL;
+            }
+            spec_errors_fini(&scratch);
+        }
+    }
+    struct admission_input ain = {o->obj, resolved, used, old, old_resolved, old_used};
+    admission_check_cluster(&ain, &o->errs);
     if (o->errs.oom) {
         rc = -ENOMEM;
         goto out;
@@ -281,6 +328,8 @@ out:
     json_decref(resolved);
     json_decref(used);
     json_decref(old);
+    json_decref(old_resolved);
+    json_decref(old_used);
     return rc;
 }
 

@@ -150,6 +150,8 @@ static void add_error(struct etcd_client *c, const char *endpoint, const char *s
                  subject, reason);
     if (n >= 0 && (size_t)n >= room)
         memcpy(c->error + sizeof(c->error) - 4, "...", 4);
+    /* the endpoint is the caller's text and may be cut inside a character */
+    core_utf8_sanitize(c->error);
 }
 
 /* ---- base64 (standard alphabet, padded, strict) --------------------------------------------- */
@@ -759,6 +761,7 @@ static int client_post(struct etcd_client *c, const struct call *call, const jso
     const struct curl_api *api = c->curl;
     int64_t deadline = deadline_after(call->timeout_ms);
     struct buffer body = {.limit = ETCD_MAX_RESPONSE};
+    json_t *doc = NULL;
     size_t tried = 0;
     char *text = NULL;
     size_t text_len;
@@ -792,7 +795,7 @@ static int client_post(struct etcd_client *c, const struct call *call, const jso
         CURLcode code = api->easy_perform(c->easy);
         if (code == CURLE_OK) {
             (void)api->easy_getinfo(c->easy, CURLINFO_RESPONSE_CODE, &status);
-            rc = take_answer(c, endpoint, call, status, &body, ret_doc);
+            rc = take_answer(c, endpoint, call, status, &body, &doc);
             c->last_good = idx;
             break;
         }
@@ -823,7 +826,14 @@ static int client_post(struct etcd_client *c, const struct call *call, const jso
     }
     core_free(body.data);
     core_free(text);
+    /* an allocation that failed on the way may have cost an error's explanation, or (inside
+     * the JSON library) part of the answer: nothing of this call is trusted */
+    if (rc != -ENOMEM && core_allocation_failed()) {
+        json_decref(doc);
+        return -ENOMEM;
+    }
     if (rc == 0) {
+        *ret_doc = doc;
         if (c->error[0])
             core_log(MGO_LOG_DEBUG, "%s (then answered by %s)", c->error,
                      c->endpoints[c->last_good]);
@@ -1672,6 +1682,8 @@ int etcd_watch_prefix(struct etcd_client *c, const char *prefix, size_t prefix_l
         if (w.received)
             c->last_good = idx;
     }
+    if (rc != -ENOMEM && core_allocation_failed())
+        rc = -ENOMEM; /* see client_post */
     if (rc == 0)
         c->error[0] = '\0';
     if ((rc == 0 || rc == -EAGAIN) && ret_next_revision)

@@ -9,6 +9,10 @@
  *   # expect-line: N              a syntax error reported at line N ...
  *   # expect-contains: TEXT       ... whose reason contains TEXT
  * A sibling NAME.previous.yaml holds the previous version for the update-only rules.
+ *
+ * A second group runs the table of VALID updates (tests/spec/valid-updates/): each NAME.yaml with
+ * its NAME.previous.yaml is a change the reference accepts (append a cell or a pool, grow a
+ * volume, ...); mgo_validate must return MGO_OK with no error on any document.
  */
 #include <dirent.h>
 #include <jansson.h>
@@ -161,7 +165,8 @@ static void run_case(void **state)
     char *out = NULL;
     size_t out_len = 0;
     int32_t rc = mgo_validate(p, req_text, strlen(req_text), &out, &out_len);
-    json_t *result = json_loadb(out, out_len, 0, NULL);
+    /* JSON_ALLOW_NUL: a result may echo input that holds U+0000 (case 117). */
+    json_t *result = json_loadb(out, out_len, JSON_ALLOW_NUL, NULL);
     assert_non_null(result);
     if (rc != MGO_EINVAL)
         print_error("%s: mgo_validate returned %d, expected MGO_EINVAL\n", c->name, rc);
@@ -194,7 +199,7 @@ static void run_case(void **state)
     char *out2 = NULL;
     size_t out2_len = 0;
     rc = mgo_reconcile(p, req_text, strlen(req_text), &out2, &out2_len);
-    json_t *r2 = json_loadb(out2, out2_len, 0, NULL);
+    json_t *r2 = json_loadb(out2, out2_len, JSON_ALLOW_NUL, NULL);
     assert_non_null(r2);
     assert_int_equal(rc, MGO_EINVAL);
     assert_null(json_object_get(r2, "resolved"));
@@ -212,6 +217,43 @@ static void run_case(void **state)
     free(text);
 }
 
+/* A valid update: mgo_validate accepts it with no error at all (warnings are allowed). */
+static void run_valid_case(void **state)
+{
+    const struct case_file *c = *state;
+    char *text = read_file(c->path);
+    assert_non_null(text);
+
+    mgo_plugin *p = NULL;
+    assert_int_equal(mgo_open(NULL, &p), MGO_OK);
+    json_t *req = build_request(c, text);
+    assert_non_null(json_object_get(req, "previous"));
+    char *req_text = json_dumps(req, JSON_COMPACT);
+    char *out = NULL;
+    size_t out_len = 0;
+    int32_t rc = mgo_validate(p, req_text, strlen(req_text), &out, &out_len);
+    json_t *result = json_loadb(out, out_len, JSON_ALLOW_NUL, NULL);
+    assert_non_null(result);
+    json_t *errors = actual_errors(result);
+    if (rc != MGO_OK || json_array_size(errors) > 0) {
+        size_t i;
+        json_t *v;
+        print_error("%s: mgo_validate returned %d, expected MGO_OK with no errors\n", c->name, rc);
+        json_array_foreach (errors, i, v)
+            print_error("  unexpected: %s\n", json_string_value(v));
+    }
+    assert_int_equal(rc, MGO_OK);
+    assert_int_equal(json_array_size(errors), 0);
+    json_decref(errors);
+
+    json_decref(result);
+    mgo_free(out);
+    free(req_text);
+    json_decref(req);
+    mgo_close(p);
+    free(text);
+}
+
 static int is_case(const char *name)
 {
     size_t n = strlen(name);
@@ -223,15 +265,13 @@ static int case_cmp(const void *a, const void *b)
     return strcmp(((const struct case_file *)a)->name, ((const struct case_file *)b)->name);
 }
 
-int main(void)
+/* The case files (NAME.yaml, not NAME.previous.yaml) of `dir`, sorted by name. */
+static struct case_file *load_cases(const char *dir, size_t *count)
 {
-    const char *src = getenv("MGO_SOURCE_DIR");
-    char dir[4096];
-    (void)snprintf(dir, sizeof(dir), "%s/tests/spec/invalid", src ? src : ".");
     DIR *d = opendir(dir);
     if (!d) {
         fprintf(stderr, "cannot open %s\n", dir);
-        return 1;
+        return NULL;
     }
     struct case_file *cases = NULL;
     size_t n = 0;
@@ -245,19 +285,54 @@ int main(void)
         n++;
     }
     closedir(d);
-    if (n < 40) {
-        fprintf(stderr, "only %zu cases in %s; the table needs at least 40\n", n, dir);
-        return 1;
-    }
-    qsort(cases, n, sizeof(*cases), case_cmp);
+    if (n > 0)
+        qsort(cases, n, sizeof(*cases), case_cmp);
+    *count = n;
+    return cases;
+}
+
+static int run_table(const char *group, struct case_file *cases, size_t n, CMUnitTestFunction func)
+{
     struct CMUnitTest *tests = calloc(n, sizeof(*tests));
     for (size_t i = 0; i < n; i++) {
         tests[i].name = cases[i].name;
-        tests[i].test_func = run_case;
+        tests[i].test_func = func;
         tests[i].initial_state = &cases[i];
     }
-    int failed = _cmocka_run_group_tests("invalid_manifests", tests, n, NULL, NULL);
+    int failed = _cmocka_run_group_tests(group, tests, n, NULL, NULL);
     free(tests);
+    return failed;
+}
+
+int main(void)
+{
+    const char *src = getenv("MGO_SOURCE_DIR");
+    char dir[4096];
+    (void)snprintf(dir, sizeof(dir), "%s/tests/spec/invalid", src ? src : ".");
+    size_t n = 0;
+    struct case_file *cases = load_cases(dir, &n);
+    if (!cases)
+        return 1;
+    if (n < 40) {
+        fprintf(stderr, "only %zu cases in %s; the table needs at least 40\n", n, dir);
+        free(cases);
+        return 1;
+    }
+
+    char vdir[4096];
+    (void)snprintf(vdir, sizeof(vdir), "%s/tests/spec/valid-updates", src ? src : ".");
+    size_t vn = 0;
+    struct case_file *valid = load_cases(vdir, &vn);
+    if (!valid || vn < 6) {
+        fprintf(stderr, "only %zu cases in %s; the table needs at least 6\n", vn, vdir);
+        free(cases);
+        free(valid);
+        return 1;
+    }
+
+    int failed = run_table("invalid_manifests", cases, n, run_case);
+    failed += run_table("valid_updates", valid, vn, run_valid_case);
     free(cases);
+    free(valid);
     return failed;
 }
