@@ -5,8 +5,10 @@
  * the same input and produces no resolved model (an invalid cluster changes nothing).
  *
  * Header lines of a case file:
- *   # expect: PATH: REASON        one expected error (the set must match exactly)
- *   # expect-line: N              a syntax error reported at line N ...
+ *   # expect: PATH: REASON        one expected error (the set must match exactly); in a case with
+ *                                 several objects, errors of a template are written
+ *                                 "# expect: Kind/name: PATH: REASON"
+ *   # expect-line: N              the only error: a syntax error, no path, at line N ...
  *   # expect-contains: TEXT       ... whose reason contains TEXT
  * A sibling NAME.previous.yaml holds the previous version for the update-only rules.
  *
@@ -92,21 +94,31 @@ static json_t *build_request(const struct case_file *c, const char *text)
     return req;
 }
 
-/* Every error of the result as "path: reason" (or the reason alone for an empty path). */
+/*
+ * Every error of the result as "path: reason" (or the reason alone for an empty path). When the
+ * case holds more than one object, errors of objects other than a MultigresCluster are written
+ * "Kind/name: path: reason", so an expectation also says which object the error belongs to.
+ */
 static json_t *actual_errors(const json_t *result)
 {
     json_t *out = json_array();
     size_t i, j;
     json_t *o, *e;
-    json_array_foreach (json_object_get(result, "objects"), i, o)
+    const json_t *objects = json_object_get(result, "objects");
+    json_array_foreach (objects, i, o)
         json_array_foreach (json_object_get(o, "errors"), j, e) {
             const char *path = json_string_value(json_object_get(e, "path"));
             const char *reason = json_string_value(json_object_get(e, "reason"));
-            char line[2048];
+            const char *kind = json_string_value(json_object_get(o, "kind"));
+            const char *name = json_string_value(json_object_get(o, "name"));
+            char owner[300] = "", line[2048];
+            if (json_array_size(objects) > 1 && !(kind && strcmp(kind, "MultigresCluster") == 0))
+                (void)snprintf(owner, sizeof(owner), "%s/%s: ", kind ? kind : "?",
+                               name ? name : "?");
             if (path && *path)
-                (void)snprintf(line, sizeof(line), "%s: %s", path, reason);
+                (void)snprintf(line, sizeof(line), "%s%s: %s", owner, path, reason);
             else
-                (void)snprintf(line, sizeof(line), "%s", reason);
+                (void)snprintf(line, sizeof(line), "%s%s", owner, reason);
             json_array_append_new(out, json_string(line));
         }
     return out;
@@ -129,17 +141,20 @@ static void check_syntax_case(const json_t *result, const json_t *lines, const j
 {
     json_int_t want_line = strtoll(json_string_value(json_array_get(lines, 0)), NULL, 10);
     const char *want_text = json_string_value(json_array_get(contains, 0));
-    size_t i, j;
+    size_t i, j, total = 0;
     json_t *o, *e;
     int found = 0;
+    /* A syntax error stops the reading: it must be the one and only error, with no path. */
     json_array_foreach (json_object_get(result, "objects"), i, o)
         json_array_foreach (json_object_get(o, "errors"), j, e) {
             const char *reason = json_string_value(json_object_get(e, "reason"));
-            if (json_integer_value(json_object_get(e, "line")) == want_line &&
+            const char *path = json_string_value(json_object_get(e, "path"));
+            total++;
+            if (json_integer_value(json_object_get(e, "line")) == want_line && path && !*path &&
                 (!want_text || strstr(reason, want_text)))
                 found = 1;
         }
-    if (!found) {
+    if (!found || total != 1) {
         char *dump = json_dumps(result, JSON_INDENT(2));
         print_error("no syntax error at line %lld containing \"%s\" in:\n%s\n",
                     (long long)want_line, want_text ? want_text : "", dump);
