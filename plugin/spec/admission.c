@@ -168,7 +168,7 @@ static void go_duration(double seconds, char *buf, size_t size)
         (void)snprintf(buf, size, "%s%lluns", sign, u);
     } else if (u < 1000000ULL || u < 1000000000ULL) {
         unsigned long long unit = u < 1000000ULL ? 1000ULL : 1000000ULL;
-        char frac[16];
+        char frac[24];
         int n = snprintf(frac, sizeof(frac), "%0*llu", u < 1000000ULL ? 3 : 6, u % unit);
         while (n > 0 && frac[n - 1] == '0')
             frac[--n] = '\0';
@@ -178,11 +178,11 @@ static void go_duration(double seconds, char *buf, size_t size)
         unsigned long long h = u / 3600000000000ULL, rem = u % 3600000000000ULL;
         unsigned long long m = rem / 60000000000ULL;
         rem %= 60000000000ULL;
-        char frac[16];
+        char frac[24];
         int n = snprintf(frac, sizeof(frac), "%09llu", rem % 1000000000ULL);
         while (n > 0 && frac[n - 1] == '0')
             frac[--n] = '\0';
-        char secs[40];
+        char secs[48];
         (void)snprintf(secs, sizeof(secs), "%llu%s%ss", rem / 1000000000ULL, n ? "." : "", frac);
         if (h)
             (void)snprintf(buf, size, "%s%lluh%llum%s", sign, h, m, secs);
@@ -220,7 +220,7 @@ static void check_buffer(const struct checker *c, const json_t *buffer, const ch
     const char *w = str(buffer, "window");
     const char *m = str(buffer, "maxFailoverDuration");
     const char *b = str(buffer, "minTimeBetweenFailovers");
-    char path[512], t1[32], t2[32];
+    char path[512], t1[96], t2[96];
 
     if (!json_is_object(buffer) || json_is_false(json_object_get(buffer, "enabled")))
         return;

@@ -707,6 +707,15 @@ static void error_text(const char *body, size_t len, char *out, size_t size, int
     json_decref(doc);
 }
 
+/* etcd's answer is final, but "no leader", "leader changed", "request timed out" (gRPC
+ * Unavailable, HTTP 503) and DeadlineExceeded (HTTP 504) pass: -EAGAIN; other errors -EPROTO. */
+static int answer_error(long status, int64_t code)
+{
+    if (code == 14 || code == 4 || status == 503 || status == 504)
+        return -EAGAIN;
+    return -EPROTO;
+}
+
 /* Turn a complete HTTP answer into the response object, or -EPROTO/-ENOENT with a message. */
 static int take_answer(struct etcd_client *c, const char *endpoint, const struct call *call,
                        long status, const struct buffer *body, json_t **ret_doc)
@@ -722,7 +731,7 @@ static int take_answer(struct etcd_client *c, const char *endpoint, const struct
             return -ENOENT;
         add_error(c, endpoint, call->subject, "HTTP %ld: %s (code %" PRId64 ")", status, text,
                   code);
-        return -EPROTO;
+        return answer_error(status, code);
     }
     rc = load_object(body->data ? body->data : "", body->len, &doc);
     if (rc == -ENOMEM)
@@ -742,7 +751,7 @@ static int take_answer(struct etcd_client *c, const char *endpoint, const struct
         }
         add_error(c, endpoint, call->subject, "%s (code %" PRId64 ")", text, code);
         json_decref(doc);
-        return -EPROTO;
+        return answer_error(status, code);
     }
     *ret_doc = doc;
     return 0;
@@ -1261,7 +1270,6 @@ int etcd_put_if(struct etcd_client *c, const char *key, size_t key_len, const vo
         if (rc == 0)
             rc = parse_range(range, &state);
         rc = bad_answer(c, &call, rc, "response_range");
-        state.revision = revision;
     }
     json_decref(doc);
     if (rc < 0)
@@ -1499,7 +1507,8 @@ static int watch_message(struct watch *w, const char *text, size_t len)
         char reason[300];
         int64_t code;
         error_text(text, len, reason, sizeof(reason), &code);
-        rc = watch_fail(w, -EPROTO, "watch failed: %s (code %" PRId64 ")", reason, code);
+        rc = watch_fail(w, answer_error(0, code), "watch failed: %s (code %" PRId64 ")", reason,
+                        code);
         goto out;
     }
     if (get_object(doc, "result", &result) < 0 || !result ||
@@ -1614,7 +1623,8 @@ static int watch_attempt(struct watch *w, const char *body, size_t body_len, int
         char text[300];
         int64_t grpc_code;
         error_text(w->pending.data, w->pending.len, text, sizeof(text), &grpc_code);
-        rc = watch_fail(w, -EPROTO, "HTTP %ld: %s (code %" PRId64 ")", w->status, text, grpc_code);
+        rc = watch_fail(w, answer_error(w->status, grpc_code), "HTTP %ld: %s (code %" PRId64 ")",
+                        w->status, text, grpc_code);
     } else if (code == CURLE_OK) {
         rc = watch_fail(w, -EAGAIN, "the watch stream ended");
     } else if (code == CURLE_OPERATION_TIMEDOUT && w->received) {

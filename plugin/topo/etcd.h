@@ -20,8 +20,10 @@
  * at a time. Memory the client allocates comes from the core allocator (core_malloc/core_free);
  * libcurl's own buffers come from the C library.
  *
- * Return values: 0 on success; -EAGAIN when no endpoint could be reached or the timeout passed
- * (a retry-class failure); -EPROTO when etcd answered with an error or an unreadable body;
+ * Return values: 0 on success; -EAGAIN when no endpoint could be reached or the timeout passed,
+ * or etcd answered that it cannot serve now (no leader, leader changed, request timed out: gRPC
+ * Unavailable or DeadlineExceeded) (a retry-class failure); -EPROTO when etcd answered with
+ * another error or an unreadable body;
  * -EINVAL for bad arguments; -ENOMEM. After a failure etcd_last_error() describes it, naming
  * the endpoint and the operation, e.g. "etcd http://127.0.0.1:2379: put
  * /multigres/global/cells/a/Cell: connection refused" (one such part per endpoint tried, joined by
