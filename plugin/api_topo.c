@@ -42,8 +42,14 @@ static int endpoints_from(const mgo_plugin *p, const json_t *addresses, int64_t 
         int has_scheme =
             strncmp(resolved, "http://", 7) == 0 || strncmp(resolved, "https://", 8) == 0;
         char url[1024];
-        (void)snprintf(url, sizeof(url), "%s%s", has_scheme ? "" : "http://", resolved);
+        int n = snprintf(url, sizeof(url), "%s%s", has_scheme ? "" : "http://", resolved);
         core_free(resolved);
+        if (n < 0 || (size_t)n >= sizeof(url)) {
+            (void)snprintf(msg, msg_size, "topology: the address of %s is too long",
+                           json_string_value(a));
+            json_decref(out);
+            return MGO_EINVAL;
+        }
         if (json_array_append_new(out, json_string(url))) {
             json_decref(out);
             return MGO_ENOMEM;
@@ -223,8 +229,19 @@ static int32_t op_register(const mgo_plugin *p, const char *request, size_t len,
             trc = -ENOMEM;
         json_decref(part);
         part = NULL;
+        /* Cells the host still drains (pending deletion) keep their record meanwhile. */
+        json_t *keep = json_deep_copy(cells);
+        size_t k;
+        json_t *name;
+        json_array_foreach (json_object_get(req, "keep_cells"), k, name)
+            if (keep && json_is_string(name))
+                /* a failure is an allocation failure: the hook then answers MGO_ENOMEM */
+                (void)json_object_set_new(keep, json_string_value(name), json_true());
+        if (!trc && !keep)
+            trc = -ENOMEM;
         if (!trc)
-            trc = topo_prune(etcd, root, TOPO_CELL, cells, deadline, &part, err, sizeof(err));
+            trc = topo_prune(etcd, root, TOPO_CELL, keep, deadline, &part, err, sizeof(err));
+        json_decref(keep);
         if (!trc && json_array_extend(pruned, part))
             trc = -ENOMEM;
         json_decref(part);

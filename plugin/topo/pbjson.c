@@ -71,6 +71,11 @@ static int base64_decode(const char *s, size_t n, uint8_t **ret, size_t *ret_len
             return -EINVAL;
         }
         uint32_t v = (uint32_t)a << 18 | (uint32_t)b << 12 | (uint32_t)c << 6 | (uint32_t)d;
+        /* Strict: the bits a padded group does not use must be zero. */
+        if ((pad2 && (v & 0xFFFF)) || (pad3 && (v & 0xFF))) {
+            core_free(out);
+            return -EINVAL;
+        }
         out[o++] = (uint8_t)(v >> 16);
         if (!pad2)
             out[o++] = (uint8_t)(v >> 8);
@@ -271,8 +276,8 @@ int pbjson_decode(const ProtobufCMessageDescriptor *desc, const void *data, size
         return core_allocation_failed() ? -ENOMEM : -EPROTO;
     json_t *j = pbjson_from_message(m);
     protobuf_c_message_free_unpacked(m, &pbjson_allocator);
-    if (!j)
-        return -ENOMEM;
+    if (!j) /* a string that is not UTF-8 (protobuf requires it) or memory */
+        return core_allocation_failed() ? -ENOMEM : -EPROTO;
     *ret = j;
     return 0;
 }
@@ -308,10 +313,13 @@ static int json_to_int64(const json_t *v, int64_t *out)
         return 0;
     }
     if (json_is_string(v)) {
+        const char *t = json_string_value(v);
         char *end = NULL;
+        if (!((*t >= '0' && *t <= '9') || (*t == '-' && t[1] >= '0' && t[1] <= '9')))
+            return -1; /* digits only: no blanks or '+' */
         errno = 0;
-        long long x = strtoll(json_string_value(v), &end, 10);
-        if (errno || !end || *end || end == json_string_value(v))
+        long long x = strtoll(t, &end, 10);
+        if (errno || !end || *end)
             return -1;
         *out = x;
         return 0;
@@ -393,10 +401,14 @@ static int value_from_json(const ProtobufCFieldDescriptor *f, const json_t *v, v
     }
     case PROTOBUF_C_TYPE_BYTES: {
         ProtobufCBinaryData *bin = p;
-        if (!json_is_string(v) ||
-            base64_decode(json_string_value(v), json_string_length(v), &bin->data, &bin->len))
-            return fail_at(b, f->name, "must be base64 text");
-        return 0;
+        int rc = json_is_string(v) ? base64_decode(json_string_value(v), json_string_length(v),
+                                                   &bin->data, &bin->len)
+                                   : -EINVAL;
+        if (rc == -ENOMEM) {
+            b->oom = 1;
+            return rc;
+        }
+        return rc ? fail_at(b, f->name, "must be base64 text") : 0;
     }
     case PROTOBUF_C_TYPE_MESSAGE: {
         size_t mark = strlen(b->path);
@@ -486,6 +498,9 @@ static ProtobufCMessage *message_from_json(const ProtobufCMessageDescriptor *d, 
             continue;
         } else if (f->label == PROTOBUF_C_LABEL_REPEATED) {
             rc = repeated_from_json(m, f, val, b);
+        } else if ((f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) &&
+                   *(uint32_t *)((char *)m + f->quantifier_offset) != 0) {
+            rc = fail_at(b, key, "only one member of its oneof may be set");
         } else {
             rc = value_from_json(f, val, (char *)m + f->offset, b);
             if (rc == 0 && (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF))

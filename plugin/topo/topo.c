@@ -37,8 +37,13 @@ static int64_t monotonic_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* Longer than any sensible call; keeps the arithmetic far from overflow. */
+#define MAX_TIMEOUT_MS (24LL * 3600 * 1000)
+
 int64_t topo_deadline_after(int64_t timeout_ms)
 {
+    if (timeout_ms > MAX_TIMEOUT_MS)
+        timeout_ms = MAX_TIMEOUT_MS;
     return monotonic_ms() + (timeout_ms > 0 ? timeout_ms : 0);
 }
 
@@ -46,6 +51,18 @@ int64_t topo_remaining_ms(int64_t deadline_ms)
 {
     int64_t left = deadline_ms - monotonic_ms();
     return left > 0 ? left : 0;
+}
+
+/* The time left for the next etcd call, or -EAGAIN (with a message) when the deadline passed:
+ * running out of time is a retry-class failure, never invalid input. */
+static int64_t budget(int64_t deadline, const char *what, char *err, size_t err_size)
+{
+    int64_t left = topo_remaining_ms(deadline);
+    if (left <= 0) {
+        set_err(err, err_size, "deadline passed before %s", what);
+        return -EAGAIN;
+    }
+    return left;
 }
 
 /* ---- kinds ---------------------------------------------------------------------------------- */
@@ -83,16 +100,73 @@ int topo_kind_of_key(const char *key)
     return -1;
 }
 
-/* path.Join(root, parts...) for the key forms used here (root may end in '/'). */
+/* Append `part` to `buf` (length *len) as path.Join does: empty and "." segments vanish, ".."
+ * removes the previous segment, slashes are single. 0 or -EINVAL when it does not fit. */
+static int join_clean(char *buf, size_t size, size_t *len, const char *part)
+{
+    while (*part) {
+        const char *slash = strchr(part, '/');
+        size_t n = slash ? (size_t)(slash - part) : strlen(part);
+        if (n == 2 && part[0] == '.' && part[1] == '.') {
+            size_t k = *len;
+            while (k > 0 && buf[k - 1] != '/')
+                k--;
+            *len = k > 0 ? k - 1 : 0;
+        } else if (n > 0 && !(n == 1 && part[0] == '.')) {
+            int lead = *len > 0 || buf[0] == '/';
+            if (*len + (size_t)lead + n + 1 > size)
+                return -EINVAL;
+            if (lead)
+                buf[(*len)++] = '/';
+            memcpy(buf + *len, part, n);
+            *len += n;
+        }
+        part += n + (slash ? 1 : 0);
+    }
+    buf[*len] = '\0';
+    return 0;
+}
+
+/*
+ * path.Join(root, a, b, c) (NULL parts end the list), Multigres' key rule: a root "/x//y/" and a
+ * relative one work as Go's path package treats them. trailing_slash adds one "/" at the end
+ * (the form of a prefix for listing a directory).
+ */
+static int join_key_parts(char *buf, size_t size, const char *root, const char *a, const char *b,
+                          const char *c, int trailing_slash)
+{
+    size_t len = 0;
+    if (size < 2)
+        return -EINVAL;
+    buf[0] = root[0] == '/' ? '/' : '\0';
+    len = 0;
+    buf[1] = '\0';
+    const char *parts[] = {root, a, b, c};
+    for (size_t i = 0; i < 4 && parts[i]; i++)
+        if (join_clean(buf, size, &len, parts[i]))
+            return -EINVAL;
+    if (len == 0 && buf[0] == '/')
+        len = 1; /* the root itself */
+    buf[len] = '\0';
+    if (trailing_slash && (len == 0 || buf[len - 1] != '/')) {
+        if (len + 2 > size)
+            return -EINVAL;
+        buf[len++] = '/';
+        buf[len] = '\0';
+    }
+    return 0;
+}
+
 static int join_key(char *buf, size_t size, const char *root, const char *a, const char *b,
                     const char *c)
 {
-    size_t rl = strlen(root);
-    while (rl > 0 && root[rl - 1] == '/')
-        rl--;
-    int n = snprintf(buf, size, "%.*s/%s%s%s%s%s", (int)rl, root, a, b ? "/" : "", b ? b : "",
-                     c ? "/" : "", c ? c : "");
-    return n < 0 || (size_t)n >= size ? -EINVAL : 0;
+    return join_key_parts(buf, size, root, a, b, c, 0);
+}
+
+/* "<root>/<a>/" for listing what is under a directory. */
+static int join_dir(char *buf, size_t size, const char *root, const char *a)
+{
+    return join_key_parts(buf, size, root, a, NULL, NULL, 1);
 }
 
 /* ---- desired global records ----------------------------------------------------------------- */
@@ -287,50 +361,74 @@ static int etcd_failed(struct etcd_client *etcd, int rc, char *err, size_t err_s
 
 /* ---- registration --------------------------------------------------------------------------- */
 
+/* The canonical JSON of a record: encoded and decoded again, so zero values and spellings
+ * compare as stored. */
+static int canonical(enum topo_kind kind, const json_t *record, json_t **ret, char *err,
+                     size_t err_size)
+{
+    uint8_t *bytes = NULL;
+    size_t len = 0;
+    int rc = pbjson_encode(kinds[kind].desc, record, NULL, 0, &bytes, &len, err, err_size);
+    if (rc)
+        return rc;
+    rc = pbjson_decode(kinds[kind].desc, bytes, len, ret);
+    core_free(bytes);
+    return rc;
+}
+
+/*
+ * Create or update one record. mgo owns the top-level fields it writes; the stored record's
+ * other fields (known or not to mgo's schema) are kept, as the reference's Update*Fields do. A
+ * record whose stored content already equals that is not written.
+ */
 static int register_one(struct etcd_client *etcd, const char *key, enum topo_kind kind,
                         const json_t *want, int64_t deadline, const char **ret_outcome, char *err,
                         size_t err_size)
 {
     for (int attempt = 0; attempt <= CAS_RETRIES; attempt++) {
         struct etcd_kvs cur = {0};
-        int rc = etcd_get(etcd, key, strlen(key), topo_remaining_ms(deadline), &cur);
-        if (rc)
-            return etcd_failed(etcd, rc, err, err_size);
-        int64_t mod = 0;
+        json_t *have = NULL, *next = NULL, *want_canon = NULL;
         uint8_t *bytes = NULL;
         size_t len = 0;
+        int64_t mod = 0, left = budget(deadline, key, err, err_size);
+        if (left < 0)
+            return (int)left;
+        int rc = etcd_get(etcd, key, strlen(key), left, &cur);
+        if (rc)
+            return etcd_failed(etcd, rc, err, err_size);
         if (cur.n > 0) {
-            json_t *have = NULL;
+            mod = cur.items[0].mod_revision;
             rc = topo_decode(kind, cur.items[0].value, cur.items[0].value_len, &have);
-            if (rc == -EPROTO) {
+            if (rc == -EPROTO)
                 set_err(err, err_size, "%s: the stored value is not a valid %s record", key,
                         kinds[kind].leaf);
-                etcd_kvs_fini(&cur);
-                return rc;
-            }
-            int same = rc == 0 && json_equal(have, (json_t *)want);
-            json_decref(have);
-            if (rc) {
-                etcd_kvs_fini(&cur);
-                return rc;
-            }
-            if (same) {
-                etcd_kvs_fini(&cur);
-                *ret_outcome = "unchanged";
-                return 0;
-            }
-            mod = cur.items[0].mod_revision;
-            rc = pbjson_encode(kinds[kind].desc, want, cur.items[0].value, cur.items[0].value_len,
-                               &bytes, &len, err, err_size);
-        } else {
-            rc = pbjson_encode(kinds[kind].desc, want, NULL, 0, &bytes, &len, err, err_size);
         }
+        if (!rc) {
+            next = have ? json_deep_copy(have) : json_object();
+            if (!next || json_object_update(next, (json_t *)want))
+                rc = -ENOMEM;
+        }
+        if (!rc)
+            rc = canonical(kind, next, &want_canon, err, err_size);
+        if (!rc && have && json_equal(have, want_canon)) {
+            *ret_outcome = "unchanged";
+        } else if (!rc) {
+            rc = pbjson_encode(kinds[kind].desc, next, cur.n ? cur.items[0].value : NULL,
+                               cur.n ? cur.items[0].value_len : 0, &bytes, &len, err, err_size);
+        }
+        json_decref(have);
+        json_decref(next);
+        json_decref(want_canon);
         etcd_kvs_fini(&cur);
-        if (rc)
+        if (rc || !bytes)
             return rc;
         int swapped = 0;
-        rc = etcd_put_if(etcd, key, strlen(key), bytes, len, mod, 0, topo_remaining_ms(deadline),
-                         &swapped, NULL, NULL);
+        left = budget(deadline, key, err, err_size);
+        if (left < 0) {
+            core_free(bytes);
+            return (int)left;
+        }
+        rc = etcd_put_if(etcd, key, strlen(key), bytes, len, mod, 0, left, &swapped, NULL, NULL);
         core_free(bytes);
         if (rc)
             return etcd_failed(etcd, rc, err, err_size);
@@ -338,8 +436,6 @@ static int register_one(struct etcd_client *etcd, const char *key, enum topo_kin
             *ret_outcome = mod ? "updated" : "created";
             return 0;
         }
-        if (topo_remaining_ms(deadline) == 0)
-            break;
         /* Another writer won the race: read again and reconsider. */
     }
     set_err(err, err_size, "%s: lost %d compare-and-swap races in a row; try again", key,
@@ -387,12 +483,18 @@ static int list_dir(struct etcd_client *etcd, const char *prefix, int64_t deadli
                     json_t **ret_names, char *err, size_t err_size)
 {
     struct etcd_kvs kvs = {0};
-    int rc = etcd_get_prefix(etcd, prefix, strlen(prefix), 1, topo_remaining_ms(deadline), &kvs);
+    int64_t left = budget(deadline, prefix, err, err_size);
+    if (left < 0)
+        return (int)left;
+    int rc = etcd_get_prefix(etcd, prefix, strlen(prefix), 1, left, &kvs);
     if (rc)
         return etcd_failed(etcd, rc, err, err_size);
     json_t *names = json_object();
     size_t plen = strlen(prefix);
     for (size_t i = 0; names && i < kvs.n; i++) {
+        /* etcd answers what was asked; a key outside the prefix is skipped, not trusted. */
+        if (kvs.items[i].key_len < plen || memcmp(kvs.items[i].key, prefix, plen) != 0)
+            continue;
         const char *rest = kvs.items[i].key + plen;
         const char *slash = strchr(rest, '/');
         size_t n = slash ? (size_t)(slash - rest) : strlen(rest);
@@ -413,16 +515,58 @@ static int list_dir(struct etcd_client *etcd, const char *prefix, int64_t deadli
     return 0;
 }
 
+/* The cells that some stored Database record lists (Multigres' DeleteCell without force
+ * refuses to delete those). */
+static int cells_listed_by_databases(struct etcd_client *etcd, const char *root, int64_t deadline,
+                                     json_t **ret, char *err, size_t err_size)
+{
+    char prefix[1024];
+    struct etcd_kvs kvs = {0};
+    if (join_dir(prefix, sizeof(prefix), root, "databases"))
+        return -EINVAL;
+    int64_t left = budget(deadline, prefix, err, err_size);
+    if (left < 0)
+        return (int)left;
+    int rc = etcd_get_prefix(etcd, prefix, strlen(prefix), 0, left, &kvs);
+    if (rc)
+        return etcd_failed(etcd, rc, err, err_size);
+    json_t *cells = json_object();
+    for (size_t i = 0; cells && rc == 0 && i < kvs.n; i++) {
+        json_t *db = NULL;
+        size_t k;
+        json_t *c;
+        if (topo_kind_of_key(kvs.items[i].key) != TOPO_DATABASE)
+            continue;
+        if (topo_decode(TOPO_DATABASE, kvs.items[i].value, kvs.items[i].value_len, &db))
+            continue; /* an unreadable record protects nothing; dump shows it */
+        json_array_foreach (json_object_get(db, "cells"), k, c)
+            if (json_is_string(c) &&
+                json_object_set_new(cells, json_string_value(c),
+                                    json_string(str(db, "name") ? str(db, "name") : "")))
+                rc = -ENOMEM;
+        json_decref(db);
+    }
+    etcd_kvs_fini(&kvs);
+    if (!cells || rc) {
+        json_decref(cells);
+        return rc ? rc : -ENOMEM;
+    }
+    *ret = cells;
+    return 0;
+}
+
 int topo_prune(struct etcd_client *etcd, const char *root, enum topo_kind kind, const json_t *keep,
                int64_t deadline_ms, json_t **ret_report, char *err, size_t err_size)
 {
     char prefix[1024];
-    json_t *names = NULL, *report = json_array();
+    json_t *names = NULL, *listed = NULL, *report = json_array();
     int rc = report ? 0 : -ENOMEM;
-    if (!rc && join_key(prefix, sizeof(prefix), root, kind_dir(kind), "", NULL))
-        rc = -EINVAL; /* "<root>/<dir>/": the trailing slash comes from the empty part */
+    if (!rc && join_dir(prefix, sizeof(prefix), root, kind_dir(kind)))
+        rc = -EINVAL;
     if (!rc)
         rc = list_dir(etcd, prefix, deadline_ms, &names, err, err_size);
+    if (!rc && kind == TOPO_CELL)
+        rc = cells_listed_by_databases(etcd, root, deadline_ms, &listed, err, err_size);
     const char *name;
     json_t *v;
     json_object_foreach (names, name, v) {
@@ -432,7 +576,21 @@ int topo_prune(struct etcd_client *etcd, const char *root, enum topo_kind kind, 
             continue;
         if (join_key(key, sizeof(key), root, kind_dir(kind), name, kinds[kind].leaf))
             continue;
-        rc = etcd_delete(etcd, key, strlen(key), topo_remaining_ms(deadline_ms), &deleted);
+        if (json_object_get(listed, name)) {
+            /* Like Multigres' DeleteCell(force=false): a cell a database lists stays. */
+            char why[300];
+            (void)snprintf(why, sizeof(why), "listed by database '%s'", str(listed, name));
+            if (json_array_append_new(report, json_pack("{s:s, s:s, s:s}", "key", key, "outcome",
+                                                        "kept", "reason", why)))
+                rc = -ENOMEM;
+            continue;
+        }
+        int64_t left = budget(deadline_ms, key, err, err_size);
+        if (left < 0) {
+            rc = (int)left;
+            break;
+        }
+        rc = etcd_delete(etcd, key, strlen(key), left, &deleted);
         if (rc) {
             rc = etcd_failed(etcd, rc, err, err_size);
             break;
@@ -442,6 +600,7 @@ int topo_prune(struct etcd_client *etcd, const char *root, enum topo_kind kind, 
             rc = -ENOMEM;
     }
     json_decref(names);
+    json_decref(listed);
     if (rc) {
         json_decref(report);
         return rc;
@@ -456,6 +615,8 @@ int topo_pooler_key(const char *cell_root, const char *cell, const char *name, c
                     size_t size)
 {
     char dir[512];
+    if (!*cell || !*name || strchr(cell, '/') || strchr(name, '/'))
+        return -EINVAL; /* a name must stay one path segment */
     int n = snprintf(dir, sizeof(dir), "multipooler-%s-%s", cell, name);
     if (n < 0 || (size_t)n >= sizeof(dir))
         return -EINVAL;
@@ -479,9 +640,12 @@ int topo_list_poolers(struct etcd_client *etcd, const char *cell_root, const cha
 {
     char prefix[1024];
     struct etcd_kvs kvs = {0};
-    if (join_key(prefix, sizeof(prefix), cell_root, "poolers", "", NULL))
+    if (join_dir(prefix, sizeof(prefix), cell_root, "poolers"))
         return -EINVAL;
-    int rc = etcd_get_prefix(etcd, prefix, strlen(prefix), 0, topo_remaining_ms(deadline_ms), &kvs);
+    int64_t left = budget(deadline_ms, prefix, err, err_size);
+    if (left < 0)
+        return (int)left;
+    int rc = etcd_get_prefix(etcd, prefix, strlen(prefix), 0, left, &kvs);
     if (rc)
         return etcd_failed(etcd, rc, err, err_size);
     json_t *out = json_array();
@@ -536,57 +700,93 @@ int topo_publish_pooler(struct etcd_client *etcd, const char *cell_root, const j
     return register_one(etcd, key, TOPO_POOLER, record, deadline_ms, &outcome, err, err_size);
 }
 
+/* Set lifecycle_status = {LIFECYCLE_SHUTDOWN, reason, updated} on an unpacked record, in place:
+ * every other field, nested unknown fields and enum values mgo does not know included, stays as
+ * stored (the reference's MarkDeadPoolers changes only this field). */
+static int set_shutdown(Clustermetadata__Multipooler *p, const char *reason, int64_t now_ms)
+{
+    Clustermetadata__PoolerLifecycle *lc = core_malloc(sizeof(*lc));
+    Google__Protobuf__Timestamp *ts = core_malloc(sizeof(*ts));
+    char *why = core_strdup(reason);
+    if (!lc || !ts || !why) {
+        core_free(lc);
+        core_free(ts);
+        core_free(why);
+        return -ENOMEM;
+    }
+    clustermetadata__pooler_lifecycle__init(lc);
+    google__protobuf__timestamp__init(ts);
+    ts->seconds = now_ms / 1000;
+    ts->nanos = (int32_t)((now_ms % 1000) * 1000000);
+    lc->status = CLUSTERMETADATA__POOLER_LIFECYCLE_STATUS__LIFECYCLE_SHUTDOWN;
+    lc->reason = why;
+    lc->updated = ts;
+    if (p->lifecycle_status)
+        protobuf_c_message_free_unpacked(&p->lifecycle_status->base, &pbjson_allocator);
+    p->lifecycle_status = lc;
+    return 0;
+}
+
 int topo_mark_pooler_shutdown(struct etcd_client *etcd, const char *cell_root, const char *cell,
                               const char *name, const char *reason, int64_t now_ms,
                               int64_t deadline_ms, int *ret_changed, char *err, size_t err_size)
 {
     char key[1024];
-    if (topo_pooler_key(cell_root, cell, name, key, sizeof(key)))
+    if (topo_pooler_key(cell_root, cell, name, key, sizeof(key))) {
+        set_err(err, err_size, "pooler %s/%s: not a valid pooler key", cell, name);
         return -EINVAL;
+    }
     for (int attempt = 0; attempt <= CAS_RETRIES; attempt++) {
         struct etcd_kvs cur = {0};
-        json_t *p = NULL;
-        int rc = etcd_get(etcd, key, strlen(key), topo_remaining_ms(deadline_ms), &cur);
+        int64_t left = budget(deadline_ms, key, err, err_size);
+        if (left < 0)
+            return (int)left;
+        int rc = etcd_get(etcd, key, strlen(key), left, &cur);
         if (rc)
             return etcd_failed(etcd, rc, err, err_size);
         if (cur.n == 0) {
             set_err(err, err_size, "%s: no such pooler record", key);
             return -ENOENT;
         }
-        rc = topo_decode(TOPO_POOLER, cur.items[0].value, cur.items[0].value_len, &p);
-        if (rc) {
-            if (rc == -EPROTO)
-                set_err(err, err_size, "%s: the stored value is not a valid Pooler record", key);
-            etcd_kvs_fini(&cur);
-            return rc;
+        int64_t mod = cur.items[0].mod_revision;
+        Clustermetadata__Multipooler *p = clustermetadata__multipooler__unpack(
+            &pbjson_allocator, cur.items[0].value_len, cur.items[0].value);
+        etcd_kvs_fini(&cur);
+        if (!p) {
+            if (core_allocation_failed())
+                return -ENOMEM;
+            set_err(err, err_size, "%s: the stored value is not a valid Pooler record", key);
+            return -EPROTO;
         }
-        const char *life = str(json_object_get(p, "lifecycle_status"), "status");
-        if (life && strcmp(life, "LIFECYCLE_SHUTDOWN") == 0) {
-            json_decref(p);
-            etcd_kvs_fini(&cur);
+        if (p->lifecycle_status &&
+            p->lifecycle_status->status ==
+                CLUSTERMETADATA__POOLER_LIFECYCLE_STATUS__LIFECYCLE_SHUTDOWN) {
+            clustermetadata__multipooler__free_unpacked(p, &pbjson_allocator);
             *ret_changed = 0;
             return 0;
         }
-        json_t *lc = json_pack("{s:s, s:s, s:{s:I, s:i}}", "status", "LIFECYCLE_SHUTDOWN", "reason",
-                               reason, "updated", "seconds", (json_int_t)(now_ms / 1000), "nanos",
-                               (int)((now_ms % 1000) * 1000000));
-        /* The reference derives the deprecated type from the lifecycle: SHUTDOWN -> UNKNOWN. */
-        json_object_del(p, "type");
         uint8_t *bytes = NULL;
         size_t len = 0;
-        rc = !lc || json_object_set_new(p, "lifecycle_status", lc) ? -ENOMEM : 0;
-        if (!rc)
-            rc = pbjson_encode(kinds[TOPO_POOLER].desc, p, cur.items[0].value,
-                               cur.items[0].value_len, &bytes, &len, err, err_size);
-        int64_t mod = cur.items[0].mod_revision;
-        json_decref(p);
-        etcd_kvs_fini(&cur);
+        rc = set_shutdown(p, reason, now_ms);
+        if (!rc) {
+            len = clustermetadata__multipooler__get_packed_size(p);
+            bytes = core_malloc(len ? len : 1);
+            if (bytes)
+                (void)clustermetadata__multipooler__pack(p, bytes); /* exactly len bytes */
+            else
+                rc = -ENOMEM;
+        }
+        clustermetadata__multipooler__free_unpacked(p, &pbjson_allocator);
         if (rc)
             return rc;
         int swapped = 0;
-        rc = etcd_put_if(etcd, key, strlen(key), bytes, len, mod, 0, topo_remaining_ms(deadline_ms),
-                         &swapped, NULL, NULL);
+        left = budget(deadline_ms, key, err, err_size);
+        if (left >= 0)
+            rc =
+                etcd_put_if(etcd, key, strlen(key), bytes, len, mod, 0, left, &swapped, NULL, NULL);
         core_free(bytes);
+        if (left < 0)
+            return (int)left;
         if (rc)
             return etcd_failed(etcd, rc, err, err_size);
         if (swapped) {
@@ -605,9 +805,14 @@ int topo_delete_pooler(struct etcd_client *etcd, const char *cell_root, const ch
 {
     char key[1024];
     int64_t deleted = 0;
-    if (topo_pooler_key(cell_root, cell, name, key, sizeof(key)))
+    if (topo_pooler_key(cell_root, cell, name, key, sizeof(key))) {
+        set_err(err, err_size, "pooler %s/%s: not a valid pooler key", cell, name);
         return -EINVAL;
-    int rc = etcd_delete(etcd, key, strlen(key), topo_remaining_ms(deadline_ms), &deleted);
+    }
+    int64_t left = budget(deadline_ms, key, err, err_size);
+    if (left < 0)
+        return (int)left;
+    int rc = etcd_delete(etcd, key, strlen(key), left, &deleted);
     if (rc)
         return etcd_failed(etcd, rc, err, err_size);
     *ret_deleted = deleted > 0;
@@ -621,7 +826,10 @@ static int dump_prefix(struct etcd_client *etcd, const char *prefix, int64_t dea
                        char *err, size_t err_size)
 {
     struct etcd_kvs kvs = {0};
-    int rc = etcd_get_prefix(etcd, prefix, strlen(prefix), 0, topo_remaining_ms(deadline), &kvs);
+    int64_t left = budget(deadline, prefix, err, err_size);
+    if (left < 0)
+        return (int)left;
+    int rc = etcd_get_prefix(etcd, prefix, strlen(prefix), 0, left, &kvs);
     if (rc)
         return etcd_failed(etcd, rc, err, err_size);
     json_t *out = json_array();
@@ -636,6 +844,8 @@ static int dump_prefix(struct etcd_client *etcd, const char *prefix, int64_t dea
                             : -EPROTO;
         if (drc == -ENOMEM)
             rc = -ENOMEM;
+        else if (drc == 0 && !rec)
+            json_decref(value);
         else if (rec && drc == 0)
             rc = json_object_set_new(rec, "value", value) ? -ENOMEM : 0;
         else if (rec)
@@ -661,7 +871,7 @@ int topo_dump(struct etcd_client *etcd, const char *root, int64_t deadline_ms, j
 {
     char prefix[1024];
     json_t *global = NULL, *cells = json_array();
-    if (!cells || join_key(prefix, sizeof(prefix), root, "", NULL, NULL)) {
+    if (!cells || join_dir(prefix, sizeof(prefix), root, NULL)) {
         json_decref(cells);
         return cells ? -EINVAL : -ENOMEM;
     }
@@ -679,7 +889,7 @@ int topo_dump(struct etcd_client *etcd, const char *root, int64_t deadline_ms, j
         char cprefix[1024];
         json_t *records = NULL;
         /* Cells that share the global root (or another cell's) list the same keys: once. */
-        if (join_key(cprefix, sizeof(cprefix), croot, "", NULL, NULL))
+        if (join_dir(cprefix, sizeof(cprefix), croot, NULL))
             continue;
         if (strncmp(cprefix, prefix, strlen(prefix)) == 0 && strlen(cprefix) == strlen(prefix)) {
             records = json_array(); /* its records are in the global listing already */
