@@ -11,6 +11,8 @@
 static const char usage_topo[] =
     "usage: mgo topo register [--etcd URL]... [--cluster NAME] [--namespace NS] [--json] FILE...\n"
     "       mgo topo dump --etcd URL... [--root ROOT]\n"
+    "       mgo topo poolers --etcd URL... --cell C [--cell-root ROOT] [--database D]\n"
+    "                        [--table-group T] [--shard S]\n"
     "\n"
     "register  writes the Cell and Database records of a cluster into its global topology, as a\n"
     "          provisioner does before starting Multigres components: created when missing,\n"
@@ -19,6 +21,9 @@ static const char usage_topo[] =
     "          Without --etcd the endpoints come from the cluster's globalTopoServer.\n"
     "dump      prints every record under the global root and under each cell's root, decoded,\n"
     "          as JSON: what Multigres components see.\n"
+    "poolers   lists the poolers of one shard in one cell with the role mgo reads from them\n"
+    "          (PRIMARY, REPLICA or QUARANTINED; shut-down poolers are left out), as JSON.\n"
+    "          The shard defaults to postgres/default/0-inf, the cell root to the global root.\n"
     "\n"
     "  --etcd URL        an etcd endpoint (http://host:port); repeat for several\n"
     "  --root ROOT       the global root for dump (default /multigres/global)\n"
@@ -42,9 +47,13 @@ static void print_report(const json_t *list)
 {
     size_t i;
     json_t *e;
-    json_array_foreach (list, i, e)
-        printf("%-9s %s\n", json_string_value(json_object_get(e, "outcome")),
-               json_string_value(json_object_get(e, "key")));
+    json_array_foreach (list, i, e) {
+        const char *outcome = json_string_value(json_object_get(e, "outcome"));
+        const char *key = json_string_value(json_object_get(e, "key"));
+        const char *reason = json_string_value(json_object_get(e, "reason"));
+        printf("%-9s %s%s%s%s\n", outcome ? outcome : "?", key ? key : "?", reason ? " (" : "",
+               reason ? reason : "", reason ? ")" : "");
+    }
 }
 
 int topo_command(struct loader_lib *lib, int argc, char **argv)
@@ -61,11 +70,17 @@ int topo_command(struct loader_lib *lib, int argc, char **argv)
         code = EXIT_OK;
         goto out;
     }
-    if (strcmp(sub, "register") != 0 && strcmp(sub, "dump") != 0) {
+    int poolers = strcmp(sub, "poolers") == 0;
+    if (strcmp(sub, "register") != 0 && strcmp(sub, "dump") != 0 && !poolers) {
         code = usage_error("unknown or missing subcommand", sub);
         goto out;
     }
-    json_object_set_new(req, "op", json_string(sub));
+    json_object_set_new(req, "op", json_string(poolers ? "list_poolers" : sub));
+    if (poolers) {
+        json_object_set_new(req, "database", json_string("postgres"));
+        json_object_set_new(req, "table_group", json_string("default"));
+        json_object_set_new(req, "shard", json_string("0-inf"));
+    }
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
@@ -81,6 +96,18 @@ int topo_command(struct loader_lib *lib, int argc, char **argv)
             i++;
         } else if ((strcmp(a, "--cluster") == 0 || strcmp(a, "--namespace") == 0) && v) {
             json_object_set_new(req, a + 2, json_string(v));
+            i++;
+        } else if (poolers &&
+                   (strcmp(a, "--cell") == 0 || strcmp(a, "--database") == 0 ||
+                    strcmp(a, "--shard") == 0) &&
+                   v) {
+            json_object_set_new(req, a + 2, json_string(v));
+            i++;
+        } else if (poolers && strcmp(a, "--table-group") == 0 && v) {
+            json_object_set_new(req, "table_group", json_string(v));
+            i++;
+        } else if (poolers && strcmp(a, "--cell-root") == 0 && v) {
+            json_object_set_new(req, "cell_root", json_string(v));
             i++;
         } else if (strcmp(a, "--deadline-ms") == 0 && v) {
             char *end = NULL;
@@ -102,7 +129,7 @@ int topo_command(struct loader_lib *lib, int argc, char **argv)
             }
             files++;
         } else {
-            code = usage_error("dump takes no files:", a);
+            code = usage_error("this subcommand takes no files:", a);
             goto out;
         }
     }
@@ -110,8 +137,12 @@ int topo_command(struct loader_lib *lib, int argc, char **argv)
         code = usage_error("register needs a FILE", NULL);
         goto out;
     }
-    if (strcmp(sub, "dump") == 0 && json_array_size(endpoints) == 0) {
-        code = usage_error("dump needs --etcd URL", NULL);
+    if ((strcmp(sub, "dump") == 0 || poolers) && json_array_size(endpoints) == 0) {
+        code = usage_error("this subcommand needs --etcd URL", NULL);
+        goto out;
+    }
+    if (poolers && !json_object_get(req, "cell")) {
+        code = usage_error("poolers needs --cell", NULL);
         goto out;
     }
     if (json_array_size(endpoints) > 0) {
@@ -137,7 +168,7 @@ int topo_command(struct loader_lib *lib, int argc, char **argv)
     if (!result) {
         fprintf(stderr, "mgo topo: %s\n", lib->strerror(rc));
         code = rc == MGO_EAGAIN ? EXIT_RETRY : EXIT_LIBRARY;
-    } else if (as_json || (rc == MGO_OK && strcmp(sub, "dump") == 0)) {
+    } else if (as_json || (rc == MGO_OK && (strcmp(sub, "dump") == 0 || poolers))) {
         char *pretty = json_dumps(result, JSON_INDENT(2));
         printf("%s\n", pretty ? pretty : "{}");
         free(pretty);

@@ -277,6 +277,21 @@ for cell, (name, role, ptype) in want.items():
 sys.exit(1 if bad else 0)
 PY
 
+# mgo's own pooler listing (what reconcile and drain use) reads the Go-written records' roles.
+for spec in "z1 pool-0 PRIMARY" "z2 pool-1 REPLICA"; do
+    set -- $spec
+    "$MGO_CLI" topo poolers --etcd "$url" --cell "$1" --cell-root "$cell_root" >"$tmp/poolers-$1.json" ||
+        fail "mgo topo poolers --cell $1 exited $?"
+    python3 - "$tmp/poolers-$1.json" "$2" "$3" <<'PY' || fail "mgo topo poolers does not read $2 as $3"
+import json, sys
+d, name, role = json.load(open(sys.argv[1])), sys.argv[2], sys.argv[3]
+got = [(p["id"]["name"], p["role"]) for p in d["poolers"]]
+if got != [(name, role)]:
+    sys.exit("mgo topo poolers: %s, expected %s" % (got, [(name, role)]))
+print("ok - mgo topo poolers reads %s as %s" % (name, role))
+PY
+done
+
 # Registering the same cluster again changes nothing: not the records, not their revisions, and
 # not the poolers it does not own.
 register "$samples/topology.yaml"
