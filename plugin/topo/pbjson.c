@@ -377,11 +377,17 @@ static int value_from_json(const ProtobufCFieldDescriptor *f, const json_t *v, v
         *(protobuf_c_boolean *)p = json_is_true(v);
         return 0;
     case PROTOBUF_C_TYPE_ENUM: {
+        /* proto3 enums are open: a number mgo does not know (written by a newer Multigres) is
+         * kept as it is; a name must be known. */
+        if (json_is_integer(v)) {
+            if (json_integer_value(v) < INT32_MIN || json_integer_value(v) > INT32_MAX)
+                return fail_at(b, f->name, "must be a 32-bit enum value");
+            *(int *)p = (int)json_integer_value(v);
+            return 0;
+        }
         const ProtobufCEnumValue *ev = NULL;
         if (json_is_string(v))
             ev = protobuf_c_enum_descriptor_get_value_by_name(f->descriptor, json_string_value(v));
-        else if (json_is_integer(v))
-            ev = protobuf_c_enum_descriptor_get_value(f->descriptor, (int)json_integer_value(v));
         if (!ev)
             return fail_at(b, f->name, "unknown value of %s",
                            ((const ProtobufCEnumDescriptor *)f->descriptor)->name);
