@@ -361,6 +361,29 @@ static int etcd_failed(struct etcd_client *etcd, int rc, char *err, size_t err_s
 
 /* ---- registration --------------------------------------------------------------------------- */
 
+/* Put `bytes` (consumed) at `key` if its mod revision is still `mod` (0: absent), within the
+ * deadline. 0 with *ret_swapped 1 when it was written, 0 when another writer got there first. */
+static int cas_put(struct etcd_client *etcd, const char *key, uint8_t *bytes, size_t len,
+                   int64_t mod, int64_t deadline, int *ret_swapped, char *err, size_t err_size)
+{
+    int64_t left = budget(deadline, key, err, err_size);
+    int rc = (int)left;
+    if (left >= 0)
+        rc = etcd_put_if(etcd, key, strlen(key), bytes, len, mod, 0, left, ret_swapped, NULL, NULL);
+    core_free(bytes);
+    if (left < 0)
+        return (int)left;
+    return rc ? etcd_failed(etcd, rc, err, err_size) : 0;
+}
+
+/* The error of a compare-and-swap loop that kept losing. */
+static int cas_lost(const char *key, char *err, size_t err_size)
+{
+    set_err(err, err_size, "%s: lost %d compare-and-swap races in a row; try again", key,
+            CAS_RETRIES + 1);
+    return -EBUSY;
+}
+
 /* The canonical JSON of a record: encoded and decoded again, so zero values and spellings
  * compare as stored. */
 static int canonical(enum topo_kind kind, const json_t *record, json_t **ret, char *err,
@@ -423,24 +446,16 @@ static int register_one(struct etcd_client *etcd, const char *key, enum topo_kin
         if (rc || !bytes)
             return rc;
         int swapped = 0;
-        left = budget(deadline, key, err, err_size);
-        if (left < 0) {
-            core_free(bytes);
-            return (int)left;
-        }
-        rc = etcd_put_if(etcd, key, strlen(key), bytes, len, mod, 0, left, &swapped, NULL, NULL);
-        core_free(bytes);
+        rc = cas_put(etcd, key, bytes, len, mod, deadline, &swapped, err, err_size);
         if (rc)
-            return etcd_failed(etcd, rc, err, err_size);
+            return rc;
         if (swapped) {
             *ret_outcome = mod ? "updated" : "created";
             return 0;
         }
         /* Another writer won the race: read again and reconsider. */
     }
-    set_err(err, err_size, "%s: lost %d compare-and-swap races in a row; try again", key,
-            CAS_RETRIES + 1);
-    return -EBUSY;
+    return cas_lost(key, err, err_size);
 }
 
 static const char *kind_dir(enum topo_kind kind)
@@ -780,23 +795,15 @@ int topo_mark_pooler_shutdown(struct etcd_client *etcd, const char *cell_root, c
         if (rc)
             return rc;
         int swapped = 0;
-        left = budget(deadline_ms, key, err, err_size);
-        if (left >= 0)
-            rc =
-                etcd_put_if(etcd, key, strlen(key), bytes, len, mod, 0, left, &swapped, NULL, NULL);
-        core_free(bytes);
-        if (left < 0)
-            return (int)left;
+        rc = cas_put(etcd, key, bytes, len, mod, deadline_ms, &swapped, err, err_size);
         if (rc)
-            return etcd_failed(etcd, rc, err, err_size);
+            return rc;
         if (swapped) {
             *ret_changed = 1;
             return 0;
         }
     }
-    set_err(err, err_size, "%s: lost %d compare-and-swap races in a row; try again", key,
-            CAS_RETRIES + 1);
-    return -EBUSY;
+    return cas_lost(key, err, err_size);
 }
 
 int topo_delete_pooler(struct etcd_client *etcd, const char *cell_root, const char *cell,
