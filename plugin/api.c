@@ -192,7 +192,7 @@ static int32_t do_validate(mgo_plugin *p, const char *request, size_t len, char 
                            size_t *ret_len)
 {
     struct request r;
-    char msg[512];
+    char msg[512] = "";
     json_t *report = NULL;
     int32_t rc = api_request_parse(request, len, &r, msg, sizeof(msg));
 
@@ -246,7 +246,7 @@ static int32_t do_reconcile(mgo_plugin *p, const char *request, size_t len, char
                             size_t *ret_len)
 {
     struct request r;
-    char msg[512];
+    char msg[512] = "";
     json_t *report = NULL, *clusters = NULL;
     int32_t rc = api_request_parse(request, len, &r, msg, sizeof(msg));
 
