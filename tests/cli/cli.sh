@@ -45,6 +45,8 @@ run 2 "unknown option" -- "$mgo" validate --bogus "$samples/minimal.yaml"
 run 0 "version" -- "$mgo" version
 grep -q "ABI 1" "$tmp/out" && check ok "version names ABI 1" || check fail "version output"
 
+run 0 "the annotated manifest of docs/spec is valid" -- "$mgo" validate "$MGO_SOURCE_DIR/docs/spec/multigrescluster.yaml"
+run 0 "the example clusters are valid" -- "$mgo" validate --templates "$MGO_SOURCE_DIR/examples/clusters/templates" "$MGO_SOURCE_DIR"/examples/clusters/*.yaml
 run 0 "valid sample" -- "$mgo" validate "$samples/minimal.yaml"
 [ ! -s "$tmp/out" ] && check ok "valid sample prints nothing" || check fail "valid sample printed"
 
