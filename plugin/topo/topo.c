@@ -8,6 +8,7 @@
 
 #include "clustermetadata.pb-c.h"
 #include "core/core.h"
+#include "spec/names.h"
 #include "topo/pbjson.h"
 #include "topo/topo.h"
 
@@ -193,54 +194,6 @@ static json_t *global_topo(const json_t *spec, const char *cluster, const char *
                      str(etcd, "rootPath") ? str(etcd, "rootPath") : "/multigres/global");
 }
 
-/* FNV-1a 32 over each part followed by NUL, as the reference's name hashing does. */
-static uint32_t fnv1a_parts(const char *const *parts, size_t n)
-{
-    uint32_t h = 2166136261u;
-    for (size_t i = 0; i < n; i++) {
-        for (const unsigned char *p = (const unsigned char *)parts[i]; *p; p++)
-            h = (h ^ *p) * 16777619u;
-        h = (h ^ 0) * 16777619u;
-    }
-    return h;
-}
-
-/*
- * The reference's JoinWithConstraints for the names needed here: parts lower-cased, characters
- * outside [a-z0-9-] made '-', joined with '-', then "-<hash>"; truncated so that
- * prefix + "---" + hash is exactly max_len when too long. first_letter: the result must start
- * with a lower-case letter ('x' prefixed otherwise).
- */
-static void join_name(char *out, size_t size, const char *const *parts, size_t n, size_t max_len,
-                      int first_letter)
-{
-    char joined[512];
-    size_t o = 0;
-    for (size_t i = 0; i < n && o + 2 < sizeof(joined); i++) {
-        if (i)
-            joined[o++] = '-';
-        for (const char *p = parts[i]; *p && o + 1 < sizeof(joined); p++) {
-            char ch = *p >= 'A' && *p <= 'Z' ? (char)(*p - 'A' + 'a') : *p;
-            joined[o++] =
-                (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '-' ? ch : '-';
-        }
-    }
-    joined[o] = '\0';
-    char prefixed[520];
-    int ok_first = first_letter ? (joined[0] >= 'a' && joined[0] <= 'z')
-                                : ((joined[0] >= 'a' && joined[0] <= 'z') ||
-                                   (joined[0] >= '0' && joined[0] <= '9'));
-    (void)snprintf(prefixed, sizeof(prefixed), "%s%s", ok_first ? "" : "x", joined);
-    char hash[9];
-    (void)snprintf(hash, sizeof(hash), "%08x", fnv1a_parts(parts, n));
-    if (strlen(prefixed) + 1 + 8 <= max_len) {
-        (void)snprintf(out, size, "%s-%s", prefixed, hash);
-        return;
-    }
-    size_t keep = max_len - 3 - 8;
-    (void)snprintf(out, size, "%.*s---%s", (int)keep, prefixed, hash);
-}
-
 static json_t *desired_cell(const json_t *cell, const json_t *global, const char *cluster,
                             const char *ns)
 {
@@ -255,9 +208,9 @@ static json_t *desired_cell(const json_t *cell, const json_t *global, const char
         /* Cell CR name = Join(Default, cluster, cell); the topo = Join(StatefulSet, CR, "topo"). */
         char cell_cr[300], topo_name[300], addr[400];
         const char *cr_parts[] = {cluster, name};
-        join_name(cell_cr, sizeof(cell_cr), cr_parts, 2, 253, 0);
+        names_join(NAMES_DEFAULT, cr_parts, 2, cell_cr, sizeof(cell_cr));
         const char *topo_parts[] = {cell_cr, "topo"};
-        join_name(topo_name, sizeof(topo_name), topo_parts, 2, 52, 1);
+        names_join(NAMES_STATEFULSET, topo_parts, 2, topo_name, sizeof(topo_name));
         (void)snprintf(addr, sizeof(addr), "%s.%s.svc:2379", topo_name, ns);
         return json_pack("{s:s, s:[s], s:s}", "name", name, "server_addresses", addr, "root",
                          str(etcd, "rootPath"));
