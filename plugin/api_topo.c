@@ -118,9 +118,11 @@ static int32_t client_for(const json_t *endpoints, const struct etcd_tls *tls,
     if (rc == -ENOMEM)
         return MGO_ENOMEM;
     if (rc) {
+        /* Without libcurl this library cannot reach etcd at all: not a transient condition. */
         (void)snprintf(msg, msg_size, "topology: %s",
-                       rc == -EAGAIN ? "libcurl.so.4 could not be loaded" : "bad etcd endpoint");
-        return rc == -EAGAIN ? MGO_EAGAIN : MGO_EINVAL;
+                       rc == -EAGAIN ? "libcurl.so.4 could not be loaded (install libcurl4)"
+                                     : "bad etcd endpoint");
+        return rc == -EAGAIN ? MGO_EUNSUPPORTED : MGO_EINVAL;
     }
     return MGO_OK;
 }
@@ -148,8 +150,8 @@ static int32_t status_of(int rc)
 
 /* The "etcd" override of a request: {"endpoints": [..], "root": ".."}. */
 static int32_t override_client(const mgo_plugin *p, const json_t *req, int64_t deadline,
-                               struct etcd_client **ret, const char **ret_root, char *msg,
-                               size_t msg_size)
+                               const char *default_root, struct etcd_client **ret,
+                               const char **ret_root, char *msg, size_t msg_size)
 {
     const json_t *etcd = json_object_get(req, "etcd");
     json_t *endpoints = NULL;
@@ -162,7 +164,7 @@ static int32_t override_client(const mgo_plugin *p, const json_t *req, int64_t d
     if (rc == MGO_OK)
         rc = client_for(endpoints, NULL, ret, msg, msg_size);
     json_decref(endpoints);
-    *ret_root = str(etcd, "root") ? str(etcd, "root") : "/multigres/global";
+    *ret_root = str(etcd, "root") ? str(etcd, "root") : default_root;
     return rc;
 }
 
@@ -201,7 +203,8 @@ static int32_t op_register(const mgo_plugin *p, const char *request, size_t len,
     }
     const char *root = str(global, "root");
     if (json_object_get(req, "etcd")) {
-        rc = override_client(p, req, deadline, &etcd, &root, msg, msg_size);
+        /* Other endpoints for the same topology: the spec's root stays unless "root" is given. */
+        rc = override_client(p, req, deadline, root, &etcd, &root, msg, msg_size);
     } else {
         const json_t *ext = json_object_get(
             json_object_get(json_object_get(resolved, "spec"), "globalTopoServer"), "external");
@@ -278,7 +281,8 @@ static int32_t op_on_etcd(const mgo_plugin *p, const char *op, const json_t *req
     const char *root = NULL;
     char err[512] = "";
     int trc = 0;
-    int32_t rc = override_client(p, req, deadline, &etcd, &root, msg, msg_size);
+    int32_t rc =
+        override_client(p, req, deadline, "/multigres/global", &etcd, &root, msg, msg_size);
     if (rc != MGO_OK)
         return rc;
     const char *cell_root = str(req, "cell_root") ? str(req, "cell_root") : root;

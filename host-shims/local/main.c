@@ -22,7 +22,7 @@ static const char usage_main[] =
     "Commands:\n"
     "  validate FILE...   check MultigresCluster manifests and templates\n"
     "  resolve FILE...    print a cluster with templates and defaults applied\n"
-    "  topo register|dump the cluster's records in its topology service (etcd)\n"
+    "  topo register|dump|poolers  a cluster's records in its topology service (etcd)\n"
     "  version            print the library and ABI versions\n"
     "\n"
     "Run 'mgo <command> --help' for a command's options.\n"
@@ -230,9 +230,15 @@ static int run(struct loader_lib *lib, loader_hook_fn hook, const struct options
         print_findings(result);
         const char *msg =
             json_string_value(json_object_get(json_object_get(result, "error"), "message"));
-        if (rc == MGO_EINVAL && msg && strncmp(msg, "request:", 8) == 0)
+        int request_error = rc == MGO_EINVAL && msg && strncmp(msg, "request:", 8) == 0;
+        if (request_error && strstr(msg, "name one with"))
+            fprintf(stderr,
+                    "mgo: the files hold several clusters; choose one with --cluster NAME\n");
+        else if (request_error)
             fprintf(stderr, "mgo: %s\n", msg + 9);
         code = rc == MGO_OK ? EXIT_VALID : rc == MGO_EINVAL ? EXIT_INVALID : EXIT_LIBRARY;
+        if (request_error)
+            code = EXIT_USAGE; /* a problem with how mgo was asked, not with a manifest */
         if (code == EXIT_LIBRARY)
             fprintf(stderr, "mgo: %s\n", msg ? msg : lib->strerror(rc));
     }

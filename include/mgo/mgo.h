@@ -6,9 +6,9 @@
  *
  * Shape of the interface:
  *   - a host fills an mgo_host callback table and opens a handle with mgo_open();
- *   - it calls hooks (mgo_validate, mgo_reconcile, mgo_drain, mgo_scale) with a UTF-8 JSON
- *     request and its length; each hook returns an int32_t status and a library-owned UTF-8 JSON
- *     result that the host releases with mgo_free();
+ *   - it calls hooks (mgo_validate, mgo_reconcile, mgo_topology, mgo_drain, mgo_scale) with a JSON
+ *     (UTF-8) request and its length; each hook returns an int32_t status and a library-owned
+ *     UTF-8 JSON result that the host releases with mgo_free();
  *   - it closes the handle with mgo_close().
  *
  * Conventions that hold for every function below:
@@ -245,8 +245,8 @@ MGO_API int32_t mgo_reconcile(mgo_plugin *plugin, const char *request, size_t re
                               char **ret_result, size_t *ret_result_len);
 
 /*
- * Operations on a cluster's topology service (etcd), as Multigres reads and writes it. The
- * request names an "op":
+ * Operations on a cluster's topology service (etcd), as Multigres reads and writes it; needs
+ * libcurl.so.4 at run time (MGO_EUNSUPPORTED without it). The request names an "op":
  *   "register"  the cluster's Cell and Database records, created or updated (idempotent; an
  *               unchanged record is not written), then, when spec.topologyPruning is enabled,
  *               records of cells and databases no longer in the spec deleted. Takes manifests
@@ -254,9 +254,10 @@ MGO_API int32_t mgo_reconcile(mgo_plugin *plugin, const char *request, size_t re
  *               spec, each passed through mgo_host.resolve, unless "etcd" gives them.
  *   "dump"      every record under the global root and the cells' roots, decoded.
  *   "list_poolers", "publish_pooler", "mark_pooler_shutdown", "delete_pooler": pooler records.
- * "etcd": {"endpoints": [...], "root": "..."} names the etcd; "deadline_ms" bounds the call
- * (default 20000). Document schemas: docs/abi.md. Blocks up to the deadline; returns MGO_EAGAIN
- * (naming the endpoint) when etcd is unreachable or slow, MGO_EINVAL for invalid input.
+ * "etcd": {"endpoints": [...], "root": "..."} names the etcd (for "register": other endpoints of
+ * the same topology, whose root stays the spec's unless "root" is given); "deadline_ms" bounds the
+ * call (default 20000). Document schemas: docs/abi.md. Blocks up to the deadline; returns
+ * MGO_EAGAIN (naming the endpoint) when etcd is unreachable or slow, MGO_EINVAL for invalid input.
  */
 MGO_API int32_t mgo_topology(mgo_plugin *plugin, const char *request, size_t request_len,
                              char **ret_result, size_t *ret_result_len);

@@ -101,8 +101,8 @@ run 0 "resolve" -- "$mgo" resolve "$samples/minimal.yaml"
 [ "$(json_get "$tmp/out" 'd["spec"]["databases"][0]["tablegroups"][0]["shards"][0]["spec"]["pools"]["default"]["replicasPerCell"]')" = 2 ] && check ok "resolve: replicasPerCell 2" || check fail "resolve output"
 run 1 "resolve invalid" -- "$mgo" resolve "$tmp/bad.yaml"
 expect_line "$tmp/out" "$tmp/bad.yaml: spec.cells[0]: cannot specify both 'zoneId' and 'region'"
-run 1 "resolve: two clusters, none named" -- "$mgo" resolve "$samples/minimal.yaml" "$samples/topology.yaml"
-grep -q 'name one with' "$tmp/err" && check ok "asks to name a cluster" || check fail "two clusters message"
+run 2 "resolve: two clusters, none named" -- "$mgo" resolve "$samples/minimal.yaml" "$samples/topology.yaml"
+grep -q -- '--cluster NAME' "$tmp/err" && check ok "asks to name a cluster" || check fail "two clusters message"
 run 0 "resolve --cluster" -- "$mgo" resolve --cluster topology "$samples/minimal.yaml" "$samples/topology.yaml"
 
 # Update-only rules with --previous.

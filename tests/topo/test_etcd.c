@@ -688,7 +688,8 @@ static void test_watch_delivers_in_order_and_resumes(void **state)
     assert_int_equal(seen.n, 0);
     assert_int_equal(resume, d_rev + 1);
     assert_true(elapsed >= 350);
-    assert_true(elapsed < 1200); /* 3x the timeout */
+    /* Bounded, not timed: only a hang (far past the timeout) fails; load must not. */
+    assert_true(elapsed < 400 + 10000);
     assert_non_null(strstr(etcd_last_error(c), "watch /w/"));
     etcd_client_free(c);
 }
@@ -776,13 +777,13 @@ static void test_paused_etcd_times_out(void **state)
     assert_int_equal(etcd_harness_resume(&harness), 0);
 
     assert_int_equal(rc, -EAGAIN);
-    assert_true(elapsed >= 450 && elapsed < 1500);
+    assert_true(elapsed >= 450 && elapsed < 500 + 10000); /* returned, not hung */
     assert_non_null(strstr(etcd_last_error(c), "watch /h/"));
     assert_int_equal(watch_rc, -EAGAIN);
-    assert_true(watch_elapsed >= 450 && watch_elapsed < 1500);
+    assert_true(watch_elapsed >= 450 && watch_elapsed < 500 + 10000);
     assert_int_equal(next, 5);
     assert_int_equal(fresh_rc, -EAGAIN);
-    assert_true(fresh_elapsed >= 450 && fresh_elapsed < 1500);
+    assert_true(fresh_elapsed >= 450 && fresh_elapsed < 500 + 10000);
     if (!strstr(etcd_last_error(fresh), "may have been applied"))
         fail_msg("unexpected message: %s", etcd_last_error(fresh));
 
