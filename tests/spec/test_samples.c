@@ -16,6 +16,7 @@
 #include <cmocka.h>
 
 #include "mgo/mgo.h"
+#include "expect.h"
 
 static char *read_sample(const char *name)
 {
@@ -79,80 +80,6 @@ static int32_t call(int reconcile, const char *const *files, const char *find, c
     free(req_text);
     json_decref(req);
     return rc;
-}
-
-/* Follow a dotted path with [i] indexes and [key] map keys, e.g. "spec.cells[0].name". */
-static const json_t *at(const json_t *v, const char *path)
-{
-    char buf[512];
-    (void)snprintf(buf, sizeof(buf), "%s", path);
-    for (char *p = buf; v && *p;) {
-        if (*p == '.') {
-            p++;
-            continue;
-        }
-        if (*p == '[') {
-            char *end = strchr(p, ']');
-            *end = '\0';
-            if (json_is_array(v))
-                v = json_array_get(v, strtoul(p + 1, NULL, 10));
-            else
-                v = json_object_get(v, p + 1);
-            p = end + 1;
-            continue;
-        }
-        size_t n = strcspn(p, ".[");
-        char save = p[n];
-        p[n] = '\0';
-        v = json_object_get(v, p);
-        p[n] = save;
-        p += n;
-    }
-    return v;
-}
-
-static void expect_str(const json_t *doc, const char *path, const char *want)
-{
-    const json_t *v = at(doc, path);
-    if (!json_is_string(v) || strcmp(json_string_value(v), want) != 0) {
-        char *got = v ? json_dumps(v, JSON_ENCODE_ANY) : NULL;
-        print_error("%s: want \"%s\", got %s\n", path, want, got ? got : "(absent)");
-        free(got);
-        fail();
-    }
-}
-
-static void expect_int(const json_t *doc, const char *path, json_int_t want)
-{
-    const json_t *v = at(doc, path);
-    if (!json_is_integer(v) || json_integer_value(v) != want) {
-        char *got = v ? json_dumps(v, JSON_ENCODE_ANY) : NULL;
-        print_error("%s: want %lld, got %s\n", path, (long long)want, got ? got : "(absent)");
-        free(got);
-        fail();
-    }
-}
-
-static void expect_json(const json_t *doc, const char *path, const char *want_json)
-{
-    const json_t *v = at(doc, path);
-    json_t *want = json_loads(want_json, JSON_DECODE_ANY, NULL);
-    assert_non_null(want);
-    if (!v || !json_equal((json_t *)v, want)) {
-        char *got = v ? json_dumps(v, JSON_ENCODE_ANY) : NULL;
-        print_error("%s: want %s, got %s\n", path, want_json, got ? got : "(absent)");
-        free(got);
-        fail();
-    }
-    json_decref(want);
-}
-
-static void expect_absent(const json_t *doc, const char *path)
-{
-    if (at(doc, path)) {
-        print_error("%s: want absent\n", path);
-        fail();
-    }
 }
 
 /* Every error of a result as "path: reason". */
