@@ -242,68 +242,6 @@ const json_t *api_pick_cluster(const json_t *clusters, const json_t *report, con
     return NULL; /* present but invalid: the report says why */
 }
 
-static int32_t do_reconcile(mgo_plugin *p, const char *request, size_t len, char **ret_result,
-                            size_t *ret_len)
-{
-    struct request r;
-    char msg[512] = "";
-    json_t *report = NULL, *clusters = NULL;
-    int32_t rc = api_request_parse(request, len, &r, msg, sizeof(msg));
-
-    if (rc == MGO_OK) {
-        const json_t *target = json_object_get(r.root, "target");
-        const json_t *cluster = json_object_get(r.root, "cluster");
-        if ((target &&
-             (!json_is_string(target) || (strcmp(json_string_value(target), "kubernetes") != 0 &&
-                                          strcmp(json_string_value(target), "process") != 0))) ||
-            (cluster && !json_is_string(cluster))) {
-            (void)snprintf(msg, sizeof(msg),
-                           "request: \"target\" must be \"kubernetes\" or \"process\" and "
-                           "\"cluster\" a string");
-            rc = MGO_EINVAL;
-        }
-    }
-    if (rc == MGO_EINVAL || rc == MGO_EUNSUPPORTED) {
-        api_request_fini(&r);
-        return api_fail(rc, msg, ret_result, ret_len);
-    }
-    if (rc == MGO_OK)
-        rc = api_evaluate(p, &r, &report, &clusters);
-    if (rc != MGO_OK) {
-        api_request_fini(&r);
-        return rc;
-    }
-    const char *name = json_string_value(json_object_get(r.root, "cluster"));
-    const json_t *chosen = api_pick_cluster(clusters, report, name, msg, sizeof(msg));
-    json_t *result;
-    if (!chosen) {
-        /* Either no such cluster (msg set) or it is invalid (the report lists why). */
-        result = report;
-        report = NULL;
-        if (!result) {
-            rc = MGO_ENOMEM;
-        } else {
-            int invalid_cluster = json_is_false(json_object_get(result, "valid"));
-            core_utf8_sanitize(msg);
-            core_result_set_error(result, MGO_EINVAL, invalid_cluster ? "invalid cluster" : msg);
-            rc = MGO_EINVAL;
-        }
-    } else {
-        result = json_pack("{s:O, s:O, s:O}", "resolved", json_object_get(chosen, "resolved"),
-                           "templates", json_object_get(chosen, "templates"), "objects",
-                           json_object_get(report, "objects"));
-        rc = result ? MGO_OK : MGO_ENOMEM;
-    }
-    json_decref(report);
-    json_decref(clusters);
-    api_request_fini(&r);
-    if (rc == MGO_ENOMEM) {
-        json_decref(result);
-        return rc;
-    }
-    return api_finish(result, rc, ret_result, ret_len);
-}
-
 int32_t api_run_hook(hook_fn fn, mgo_plugin *p, const char *request, size_t len, char **ret_result,
                      size_t *ret_len)
 {
@@ -361,7 +299,7 @@ MGO_API int32_t mgo_validate(mgo_plugin *plugin, const char *request, size_t req
 MGO_API int32_t mgo_reconcile(mgo_plugin *plugin, const char *request, size_t request_len,
                               char **ret_result, size_t *ret_result_len)
 {
-    return api_run_hook(do_reconcile, plugin, request, request_len, ret_result, ret_result_len);
+    return api_run_hook(api_reconcile, plugin, request, request_len, ret_result, ret_result_len);
 }
 
 MGO_API int32_t mgo_topology(mgo_plugin *plugin, const char *request, size_t request_len,

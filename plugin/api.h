@@ -50,4 +50,14 @@ int32_t api_finish(json_t *doc, int32_t code, char **ret_result, size_t *ret_len
 int32_t api_topology(mgo_plugin *p, const char *request, size_t len, char **ret_result,
                      size_t *ret_len);
 
+/* Register the Cell and Database records of `chosen` (an entry of api_evaluate's clusters) in
+ * its topology; req may hold "etcd" (override endpoints) and "keep_cells". Blocks until
+ * `deadline` (topo_deadline_after). *ret: {"root", "cells", "databases", "pruned"}. */
+int32_t api_topo_register(const mgo_plugin *p, const json_t *req, const json_t *chosen,
+                          int64_t deadline, json_t **ret, char *msg, size_t msg_size);
+
+/* The reconcile hook's body (plugin/api_reconcile.c). */
+int32_t api_reconcile(mgo_plugin *p, const char *request, size_t len, char **ret_result,
+                      size_t *ret_len);
+
 #endif

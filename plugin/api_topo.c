@@ -168,31 +168,14 @@ static int32_t override_client(const mgo_plugin *p, const json_t *req, int64_t d
     return rc;
 }
 
-static int32_t op_register(const mgo_plugin *p, const char *request, size_t len, const json_t *req,
-                           int64_t deadline, json_t **ret, char *msg, size_t msg_size)
+int32_t api_topo_register(const mgo_plugin *p, const json_t *req, const json_t *chosen,
+                          int64_t deadline, json_t **ret, char *msg, size_t msg_size)
 {
-    struct request r;
-    json_t *report = NULL, *clusters = NULL, *cells = NULL, *dbs = NULL, *global = NULL;
-    json_t *endpoints = NULL, *out = NULL;
+    json_t *cells = NULL, *dbs = NULL, *global = NULL, *endpoints = NULL, *out = NULL;
     struct etcd_client *etcd = NULL;
     struct tls_material tls = {0};
     char err[512] = "";
-    int32_t rc = api_request_parse(request, len, &r, msg, msg_size);
-    if (rc != MGO_OK)
-        goto done;
-    rc = api_evaluate(p, &r, &report, &clusters);
-    if (rc != MGO_OK)
-        goto done;
-    const json_t *chosen = api_pick_cluster(clusters, report, str(req, "cluster"), msg, msg_size);
-    if (!chosen) {
-        /* Invalid input: the validation report says why. */
-        *ret = report;
-        report = NULL;
-        if (!msg[0])
-            (void)snprintf(msg, msg_size, "invalid cluster");
-        rc = MGO_EINVAL;
-        goto done;
-    }
+    int32_t rc;
     const json_t *resolved = json_object_get(chosen, "resolved");
     int trc =
         topo_desired(resolved, str(chosen, "namespace"), &cells, &dbs, &global, err, sizeof(err));
@@ -262,15 +245,40 @@ static int32_t op_register(const mgo_plugin *p, const char *request, size_t len,
     rc = out ? MGO_OK : MGO_ENOMEM;
     *ret = out;
 done:
-    api_request_fini(&r);
     etcd_client_free(etcd);
     tls_fini(&tls);
-    json_decref(report);
-    json_decref(clusters);
     json_decref(cells);
     json_decref(dbs);
     json_decref(global);
     json_decref(endpoints);
+    return rc;
+}
+
+static int32_t op_register(const mgo_plugin *p, const char *request, size_t len, const json_t *req,
+                           int64_t deadline, json_t **ret, char *msg, size_t msg_size)
+{
+    struct request r;
+    json_t *report = NULL, *clusters = NULL;
+    int32_t rc = api_request_parse(request, len, &r, msg, msg_size);
+    if (rc == MGO_OK)
+        rc = api_evaluate(p, &r, &report, &clusters);
+    if (rc == MGO_OK) {
+        const json_t *chosen =
+            api_pick_cluster(clusters, report, str(req, "cluster"), msg, msg_size);
+        if (chosen) {
+            rc = api_topo_register(p, req, chosen, deadline, ret, msg, msg_size);
+        } else {
+            /* Invalid input: the validation report says why. */
+            *ret = report;
+            report = NULL;
+            if (!msg[0])
+                (void)snprintf(msg, msg_size, "invalid cluster");
+            rc = MGO_EINVAL;
+        }
+    }
+    api_request_fini(&r);
+    json_decref(report);
+    json_decref(clusters);
     return rc;
 }
 

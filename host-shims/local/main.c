@@ -6,6 +6,7 @@
 
 #include "loader.h"
 #include "manifest_files.h"
+#include "render_cmd.h"
 #include "topo_cmd.h"
 
 /* Exit codes (documented in `mgo --help` and README.md). */
@@ -22,6 +23,7 @@ static const char usage_main[] =
     "Commands:\n"
     "  validate FILE...   check MultigresCluster manifests and templates\n"
     "  resolve FILE...    print a cluster with templates and defaults applied\n"
+    "  render FILE...     print the objects a fresh reconcile would create\n"
     "  topo register|dump|poolers  a cluster's records in its topology service (etcd)\n"
     "  version            print the library and ABI versions\n"
     "\n"
@@ -267,7 +269,8 @@ int main(int argc, char **argv)
     }
     const char *cmd = argv[1];
     if (strcmp(cmd, "validate") != 0 && strcmp(cmd, "resolve") != 0 && strcmp(cmd, "topo") != 0 &&
-        strcmp(cmd, "version") != 0 && strcmp(cmd, "--version") != 0) {
+        strcmp(cmd, "render") != 0 && strcmp(cmd, "version") != 0 &&
+        strcmp(cmd, "--version") != 0) {
         fprintf(stderr, "mgo: unknown command '%s'\n\n%s", cmd, usage_main);
         return EXIT_USAGE;
     }
@@ -280,8 +283,9 @@ int main(int argc, char **argv)
         loader_unload(&lib);
         return EXIT_VALID;
     }
-    if (strcmp(cmd, "topo") == 0) {
-        code = topo_command(&lib, argc - 2, argv + 2);
+    if (strcmp(cmd, "topo") == 0 || strcmp(cmd, "render") == 0) {
+        code = strcmp(cmd, "topo") == 0 ? topo_command(&lib, argc - 2, argv + 2)
+                                        : render_command(&lib, argc - 2, argv + 2);
         loader_unload(&lib);
         return code;
     }

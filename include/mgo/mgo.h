@@ -233,13 +233,15 @@ MGO_API int32_t mgo_validate(mgo_plugin *plugin, const char *request, size_t req
                              char **ret_result, size_t *ret_result_len);
 
 /*
- * One level-triggered reconcile pass over one cluster. In ABI v1 as shipped by this release it
- * validates the cluster exactly as mgo_validate does and returns the fully resolved cluster
- * model under "resolved" (templates applied through the override chain, defaults filled in).
- * Plans, actions and status arrive in later releases as additive result fields. Returns
- * MGO_EINVAL (with the errors) for an invalid cluster. In this release it does no I/O; later
- * releases may block up to the request's deadline_ms (see the conventions above), so hosts
- * should not call it on a thread that must never block.
+ * One level-triggered reconcile pass over one cluster. It validates the cluster exactly as
+ * mgo_validate does and returns the fully resolved cluster model under "resolved". With a
+ * "target" ("kubernetes" or "process") and the host's "observed" objects it also returns the
+ * "actions" that move the world toward the spec (apply, delete with preconditions, annotate,
+ * event, status), the "status" to publish and "requeue_after_ms" (docs/abi.md). A converged
+ * cluster gets no action. Returns MGO_EINVAL for an invalid cluster, with the errors and a
+ * status-only action list. The only I/O is the topology registration the request asks for
+ * (default on with a target), bounded by "topology.deadline_ms" (default 20000): hosts should
+ * not call it on a thread that must never block.
  */
 MGO_API int32_t mgo_reconcile(mgo_plugin *plugin, const char *request, size_t request_len,
                               char **ret_result, size_t *ret_result_len);

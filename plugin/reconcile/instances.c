@@ -1,0 +1,394 @@
+/*
+ * The pool instances of each shard: create every missing one at once; remove an instance only
+ * after its drain reached ready-for-deletion; start at most one drain per shard at a time, for a
+ * scale-down (behind a health gate) or for one rolling step (standbys first in index order, the
+ * primary last). The drain itself is mgo_drain's business; here it is requested, cancelled
+ * when it became pointless, and finished.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "core/core.h"
+#include "render/render.h"
+#include "reconcile/reconcile.h"
+
+struct inst {
+    const char *name;
+    const json_t *obs;     /* NULL: desired but missing */
+    const json_t *desired; /* NULL: extra */
+    const struct model_group *g;
+    long index;        /* -1: unparseable, or in no group of the spec */
+    size_t cell_pos;   /* position of its cell in spec.cells (after them all when unknown) */
+    const char *drain; /* drain state annotation, or NULL */
+    int ready, primary, deleting, current;
+};
+
+/* Rolling order: cell by cell in the order of spec.cells, then the index as a number. */
+static int inst_cmp(const void *a, const void *b)
+{
+    const struct inst *x = a, *y = b;
+    if (x->cell_pos != y->cell_pos)
+        return x->cell_pos < y->cell_pos ? -1 : 1;
+    if (x->index != y->index)
+        return x->index < y->index ? -1 : 1;
+    return strcmp(x->name, y->name);
+}
+
+static const json_t *desired_instance(struct plan *p, const char *name)
+{
+    char key[600];
+    const json_t *d =
+        json_object_get(p->desired, plan_kind_key(RENDER_KIND_POD, name, key, sizeof(key)));
+    return d ? d
+             : json_object_get(p->desired,
+                               plan_kind_key(RENDER_KIND_INSTANCE, name, key, sizeof(key)));
+}
+
+static int is_primary(const json_t *obs)
+{
+    const char *role = plan_str(obs, "role");
+    return role && strcasecmp(role, "primary") == 0;
+}
+
+static void fill_observed(struct inst *x, const json_t *obs)
+{
+    x->obs = obs;
+    x->drain = plan_annotation(obs, RECONCILE_DRAIN_STATE);
+    x->ready = json_is_true(json_object_get(obs, "ready"));
+    x->primary = is_primary(obs);
+    x->deleting = json_is_true(json_object_get(obs, "deleting"));
+    x->current = x->desired && plan_hash(obs) && plan_hash(x->desired) &&
+                 strcmp(plan_hash(obs), plan_hash(x->desired)) == 0;
+}
+
+static const struct model_group *group_of(const struct model_shard *s, const json_t *labels)
+{
+    const char *pool = plan_str(labels, "multigres.com/pool");
+    const char *cell = plan_str(labels, "multigres.com/cell");
+    for (size_t i = 0; pool && cell && i < s->ngroups; i++)
+        if (strcmp(s->groups[i].pool, pool) == 0 && strcmp(s->groups[i].cell, cell) == 0)
+            return &s->groups[i];
+    return NULL;
+}
+
+static int in_shard(const struct model_shard *s, const json_t *labels)
+{
+    const char *db = plan_str(labels, "multigres.com/database");
+    const char *tg = plan_str(labels, "multigres.com/tablegroup");
+    const char *sh = plan_str(labels, "multigres.com/shard");
+    return db && tg && sh && strcmp(db, s->database) == 0 && strcmp(tg, s->tablegroup) == 0 &&
+           strcmp(sh, s->shard) == 0;
+}
+
+/* Every desired instance of the shard, then every observed one the spec does not want. */
+static struct inst *collect(struct plan *p, const struct model_shard *s, size_t *ret_n)
+{
+    size_t cap = 0, n = 0;
+    for (size_t i = 0; i < s->ngroups; i++)
+        cap += (size_t)s->groups[i].replicas;
+    cap += json_object_size(p->observed);
+    struct inst *v = core_calloc(cap + 1, sizeof(*v));
+    if (!v)
+        return NULL;
+    char key[600];
+    for (size_t i = 0; i < s->ngroups; i++)
+        for (int k = 0; k < s->groups[i].replicas; k++) {
+            char name[80];
+            model_instance_name(&s->groups[i], k, name, sizeof(name));
+            const json_t *d = desired_instance(p, name);
+            if (!d)
+                continue; /* the target renders every instance; nothing to plan without it */
+            struct inst *x = &v[n++];
+            x->desired = d;
+            x->name = plan_str(json_object_get(x->desired, "metadata"), "name");
+            x->g = &s->groups[i];
+            x->index = k;
+            const json_t *obs =
+                json_object_get(p->observed, plan_kind_key(plan_str(x->desired, "kind"), x->name,
+                                                           key, sizeof(key)));
+            if (obs)
+                fill_observed(x, obs);
+        }
+    const char *k;
+    const json_t *o;
+    json_object_foreach (p->observed, k, o) {
+        const json_t *labels = json_object_get(o, "labels");
+        if (!plan_is_instance_kind(plan_str(o, "kind")) || !in_shard(s, labels) ||
+            json_object_get(p->desired, k))
+            continue;
+        struct inst *x = &v[n++];
+        x->name = plan_str(o, "name");
+        x->g = group_of(s, labels);
+        x->index = x->g ? model_instance_index(x->g->pod_base, x->name) : -1;
+        fill_observed(x, o);
+    }
+    *ret_n = n;
+    return v;
+}
+
+static void place_cells(const struct model *m, struct inst *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        v[i].cell_pos = m->ncells;
+        for (size_t c = 0; v[i].g && c < m->ncells; c++)
+            if (strcmp(m->cells[c].name, v[i].g->cell) == 0)
+                v[i].cell_pos = c;
+    }
+}
+
+static int rank_when_removing(const struct inst *x)
+{
+    /* The reference's victim score: the index, far down for the primary, up when not ready.
+     * Instances outside every group (or with no index) go first. */
+    long score = x->index < 0 ? 100000 : x->index;
+    if (x->primary)
+        score -= 1000;
+    if (!x->ready)
+        score += 500;
+    return (int)score;
+}
+
+static void request_drain(struct plan *p, const struct inst *x, const char *reason, const char *why)
+{
+    char at[40];
+    plan_rfc3339(p->in->now_ms, at, sizeof(at));
+    plan_annotate(p, x->obs, RECONCILE_DRAIN_STATE, "requested", RECONCILE_DRAIN_REQUESTED_AT, at);
+    plan_event(p, "Normal", reason, plan_str(x->obs, "kind"), x->name, "drain requested: %s", why);
+    p->busy = 1;
+}
+
+/* The volume of an instance deleted after its drain: kept for a rolling update (the index
+ * stays in the spec), otherwise it follows the pool's whenScaled policy. */
+static void finish_volume(struct plan *p, const struct inst *x)
+{
+    if (!x->g || (x->index >= 0 && x->index < x->g->replicas) || !x->g->when_scaled_delete)
+        return;
+    const char *kind = strcmp(plan_str(x->obs, "kind"), RENDER_KIND_POD) == 0 ? RENDER_KIND_PVC
+                                                                              : RENDER_KIND_VOLUME;
+    char name[90], key[600];
+    (void)snprintf(name, sizeof(name), "%s%s", strcmp(kind, RENDER_KIND_PVC) == 0 ? "data-" : "",
+                   x->name);
+    const json_t *vol = json_object_get(p->observed, plan_kind_key(kind, name, key, sizeof(key)));
+    if (vol && !json_is_true(json_object_get(vol, "deleting")))
+        plan_delete(p, vol, "scaled-down");
+    if (vol && json_object_set_new(p->handled, key, json_true()))
+        p->oom = 1;
+}
+
+/* A drain past its deadline is reported on every pass until it finishes; nothing is forced. */
+static void report_overdue(struct plan *p, const struct inst *x)
+{
+    int64_t at = plan_parse_rfc3339(plan_annotation(x->obs, RECONCILE_DRAIN_REQUESTED_AT));
+    if (at < 0 || p->in->now_ms - at <= RECONCILE_DRAIN_DEADLINE_MS)
+        return;
+    p->overdue++;
+    plan_event(p, "Warning", "DrainOverdue", plan_str(x->obs, "kind"), x->name,
+               "drain in state %s since %s, past its %d-minute deadline; it keeps retrying",
+               x->drain, plan_annotation(x->obs, RECONCILE_DRAIN_REQUESTED_AT),
+               RECONCILE_DRAIN_DEADLINE_MS / 60000);
+}
+
+/* Finish drains, cancel pointless ones, create what is missing. Returns nonzero when the shard
+ * has a step under way (then no new drain starts). */
+static int settle(struct plan *p, struct inst *v, size_t n)
+{
+    int acted = 0, under_way = 0;
+    for (size_t i = 0; i < n; i++) {
+        struct inst *x = &v[i];
+        if (!x->obs) {
+            plan_apply(p, x->desired, "create");
+            plan_event(p, "Normal", "Created", plan_str(x->desired, "kind"), x->name,
+                       "instance %ld of pool %s in cell %s", x->index, x->g->pool, x->g->cell);
+            acted = 1;
+        } else if (x->deleting) {
+            under_way = 1;
+        } else if (x->drain && strcmp(x->drain, "ready-for-deletion") == 0) {
+            plan_delete(p, x->obs, "drained");
+            plan_event(p, "Normal", "Deleted", plan_str(x->obs, "kind"), x->name,
+                       "drain complete; instance removed");
+            finish_volume(p, x);
+            acted = 1;
+        } else if (x->drain && strcmp(x->drain, "requested") == 0 && x->desired && x->current) {
+            /* A reverted scale-down or an already-current instance: nothing left to do. */
+            plan_annotate(p, x->obs, RECONCILE_DRAIN_STATE, NULL, RECONCILE_DRAIN_REQUESTED_AT,
+                          NULL);
+            plan_event(p, "Normal", "DrainCancelled", plan_str(x->obs, "kind"), x->name,
+                       "the spec wants this instance as it is");
+            acted = 1;
+        } else if (x->drain) {
+            under_way = 1;
+            report_overdue(p, x);
+        }
+    }
+    if (acted || under_way)
+        p->busy = 1;
+    return acted || under_way;
+}
+
+/* The rest of the shard is ready: the gate before taking a ready instance away. */
+static const struct inst *first_unready_other(const struct inst *v, size_t n,
+                                              const struct inst *except)
+{
+    for (size_t i = 0; i < n; i++)
+        if (&v[i] != except && v[i].desired && !v[i].ready)
+            return &v[i];
+    return NULL;
+}
+
+static int scale_down(struct plan *p, const struct model_shard *s, struct inst *v, size_t n)
+{
+    const struct inst *victim = NULL;
+    for (size_t i = 0; i < n; i++)
+        if (!v[i].desired &&
+            (!victim || rank_when_removing(&v[i]) > rank_when_removing(victim) ||
+             (rank_when_removing(&v[i]) == rank_when_removing(victim) &&
+              (v[i].cell_pos > victim->cell_pos ||
+               (v[i].cell_pos == victim->cell_pos && strcmp(v[i].name, victim->name) > 0)))))
+            victim = &v[i];
+    if (!victim)
+        return 0;
+    const struct inst *unready = first_unready_other(v, n, victim);
+    if (unready) {
+        plan_event(p, "Warning", "ScaleDownBlocked", plan_str(victim->obs, "kind"), victim->name,
+                   "shard %s/%s/%s: waiting for %s to be ready before removing an instance",
+                   s->database, s->tablegroup, s->shard, unready->name);
+        p->blocked = 1;
+        return 1;
+    }
+    request_drain(p, victim, "DrainStarted", "scale-down: the spec no longer wants it");
+    return 1;
+}
+
+/* One rolling step: a drifted standby (a not-ready one first, as replacing it risks nothing),
+ * in index order; the primary only when it is the last drifted instance. */
+static void roll(struct plan *p, const struct model_shard *s, struct inst *v, size_t n)
+{
+    const struct inst *pick = NULL, *primary = NULL;
+    for (size_t i = 0; i < n; i++) {
+        const struct inst *x = &v[i];
+        if (!x->desired || x->current)
+            continue;
+        if (x->primary) {
+            primary = primary ? primary : x;
+        } else if (!pick || (!x->ready && pick->ready)) {
+            pick = x;
+        }
+    }
+    if (!pick)
+        pick = primary;
+    if (!pick)
+        return;
+    const struct inst *unready = pick->ready ? first_unready_other(v, n, pick) : NULL;
+    if (unready) {
+        plan_event(p, "Warning", "RollingUpdateBlocked", plan_str(pick->obs, "kind"), pick->name,
+                   "shard %s/%s/%s: waiting for %s to be ready before the next rolling step",
+                   s->database, s->tablegroup, s->shard, unready->name);
+        p->blocked = 1;
+        return;
+    }
+    request_drain(p, pick, pick->primary ? "RollingUpdateStarted" : "PodUpdated",
+                  pick->primary ? "rolling update: the primary is last, through a switchover"
+                                : "rolling update: the spec changed");
+}
+
+static int add_status(struct plan *p, const struct model_shard *s, const struct inst *v, size_t n)
+{
+    int any_primary_ready = 0, any_ready = 0, roles_known = 0;
+    for (size_t i = 0; i < n; i++) {
+        const struct inst *x = &v[i];
+        roles_known |= x->obs && plan_str(x->obs, "role") != NULL;
+        any_ready |= x->ready;
+        any_primary_ready |= x->ready && x->primary;
+        if (x->desired) {
+            p->instances_total++;
+            p->instances_ready += x->ready;
+            p->instances_current += x->current;
+            p->drifted += x->obs && !x->current;
+        }
+        json_t *e = json_pack("{s:s, s:s, s:s, s:s, s:s?, s:s?, s:I, s:b, s:b, s:b, s:s?, s:s?}",
+                              "name", x->name, "database", s->database, "tablegroup", s->tablegroup,
+                              "shard", s->shard, "pool", x->g ? x->g->pool : NULL, "cell",
+                              x->g ? x->g->cell : NULL, "index", (json_int_t)x->index, "exists",
+                              x->obs != NULL, "ready", x->ready, "updated", x->current, "role",
+                              x->obs ? plan_str(x->obs, "role") : NULL, "drain", x->drain);
+        if (!e || json_array_append_new(p->instances, e))
+            return -1;
+    }
+    if (!(roles_known ? any_primary_ready : any_ready)) {
+        char shard[200];
+        (void)snprintf(shard, sizeof(shard), "%s/%s/%s", s->database, s->tablegroup, s->shard);
+        if (json_array_append_new(p->unavailable, json_string(shard)))
+            return -1;
+    }
+    for (size_t g = 0; g < s->ngroups; g++) {
+        int ready = 0, updated = 0, exist = 0;
+        for (size_t i = 0; i < n; i++)
+            if (v[i].g == &s->groups[g] && v[i].desired) {
+                exist += v[i].obs != NULL;
+                ready += v[i].ready;
+                updated += v[i].current;
+            }
+        json_t *e =
+            json_pack("{s:s, s:s, s:s, s:s, s:s, s:i, s:i, s:i, s:i}", "database", s->database,
+                      "tablegroup", s->tablegroup, "shard", s->shard, "pool", s->groups[g].pool,
+                      "cell", s->groups[g].cell, "desired", s->groups[g].replicas, "existing",
+                      exist, "ready", ready, "updated", updated);
+        if (!e || json_array_append_new(p->pools, e))
+            return -1;
+    }
+    return 0;
+}
+
+/* A data volume left behind by an instance deleted in an earlier pass (the host stopped between
+ * the two deletions): it follows the same rule as when its instance went. */
+static void sweep_volumes(struct plan *p, const struct model_shard *s, const struct inst *v,
+                          size_t n)
+{
+    const char *key;
+    const json_t *o;
+    json_object_foreach (p->observed, key, o) {
+        const char *kind = plan_str(o, "kind"), *name = plan_str(o, "name");
+        const json_t *labels = json_object_get(o, "labels");
+        const struct model_group *g = group_of(s, labels);
+        if (!plan_is_volume_kind(kind) || !g || !in_shard(s, labels) ||
+            json_object_get(p->desired, key) || json_object_get(p->handled, key) ||
+            json_is_true(json_object_get(o, "deleting")))
+            continue;
+        const char *inst =
+            strncmp(name, "data-", 5) == 0 && strcmp(kind, RENDER_KIND_PVC) == 0 ? name + 5 : name;
+        long index = model_instance_index(g->pod_base, inst);
+        int owner_alive = 0;
+        for (size_t i = 0; i < n; i++)
+            owner_alive |= v[i].obs && strcmp(v[i].name, inst) == 0;
+        if (owner_alive || index < g->replicas || !g->when_scaled_delete)
+            continue;
+        plan_delete(p, o, "scaled-down");
+        p->busy = 1;
+    }
+}
+
+static void plan_shard(struct plan *p, const struct model_shard *s)
+{
+    size_t n = 0;
+    struct inst *v = collect(p, s, &n);
+    if (!v) {
+        p->oom = 1;
+        return;
+    }
+    place_cells(p->in->m, v, n);
+    qsort(v, n, sizeof(*v), inst_cmp);
+    if (!settle(p, v, n) && !scale_down(p, s, v, n))
+        roll(p, s, v, n);
+    sweep_volumes(p, s, v, n);
+    if (add_status(p, s, v, n))
+        p->oom = 1;
+    core_free(v);
+}
+
+void plan_instances(struct plan *p)
+{
+    for (size_t i = 0; i < p->in->m->nshards; i++)
+        plan_shard(p, &p->in->m->shards[i]);
+}

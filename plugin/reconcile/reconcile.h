@@ -1,0 +1,96 @@
+/*
+ * One level-triggered reconcile pass as pure data: desired objects (from a render target) and
+ * the host's observed objects in, actions and status out. No I/O. Rules in docs/spec/lifecycle.md
+ * and docs/abi.md ("mgo_reconcile"). Module prefix reconcile_.
+ */
+#ifndef MGO_RECONCILE_RECONCILE_H
+#define MGO_RECONCILE_RECONCILE_H
+
+#include <jansson.h>
+#include <stdint.h>
+
+#include "render/model.h"
+
+#define RECONCILE_DRAIN_STATE        "drain.multigres.com/state"
+#define RECONCILE_DRAIN_REQUESTED_AT "drain.multigres.com/requested-at"
+/* A drain not finished this long after requested-at is reported (never forced). */
+#define RECONCILE_DRAIN_DEADLINE_MS (5 * 60 * 1000)
+
+struct reconcile_input {
+    const struct model *m;
+    const json_t *desired;  /* array of rendered objects (render.h) */
+    const json_t *observed; /* {"objects": [...], "status": {...}}; NULL = nothing exists */
+    int64_t now_ms;
+    int64_t generation; /* metadata.generation of the cluster; < 0 when unknown */
+    int deleting;       /* the cluster resource is being deleted */
+    /* Topology registration's outcome, decided by the caller: NULL (not attempted), or
+     * {"registered": bool, "reason": "...", "message": "...", "changed": bool}. */
+    const json_t *topology;
+};
+
+struct reconcile_result {
+    json_t *actions;          /* new array */
+    json_t *status;           /* new object: the status to publish */
+    int64_t requeue_after_ms; /* 0: no requeue needed */
+};
+
+/* Plan one pass. 0 or -ENOMEM (then nothing is returned). */
+int reconcile_plan(const struct reconcile_input *in, struct reconcile_result *ret);
+
+/*
+ * The pass for a cluster whose spec is invalid: no object action at all; the status keeps the
+ * observed one's phase and carries a Degraded condition (reason InvalidSpec) listing the
+ * "path: reason" errors of `report_objects` (the validate report's "objects"). 0 or -ENOMEM.
+ */
+int reconcile_invalid(const char *cluster, const char *ns, const json_t *observed,
+                      const json_t *report_objects, int64_t now_ms, int64_t generation,
+                      struct reconcile_result *ret);
+
+void reconcile_result_fini(struct reconcile_result *r);
+
+/* ---- shared between reconcile.c, instances.c and status.c ---- */
+
+struct plan {
+    const struct reconcile_input *in;
+    json_t *observed; /* "Kind/name" -> observed entry of this cluster's objects */
+    json_t *desired;  /* "Kind/name" -> desired object */
+    json_t *handled;  /* "Kind/name" -> true: observed objects a pass already decided about */
+    json_t *actions;
+    json_t *instances; /* status: one entry per instance */
+    json_t *pools;     /* status: one entry per pool x cell */
+    int writes;        /* apply, delete and annotate actions */
+    int busy;          /* a drain, a deletion or a creation is under way */
+    int drifted;       /* instances whose spec hash differs */
+    int blocked;       /* a step waits for health */
+    int failed;        /* observed objects reported failed */
+    int overdue;       /* drains past their deadline */
+    json_t *failures;  /* their names */
+    size_t instances_total, instances_ready, instances_current;
+    json_t *unavailable; /* shards without a ready primary */
+    int oom;
+};
+
+const char *plan_kind_key(const char *kind, const char *name, char *buf, size_t size);
+const char *plan_str(const json_t *o, const char *key);
+const char *plan_annotation(const json_t *o, const char *key);
+const char *plan_hash(const json_t *o);
+int plan_is_instance_kind(const char *kind);
+int plan_is_volume_kind(const char *kind);
+void plan_rfc3339(int64_t ms, char *out, size_t size);
+/* "YYYY-MM-DDTHH:MM:SSZ" (optionally with fractional seconds) to milliseconds; -1 when the text
+ * is not of that form. */
+int64_t plan_parse_rfc3339(const char *text);
+
+void plan_apply(struct plan *p, const json_t *object, const char *reason);
+void plan_delete(struct plan *p, const json_t *observed, const char *reason);
+void plan_annotate(struct plan *p, const json_t *observed, const char *key1, const char *value1,
+                   const char *key2, const char *value2);
+void plan_event(struct plan *p, const char *type, const char *reason, const char *kind,
+                const char *name, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+
+/* instances.c: the pool instances of every shard (create, drain, delete, roll). */
+void plan_instances(struct plan *p);
+/* status.c */
+int plan_status(struct plan *p, json_t **ret_status);
+
+#endif
