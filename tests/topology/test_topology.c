@@ -654,6 +654,102 @@ static void test_register_local_topo(void **state)
     expect_stored_database(cells, 2, "AT_LEAST_2", 3);
 }
 
+/* ---- registration inside a reconcile pass ---------------------------------------------------- */
+
+/* A reconcile pass of minimal.yaml (process target) with the managed etcd observed `ready`. */
+static int32_t reconcile_minimal(int etcd_ready, const char *endpoint, int64_t deadline_ms,
+                                 json_t **ret)
+{
+    char path[1024];
+    sample_path("minimal.yaml", path, sizeof(path));
+    char *text = read_text(path);
+    json_t *req =
+        json_pack("{s:s, s:s, s:{s:[{s:s, s:s, s:{s:s, s:s}, s:b}]}, s:{s:o, s:I}}", "manifests",
+                  text, "target", "process", "observed", "objects", "kind", "Etcd", "name",
+                  "minimal-global-topo", "labels", "multigres.com/cluster", "minimal",
+                  "app.kubernetes.io/managed-by", "mgo", "ready", etcd_ready, "topology", "etcd",
+                  etcd_override(endpoint, NULL), "deadline_ms", (json_int_t)deadline_ms);
+    free(text);
+    char *body = json_dumps(req, JSON_COMPACT), *out = NULL;
+    size_t len = 0;
+    json_decref(req);
+    int32_t rc = mgo_reconcile(plugin, body, strlen(body), &out, &len);
+    free(body);
+    if (!out)
+        fail_msg("mgo_reconcile returned %d without a result", rc);
+    *ret = json_loadb(out, len, 0, NULL);
+    mgo_free(out);
+    assert_non_null(*ret);
+    return rc;
+}
+
+static int has_event(const json_t *res, const char *reason)
+{
+    size_t i;
+    json_t *a;
+    json_array_foreach (json_object_get(res, "actions"), i, a)
+        if (strcmp(json_string_value(json_object_get(a, "type")), "event") == 0 &&
+            strcmp(json_string_value(json_object_get(a, "reason")), reason) == 0)
+            return 1;
+    return 0;
+}
+
+static const char *topology_field(const json_t *res, const char *key)
+{
+    return json_string_value(json_object_get(json_object_get(res, "topology"), key));
+}
+
+static void test_reconcile_registers(void **state)
+{
+    (void)state;
+    json_t *res = NULL;
+    struct kv *kvs = kvs_alloc();
+    int64_t rev1 = 0, rev2 = 0;
+
+    /* The managed etcd is not ready yet: nothing is attempted, the pass still creates. */
+    assert_int_equal(reconcile_minimal(0, harness.endpoint, CALL_DEADLINE, &res), MGO_OK);
+    assert_string_equal(topology_field(res, "reason"), "WaitingForTopology");
+    assert_true(json_array_size(json_object_get(res, "actions")) > 0);
+    assert_int_equal(etcd_range(harness.endpoint, "", kvs, MAX_KVS, &rev1), 0);
+    json_decref(res);
+
+    assert_int_equal(reconcile_minimal(1, harness.endpoint, CALL_DEADLINE, &res), MGO_OK);
+    assert_true(json_is_true(json_object_get(json_object_get(res, "topology"), "registered")));
+    assert_true(has_event(res, "TopoRegistered"));
+    json_decref(res);
+    assert_int_equal(etcd_range(harness.endpoint, "", kvs, MAX_KVS, &rev1), 2);
+
+    /* The next pass registers again and writes nothing: no event, the revision stays. */
+    assert_int_equal(reconcile_minimal(1, harness.endpoint, CALL_DEADLINE, &res), MGO_OK);
+    assert_false(has_event(res, "TopoRegistered"));
+    assert_false(json_is_true(json_object_get(json_object_get(res, "topology"), "changed")));
+    json_decref(res);
+    assert_int_equal(etcd_range(harness.endpoint, "", kvs, MAX_KVS, &rev2), 2);
+    assert_int_equal(rev2, rev1);
+    free(kvs);
+}
+
+static void test_reconcile_topology_unavailable(void **state)
+{
+    (void)state;
+    json_t *res = NULL;
+    assert_int_equal(etcd_harness_pause(&harness), 0);
+    int64_t t0 = mono_ms();
+    int32_t rc = reconcile_minimal(1, harness.endpoint, 1000, &res);
+    int64_t took = mono_ms() - t0;
+    assert_int_equal(etcd_harness_resume(&harness), 0);
+    /* The pass does not fail: it says why and asks to be called again soon. */
+    assert_int_equal(rc, MGO_OK);
+    assert_string_equal(topology_field(res, "reason"), "TopologyUnavailable");
+    assert_true(has_event(res, "TopologyWaiting"));
+    int64_t requeue = json_integer_value(json_object_get(res, "requeue_after_ms"));
+    assert_true(requeue > 0 && requeue <= 5000);
+    assert_true(json_array_size(json_object_get(res, "actions")) > 1);
+    json_decref(res);
+    if (took > 1000 + MARGIN_MS)
+        fail_msg("reconcile took %" PRId64 " ms with topology.deadline_ms 1000", took);
+}
+
 /* ---- idempotence, updates, pruning ----------------------------------------------------------- */
 
 static void test_register_twice_unchanged(void **state)
@@ -1638,6 +1734,8 @@ int main(void)
         cmocka_unit_test_setup(test_dump, wipe),
         cmocka_unit_test_setup(test_fault_corrupt_value, wipe),
         cmocka_unit_test_setup(test_concurrent_writer, wipe),
+        cmocka_unit_test_setup(test_reconcile_registers, wipe),
+        cmocka_unit_test_setup_teardown(test_reconcile_topology_unavailable, wipe, wipe),
         cmocka_unit_test_setup_teardown(test_fault_paused, wipe, wipe),
         cmocka_unit_test_setup(test_fault_stopped, wipe),
     };
