@@ -69,12 +69,18 @@ static int32_t read_options(const json_t *root, struct options *o, char *msg, si
                   json_integer_value(base) > 65000)) ||
         !is_bool_or_absent(json_object_get(root, "deleting")) ||
         !is_bool_or_absent(json_object_get(root, "include_desired")) ||
-        !is_bool_or_absent(json_object_get(o->topology, "register"))) {
+        !is_bool_or_absent(json_object_get(o->topology, "register")) ||
+        (json_object_get(o->topology, "deadline_ms") &&
+         (!json_is_integer(json_object_get(o->topology, "deadline_ms")) ||
+          json_integer_value(json_object_get(o->topology, "deadline_ms")) < 1)) ||
+        (json_object_get(o->topology, "keep_cells") &&
+         !json_is_array(json_object_get(o->topology, "keep_cells")))) {
         (void)snprintf(msg, size,
                        "request: \"observed\" must be {\"objects\": [..], \"status\": {..}}, "
                        "\"topology\" an object, \"generation\" an integer, \"process\" "
                        "{\"port_base\": 1..65000}, \"deleting\", \"include_desired\" and "
-                       "\"topology.register\" booleans");
+                       "\"topology.register\" booleans, \"topology.deadline_ms\" a positive "
+                       "integer and \"topology.keep_cells\" an array");
         return MGO_EINVAL;
     }
     o->target = json_string_value(target);
@@ -115,6 +121,12 @@ static int topology_reachable(const struct model *m, const json_t *observed)
     json_array_foreach (json_object_get(observed, "objects"), i, o) {
         const char *kind = json_string_value(json_object_get(o, "kind"));
         const char *n = json_string_value(json_object_get(o, "name"));
+        const json_t *labels = json_object_get(o, "labels");
+        const char *owner = json_string_value(json_object_get(labels, "multigres.com/cluster"));
+        const char *by = json_string_value(json_object_get(labels, "app.kubernetes.io/managed-by"));
+        /* only this cluster's own objects count (docs/abi.md) */
+        if (!owner || strcmp(owner, m->cluster) != 0 || !by || strcmp(by, RENDER_MANAGED_BY) != 0)
+            continue;
         if (kind && n && strcmp(n, name) == 0 &&
             (strcmp(kind, "StatefulSet") == 0 || strcmp(kind, "Etcd") == 0))
             return json_is_true(json_object_get(o, "ready"));
@@ -139,7 +151,7 @@ static int changed_in(const json_t *report, const char *field)
 static json_t *register_topology(const mgo_plugin *p, const struct options *o, const json_t *chosen,
                                  const struct model *m)
 {
-    if (o->deleting || json_is_false(json_object_get(o->topology, "register")))
+    if (json_is_false(json_object_get(o->topology, "register")))
         return NULL;
     if (!topology_reachable(m, o->observed))
         return json_pack("{s:b, s:s, s:s, s:b}", "registered", 0, "reason", "WaitingForTopology",
@@ -195,7 +207,7 @@ static int32_t pass(const mgo_plugin *p, const struct request *r, const struct o
                     const json_t *chosen, json_t *result)
 {
     const json_t *meta = json_object_get(original_of(r, chosen), "metadata");
-    struct model m;
+    struct model m = {0};
     struct reconcile_result out = {0};
     json_t *desired = json_array(), *ports = recorded_ports(o->observed), *topology = NULL;
     int rc = !desired || !ports ? -ENOMEM : model_build(json_object_get(chosen, "resolved"), &m);
@@ -205,8 +217,9 @@ static int32_t pass(const mgo_plugin *p, const struct request *r, const struct o
         rc = strcmp(o->target, "process") == 0 ? render_process(&c, desired)
                                                : render_kubernetes(&c, desired);
     }
+    int deleting = o->deleting || json_object_get(meta, "deletionTimestamp") != NULL;
     if (!rc) {
-        topology = register_topology(p, o, chosen, &m);
+        topology = deleting ? NULL : register_topology(p, o, chosen, &m);
         const json_t *gen = json_object_get(meta, "generation");
         struct reconcile_input in = {
             .m = &m,
@@ -216,7 +229,7 @@ static int32_t pass(const mgo_plugin *p, const struct request *r, const struct o
             .generation = o->generation >= 0     ? o->generation
                           : json_is_integer(gen) ? json_integer_value(gen)
                                                  : -1,
-            .deleting = o->deleting || json_object_get(meta, "deletionTimestamp") != NULL,
+            .deleting = deleting,
             .topology = topology,
         };
         rc = reconcile_plan(&in, &out);
@@ -255,14 +268,25 @@ static int32_t invalid_pass(const mgo_plugin *p, const struct request *r, const 
     json_array_foreach (json_object_get(result, "objects"), i, obj)
         if (json_is_string(json_object_get(obj, "kind")) &&
             strcmp(json_string_value(json_object_get(obj, "kind")), "MultigresCluster") == 0 &&
-            (!name || strcmp(json_string_value(json_object_get(obj, "name")), name) == 0))
+            (!name || (json_is_string(json_object_get(obj, "name")) &&
+                       strcmp(json_string_value(json_object_get(obj, "name")), name) == 0)))
             doc = obj;
-    json_t *errors = json_pack("[O]", doc ? doc : json_object_get(result, "objects"));
+    json_t *errors =
+        doc ? json_pack("[O]", doc) : json_deep_copy(json_object_get(result, "objects"));
+    const json_t *meta =
+        doc ? json_object_get(json_array_get(r->docs, (size_t)json_integer_value(
+                                                          json_object_get(doc, "document"))),
+                              "metadata")
+            : NULL;
+    int64_t generation = o->generation >= 0 ? o->generation
+                         : json_is_integer(json_object_get(meta, "generation"))
+                             ? json_integer_value(json_object_get(meta, "generation"))
+                             : -1;
     const char *cluster = doc ? json_string_value(json_object_get(doc, "name")) : name;
     const char *ns = doc ? json_string_value(json_object_get(doc, "namespace")) : r->ns;
     int rc = !errors ||
              reconcile_invalid(cluster ? cluster : "", ns ? ns : r->ns, o->observed, errors,
-                               now_ms(p), o->generation, &out) ||
+                               now_ms(p), generation, &out) ||
              json_object_set(result, "actions", out.actions) ||
              json_object_set(result, "status", out.status) ||
              json_object_set_new(result, "requeue_after_ms", json_integer(0));

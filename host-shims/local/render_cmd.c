@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "manifest_files.h"
 #include "render_cmd.h"
@@ -36,19 +37,24 @@ struct render_options {
     json_t *manifests;
 };
 
-/* A mapping key or string that YAML reads back as the same string without quotes. */
+/* A mapping key or string that YAML (1.1 or 1.2) reads back as the same string without
+ * quotes: letters, digits and "-_./", starting with a letter, and no word YAML 1.1 reads as a
+ * boolean or null in any letter case. Everything else is written as a JSON (double-quoted)
+ * string. */
 static int plain_safe(const char *s)
 {
-    if (!*s || strchr("-?:,[]{}#&*!|>'\"%@` ", s[0]) || strcmp(s, "true") == 0 ||
-        strcmp(s, "false") == 0 || strcmp(s, "null") == 0 || strcmp(s, "yes") == 0 ||
-        strcmp(s, "no") == 0 || strcmp(s, "on") == 0 || strcmp(s, "off") == 0 || s[0] == '~')
+    static const char *const words[] = {"true", "false", "null", "yes", "no",
+                                        "on",   "off",   "y",    "n"};
+    if (!((s[0] >= 'a' && s[0] <= 'z') || (s[0] >= 'A' && s[0] <= 'Z')))
         return 0;
+    for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++)
+        if (strcasecmp(s, words[i]) == 0)
+            return 0;
     for (const char *c = s; *c; c++)
         if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
               strchr("-_./", *c)))
             return 0;
-    /* Anything that starts like a number stays quoted. */
-    return !(s[0] >= '0' && s[0] <= '9') && s[0] != '.';
+    return 1;
 }
 
 static void put_string(FILE *f, const char *s)

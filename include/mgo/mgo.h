@@ -238,10 +238,10 @@ MGO_API int32_t mgo_validate(mgo_plugin *plugin, const char *request, size_t req
  * "target" ("kubernetes" or "process") and the host's "observed" objects it also returns the
  * "actions" that move the world toward the spec (apply, delete with preconditions, annotate,
  * event, status), the "status" to publish and "requeue_after_ms" (docs/abi.md). A converged
- * cluster gets no action. Returns MGO_EINVAL for an invalid cluster, with the errors and a
- * status-only action list. The only I/O is the topology registration the request asks for
- * (default on with a target), bounded by "topology.deadline_ms" (default 20000): hosts should
- * not call it on a thread that must never block.
+ * cluster gets no action. Returns MGO_EINVAL for an invalid cluster, with the errors, a status
+ * action and a warning event, and no object action. The only I/O is the topology registration the
+ * request asks for (default on with a target), bounded by "topology.deadline_ms" (default 20000):
+ * hosts should not call it on a thread that must never block.
  */
 MGO_API int32_t mgo_reconcile(mgo_plugin *plugin, const char *request, size_t request_len,
                               char **ret_result, size_t *ret_result_len);

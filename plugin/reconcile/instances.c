@@ -167,9 +167,11 @@ static void finish_volume(struct plan *p, const struct inst *x)
         return;
     const char *kind = strcmp(plan_str(x->obs, "kind"), RENDER_KIND_POD) == 0 ? RENDER_KIND_PVC
                                                                               : RENDER_KIND_VOLUME;
-    char name[90], key[600];
-    (void)snprintf(name, sizeof(name), "%s%s", strcmp(kind, RENDER_KIND_PVC) == 0 ? "data-" : "",
-                   x->name);
+    char name[300], key[600];
+    int w = snprintf(name, sizeof(name), "%s%s", strcmp(kind, RENDER_KIND_PVC) == 0 ? "data-" : "",
+                     x->name);
+    if (w < 0 || (size_t)w >= sizeof(name))
+        return; /* no volume of ours has such a name */
     const json_t *vol = json_object_get(p->observed, plan_kind_key(kind, name, key, sizeof(key)));
     if (vol && !json_is_true(json_object_get(vol, "deleting")))
         plan_delete(p, vol, "scaled-down");

@@ -66,14 +66,21 @@ static int64_t days_from_civil(int64_t y, int64_t m, int64_t d)
 int64_t plan_parse_rfc3339(const char *text)
 {
     int y, mo, d, h, mi, sec, used = 0;
+    static const char shape[] = "dddd-dd-ddTdd:dd:dd";
+    for (size_t i = 0; text && i < sizeof(shape) - 1; i++)
+        if (shape[i] == 'd' ? !(text[i] >= '0' && text[i] <= '9') : text[i] != shape[i])
+            return -1;
     if (!text ||
         sscanf(text, "%4d-%2d-%2dT%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi, &sec, &used) != 6 ||
         mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60 || used != 19)
         return -1;
     const char *rest = text + used;
-    if (*rest == '.')
+    if (*rest == '.') {
+        if (!(rest[1] >= '0' && rest[1] <= '9'))
+            return -1;
         for (rest++; *rest >= '0' && *rest <= '9'; rest++)
             ;
+    }
     if (strcmp(rest, "Z") != 0)
         return -1;
     return ((days_from_civil(y, mo, d) * 24 + h) * 60 + mi) * 60000 + (int64_t)sec * 1000;
@@ -164,6 +171,13 @@ static int index_observed(struct plan *p)
         if (!json_is_object(o) || !plan_str(o, "kind") || !plan_str(o, "name") || !cluster ||
             strcmp(cluster, p->in->m->cluster) != 0 || !by || strcmp(by, RENDER_MANAGED_BY) != 0)
             continue;
+        /* Kubernetes' own limits: longer identities are no object mgo made, and would not fit
+         * the keys below */
+        if (strlen(plan_str(o, "kind")) > 63 || strlen(plan_str(o, "name")) > 253) {
+            core_log(MGO_LOG_WARN, "reconcile: ignoring an observed object with an over-long "
+                                   "kind or name");
+            continue;
+        }
         if (json_object_set(
                 p->observed,
                 plan_kind_key(plan_str(o, "kind"), plan_str(o, "name"), key, sizeof(key)),

@@ -20,7 +20,8 @@ static int add_condition(json_t *conds, const json_t *observed_status, const cha
     json_array_foreach (json_object_get(observed_status, "conditions"), i, old)
         if (json_is_string(json_object_get(old, "type")) &&
             strcmp(plan_str(old, "type"), type) == 0 && plan_str(old, "status") &&
-            strcmp(plan_str(old, "status"), value) == 0 && plan_str(old, "lastTransitionTime"))
+            strcmp(plan_str(old, "status"), value) == 0 &&
+            plan_parse_rfc3339(plan_str(old, "lastTransitionTime")) >= 0)
             (void)snprintf(at, sizeof(at), "%s", plan_str(old, "lastTransitionTime"));
     json_t *c = json_pack("{s:s, s:s, s:s, s:s, s:s}", "type", type, "status", value, "reason",
                           reason, "message", message, "lastTransitionTime", at);
@@ -43,6 +44,7 @@ static void join_names(const json_t *names, char *out, size_t size)
             break;
         used += (size_t)w;
     }
+    core_utf8_sanitize(out); /* names are the host's text, cut to fit */
 }
 
 static const char *phase_of(const struct plan *p, const json_t *observed_status)

@@ -822,9 +822,10 @@ static int parse_go_duration(const char *s, uint64_t *ret)
                 unit = units[i].ns;
         if (!digits || !unit || whole > (uint64_t)INT64_MAX / unit)
             return -EINVAL;
-        total += whole * unit + (uint64_t)((double)frac * ((double)unit / scale));
-        if (total > (uint64_t)INT64_MAX)
+        uint64_t add = whole * unit + (uint64_t)((double)frac * ((double)unit / scale));
+        if (add > (uint64_t)INT64_MAX - total)
             return -ERANGE;
+        total += add;
         s += len;
     }
     *ret = total;

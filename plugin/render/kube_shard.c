@@ -259,8 +259,8 @@ struct shard_ctx {
     int backup_s3;             /* backup.type == s3 */
     int tls;                   /* spec.internalTLS.enabled */
     const char *project_ref;   /* multigres.com/project-ref, or the cluster name */
-    char multipooler_tls[300]; /* the multipooler's TLS identity and Secret */
-    char topo_address[512];
+    char multipooler_tls[512]; /* the multipooler's TLS identity and Secret */
+    char topo_address[2100];   /* endpoints may be 2048 characters (the schema's limit) */
     const char *topo_root;
     char hba_configmap[300];
     char config_configmap[300];
@@ -554,6 +554,8 @@ static int add_inline_config(struct text *t, const json_t *config)
         for (const char *v = json_string_value(get(config, keys[i])); *v; v++) {
             if (*v == '\'')
                 text_add(t, "''");
+            else if (*v == '\\') /* the configuration parser reads backslash escapes */
+                text_add(t, "\\\\");
             else
                 text_add(t, "%c", *v);
         }
@@ -1046,7 +1048,7 @@ static json_t *pgbackrest_cert_volume(const struct shard_ctx *x)
 /* The mTLS Secret of a component (kube_component_cert_name). */
 static json_t *tls_volume(const struct shard_ctx *x, const char *component)
 {
-    char secret[300];
+    char secret[512];
     kube_component_cert_name(x->m, component, secret, sizeof(secret));
     return json_pack("{s:s, s:{s:s, s:i}}", "name", TLS_VOLUME, "secret", "secretName", secret,
                      "defaultMode", MODE_READ_ALL);

@@ -1185,6 +1185,17 @@ static void rb_quoted(struct reason_buf *rb, const char *str)
     rb_unit(rb, "\"", 1);
 }
 
+static int guc_name_syntax(const char *name)
+{
+    if (!((*name >= 'a' && *name <= 'z') || (*name >= 'A' && *name <= 'Z') || *name == '_'))
+        return 0;
+    for (const char *c = name; *c; c++)
+        if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
+              *c == '_' || *c == '.'))
+            return 0;
+    return 1;
+}
+
 int pg_param_check(const char *name, const char *value, char *reason, size_t reason_size)
 {
     struct reason_buf rb;
@@ -1199,8 +1210,17 @@ int pg_param_check(const char *name, const char *value, char *reason, size_t rea
 
     /* Extension parameters ("cron.database_name") are placeholders PostgreSQL accepts without
      * the extension loaded: neither name nor value can be checked. */
-    if (strchr(name, '.') != NULL)
-        return 0;
+    if (strchr(name, '.') != NULL) {
+        /* ...but the name itself must be one PostgreSQL's configuration syntax reads back as
+         * one name: anything else would change the meaning of the rendered configuration. */
+        if (guc_name_syntax(name))
+            return 0;
+        rb_text(&rb, "invalid parameter name ");
+        rb_quoted(&rb, name);
+        rb_text(&rb, ": must start with a letter or '_' and hold only letters, digits, '_' "
+                     "and '.'");
+        return -1;
+    }
 
     if (lower_name(trim_space(span_of(name)), lower, sizeof(lower))) {
         const char *why = managed_reason(lower);

@@ -120,6 +120,13 @@ cp "$tmp/out" "$tmp/render.yaml"
 run 0 "rendered YAML reads back" -- "$mgo" validate --json "$tmp/render.yaml"
 [ "$(json_get "$tmp/out" 'len(d["objects"])')" = "$items" ] && check ok "YAML and JSON agree on $items objects" || check fail "YAML document count"
 [ "$(json_get "$tmp/out" 'all(o["skipped"] for o in d["objects"])')" = True ] && check ok "rendered objects are not multigres kinds" || check fail "skipped flags"
+# An invalid cluster beside a cluster without a name: an answer, not a crash (review finding).
+printf 'apiVersion: multigres.com/v1alpha1\nkind: MultigresCluster\nmetadata:\n  name: x\nspec:\n  cells: 5\n---\napiVersion: multigres.com/v1alpha1\nkind: MultigresCluster\nmetadata:\n  namespace: default\nspec: {}\n' >"$tmp/nameless.yaml"
+run 1 "render: invalid cluster beside a nameless one" -- "$mgo" render --cluster x "$tmp/nameless.yaml"
+# Strings YAML 1.1 reads as booleans stay strings in the YAML output (review finding).
+sed 's/^  postgresPasswordSecretRef:/  postgresSuperuser: "Y"\n  postgresPasswordSecretRef:/' "$samples/minimal.yaml" >"$tmp/superuser-y.yaml"
+run 0 "render --target process, superuser Y" -- "$mgo" render --target process "$tmp/superuser-y.yaml"
+expect_line "$tmp/out" '  superuser: "Y"'
 run 0 "render --target process" -- "$mgo" render --json --target process "$samples/minimal.yaml"
 [ "$(json_get "$tmp/out" 'sorted(set(o["kind"] for o in d["items"]))')" = "['Etcd', 'Instance', 'Volume']" ] && check ok "process kinds" || check fail "process kinds"
 [ "$(json_get "$tmp/out" 'sum(1 for o in d["items"] if o["kind"] == "Instance")')" = 2 ] && check ok "minimal: two instances" || check fail "process instance count"

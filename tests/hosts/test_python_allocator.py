@@ -15,6 +15,8 @@ into failures. Needs MGO_LIBRARY, MGO_SHARED_DIR and MGO_SOURCE_DIR (ctest sets 
 """
 
 import ctypes
+import json
+import re
 import os
 import sys
 
@@ -103,7 +105,28 @@ class FailNth(CountingAllocator):
         return super().realloc(ptr, size)
 
 
-def fault_sweep(lib, name, text, strict):
+def validate_call(mgo, text):
+    return mgo.validate(text)
+
+
+def reconcile_call(mgo, text):
+    """One reconcile pass (process target, no topology registration, nothing observed) through
+    the raw hook; timestamps (which follow the clock) are blanked for comparison."""
+    request = json.dumps({"manifests": text, "target": "process", "include_desired": True,
+                          "topology": {"register": False}}).encode()
+    out, out_len = ctypes.c_void_p(), ctypes.c_size_t()
+    status = mgo.lib.mgo_reconcile(mgo._plugin, request, len(request), ctypes.byref(out),
+                                   ctypes.byref(out_len))
+    if not out:
+        raise mgo_host.MgoError("mgo_reconcile returned no document", status)
+    try:
+        text = ctypes.string_at(out, out_len.value).decode()
+    finally:
+        mgo.lib.mgo_free(out)
+    return status, json.loads(re.sub(r'"20[0-9][0-9]-[0-9-]+T[0-9:.]+Z"', '"T"', text))
+
+
+def fault_sweep(lib, name, text, strict, call=validate_call):
     """Open a handle and validate text while failing the n-th allocation, for n = 1, 2, ...
     until the calls complete without reaching n.
 
@@ -114,7 +137,7 @@ def fault_sweep(lib, name, text, strict):
     MGO_ENOMEM without a document, or the normal result when the library could do without the
     memory."""
     with mgo_host.Mgo(lib) as mgo:
-        reference = mgo.validate(text)
+        reference = call(mgo, text)
     n, problems, leaks, deviations = 0, [], [], []
     while True:
         n += 1
@@ -127,14 +150,14 @@ def fault_sweep(lib, name, text, strict):
             reached = True
         else:
             try:
-                outcome = mgo.validate(text)
+                outcome = call(mgo, text)
             except mgo_host.MgoError as e:
                 outcome = (e.code, None)
             reached = allocator.requests >= n
             allocator.n = 0  # no more failures
             if outcome[0] == mgo_host.MGO_OK and reference[0] != mgo_host.MGO_OK:
                 problems.append(f"n={n}: an invalid manifest was reported valid")
-            if mgo.validate(text) != reference:
+            if call(mgo, text) != reference:
                 problems.append(f"n={n}: the handle gave a different result afterwards")
             if outcome[0] != -4 and outcome != reference:
                 error = (outcome[1] or {}).get("error") or {}
@@ -214,6 +237,9 @@ def main():
     # 3. allocation failures, one at a time.
     for name, path in (("valid sample", VALID), ("invalid manifest", INVALID)):
         fault_sweep(lib, name, read(path), strict="--strict" in sys.argv[1:])
+    # the same through a reconcile pass: model, render, plan and status
+    fault_sweep(lib, "reconcile of the valid sample", read(VALID),
+                strict="--strict" in sys.argv[1:], call=reconcile_call)
 
     if failures:
         print(f"{len(failures)} check(s) failed", file=sys.stderr)

@@ -1842,9 +1842,88 @@ static void test_system_clock(void **state)
     json_decref(c2);
 }
 
+/* ---- review findings, each pinned -------------------------------------------------------- */
+
+/* A cluster whose object carries a deletionTimestamp is being deleted: its pass must not try to
+ * register topology (the registration default is on; no etcd answers here, so an attempt would
+ * show up as a "topology" field). */
+static void test_deleting_does_not_register(void **state)
+{
+    (void)state;
+    json_t *cl = cluster(2), *obs = observed_cluster(cl);
+    json_object_set_new(json_object_get(cl, "metadata"), "deletionTimestamp",
+                        json_string("2026-11-26T07:00:00Z"));
+    json_t *req = json_pack("{s:[O], s:s, s:{s:O}}", "objects", cl, "target", "process", "observed",
+                            "objects", obs);
+    char *text = json_dumps(req, JSON_COMPACT), *out = NULL;
+    size_t len = 0;
+    assert_int_equal(mgo_reconcile(plugin, text, strlen(text), &out, &len), MGO_OK);
+    json_t *result = json_loadb(out, len, 0, NULL);
+    assert_null(json_object_get(result, "topology"));
+    assert_null(condition(result, "TopologyRegistered"));
+    assert_true(count_deletes(actions_of(result), "Instance") > 0);
+    mgo_free(out);
+    free(text);
+    json_decref(result);
+    json_decref(req);
+    json_decref(obs);
+    json_decref(cl);
+}
+
+/* Observed text is untrusted: an over-long name, or a lastTransitionTime that is not a time,
+ * must neither fail the pass nor be copied into the status. */
+static void test_untrusted_observed_text(void **state)
+{
+    (void)state;
+    json_t *cl = cluster(2), *obs = observed_cluster(cl);
+    char long_name[700];
+    memset(long_name, 'a', sizeof(long_name) - 1);
+    long_name[sizeof(long_name) - 1] = '\0';
+    json_t *odd = json_deep_copy(inst(obs, 0));
+    json_object_set_new(odd, "name", json_string(long_name));
+    json_array_append_new(obs, odd);
+    json_t *r1 = run_pass(cl, obs, NULL, NULL, MGO_OK);
+    json_t *status = json_deep_copy(json_object_get(r1, "status"));
+    size_t i;
+    json_t *c;
+    json_array_foreach (json_object_get(status, "conditions"), i, c)
+        json_object_set_new(c, "lastTransitionTime",
+                            json_string("\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9"
+                                        "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9"
+                                        "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9"
+                                        "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9"));
+    json_t *r2 = run_pass(cl, obs, status, NULL, MGO_OK);
+    json_array_foreach (json_object_get(json_object_get(r2, "status"), "conditions"), i, c)
+        expect_now_rfc3339(str(c, "lastTransitionTime"));
+    json_decref(r1);
+    json_decref(r2);
+    json_decref(status);
+    json_decref(obs);
+    json_decref(cl);
+}
+
+/* A requested-at that is not a time (negative fields) never makes a drain overdue. */
+static void test_malformed_requested_at(void **state)
+{
+    (void)state;
+    json_t *cl = cluster(3), *obs = observed_cluster(cl);
+    json_t *x = inst(obs, 2);
+    set_drain(x, "draining");
+    json_object_set_new(json_object_get(x, "annotations"), "drain.multigres.com/requested-at",
+                        json_string("2020-01-01T-1:-1:-1Z"));
+    json_t *r = run_pass(cl, obs, NULL, NULL, MGO_OK);
+    assert_null(find_event(actions_of(r), "DrainOverdue", NULL));
+    json_decref(r);
+    json_decref(obs);
+    json_decref(cl);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup(test_deleting_does_not_register, reset_clock),
+        cmocka_unit_test_setup(test_untrusted_observed_text, reset_clock),
+        cmocka_unit_test_setup(test_malformed_requested_at, reset_clock),
         cmocka_unit_test_setup(test_fresh, reset_clock),
         cmocka_unit_test_setup(test_converged, reset_clock),
         cmocka_unit_test_setup(test_scale_down_3_to_2, reset_clock),

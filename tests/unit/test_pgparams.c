@@ -11,6 +11,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -591,9 +592,26 @@ static void test_check_dotted_names(void **state)
     ACCEPT("foo.bar", "");
     ACCEPT("foo.bar", NULL);
     ACCEPT("Custom.Thing", "anything");
-    ACCEPT(".", "x");
     ACCEPT("shared_buffers.", "x");
     ACCEPT("port.x", "1"); /* the dot is checked before the managed names */
+}
+
+/* mgo's addition: a dotted name must still be one name in PostgreSQL's configuration syntax
+ * (the reference accepts these, and renders a configuration PostgreSQL cannot read). */
+static void test_check_dotted_name_syntax(void **state)
+{
+    (void)state;
+    const char *why =
+        ": must start with a letter or '_' and hold only letters, digits, '_' and '.'";
+    char want[256];
+    (void)snprintf(want, sizeof(want), "invalid parameter name \".\"%s", why);
+    REJECT(".", "x", want);
+    (void)snprintf(want, sizeof(want), "invalid parameter name \"x.y = 1\"%s", why);
+    REJECT("x.y = 1", "2", want);
+    (void)snprintf(want, sizeof(want), "invalid parameter name \"1x.y\"%s", why);
+    REJECT("1x.y", "2", want);
+    (void)snprintf(want, sizeof(want), "invalid parameter name \"a.b\\nhba_file\"%s", why);
+    REJECT("a.b\nhba_file", "/tmp/x", want);
 }
 
 /* Internal (read-only) parameters pass the reference check: it only looks at names and types. */
@@ -656,6 +674,7 @@ int main(void)
         cmocka_unit_test(test_check_enum_and_string),
         cmocka_unit_test(test_check_managed_names),
         cmocka_unit_test(test_check_dotted_names),
+        cmocka_unit_test(test_check_dotted_name_syntax),
         cmocka_unit_test(test_check_internal_parameters),
         cmocka_unit_test(test_check_reason_truncation),
     };
