@@ -39,6 +39,52 @@ static int is_bool_or_absent(const json_t *v)
     return !v || json_is_boolean(v);
 }
 
+/* One observed entry has the documented shape (docs/abi.md): an answer for the first one that
+ * does not, so that a host's bug is not mistaken for state. */
+static int observed_entry_valid(const json_t *e)
+{
+    static const char *const strings[] = {"kind", "name", "uid", "resourceVersion", "role"};
+    static const char *const bools[] = {"ready", "failed", "deleting"};
+    static const char *const maps[] = {"labels", "annotations"};
+    if (!json_is_object(e) || !json_is_string(json_object_get(e, "kind")) ||
+        !json_is_string(json_object_get(e, "name")))
+        return 0;
+    for (size_t i = 0; i < sizeof(strings) / sizeof(strings[0]); i++)
+        if (json_object_get(e, strings[i]) && !json_is_string(json_object_get(e, strings[i])))
+            return 0;
+    for (size_t i = 0; i < sizeof(bools) / sizeof(bools[0]); i++)
+        if (json_object_get(e, bools[i]) && !json_is_boolean(json_object_get(e, bools[i])))
+            return 0;
+    for (size_t i = 0; i < sizeof(maps) / sizeof(maps[0]); i++) {
+        const json_t *m = json_object_get(e, maps[i]);
+        const char *k;
+        const json_t *v;
+        if (m && !json_is_object(m))
+            return 0;
+        json_object_foreach ((json_t *)m, k, v)
+            if (!json_is_string(v))
+                return 0;
+    }
+    return !json_object_get(e, "ports") || json_is_object(json_object_get(e, "ports"));
+}
+
+static int32_t check_observed(const json_t *observed, char *msg, size_t size)
+{
+    size_t i;
+    const json_t *e;
+    json_array_foreach (json_object_get(observed, "objects"), i, e)
+        if (!observed_entry_valid(e)) {
+            (void)snprintf(msg, size,
+                           "request: observed.objects[%zu]: needs \"kind\" and \"name\" strings; "
+                           "\"uid\", \"resourceVersion\" and \"role\" strings, \"ready\", "
+                           "\"failed\" and \"deleting\" booleans, \"labels\" and "
+                           "\"annotations\" objects of strings and \"ports\" an object when given",
+                           i);
+            return MGO_EINVAL;
+        }
+    return MGO_OK;
+}
+
 static int32_t read_options(const json_t *root, struct options *o, char *msg, size_t size)
 {
     const json_t *target = json_object_get(root, "target");
@@ -83,6 +129,8 @@ static int32_t read_options(const json_t *root, struct options *o, char *msg, si
                        "integer and \"topology.keep_cells\" an array");
         return MGO_EINVAL;
     }
+    if (check_observed(o->observed, msg, size) != MGO_OK)
+        return MGO_EINVAL;
     o->target = json_string_value(target);
     o->generation = gen ? json_integer_value(gen) : -1;
     o->deleting = json_is_true(json_object_get(root, "deleting"));
@@ -97,7 +145,11 @@ static json_t *recorded_ports(const json_t *observed)
     json_t *ports = json_object();
     size_t i;
     const json_t *o;
-    json_array_foreach (json_object_get(observed, "objects"), i, o)
+    json_array_foreach (json_object_get(observed, "objects"), i, o) {
+        const char *kind = json_string_value(json_object_get(o, "kind"));
+        /* an Instance and its Volume share a name: only the process kinds own ports */
+        if (!kind || (strcmp(kind, RENDER_KIND_INSTANCE) != 0 && strcmp(kind, "Etcd") != 0))
+            continue;
         if (ports && json_is_object(json_object_get(o, "ports")) &&
             json_is_string(json_object_get(o, "name")) &&
             json_object_set(ports, json_string_value(json_object_get(o, "name")),
@@ -105,6 +157,7 @@ static json_t *recorded_ports(const json_t *observed)
             json_decref(ports);
             return NULL;
         }
+    }
     return ports;
 }
 
@@ -217,7 +270,7 @@ static int32_t pass(const mgo_plugin *p, const struct request *r, const struct o
         rc = strcmp(o->target, "process") == 0 ? render_process(&c, desired)
                                                : render_kubernetes(&c, desired);
     }
-    int deleting = o->deleting || json_object_get(meta, "deletionTimestamp") != NULL;
+    int deleting = o->deleting || json_is_string(json_object_get(meta, "deletionTimestamp"));
     if (!rc) {
         topology = deleting ? NULL : register_topology(p, o, chosen, &m);
         const json_t *gen = json_object_get(meta, "generation");
@@ -284,12 +337,28 @@ static int32_t invalid_pass(const mgo_plugin *p, const struct request *r, const 
                              : -1;
     const char *cluster = doc ? json_string_value(json_object_get(doc, "name")) : name;
     const char *ns = doc ? json_string_value(json_object_get(doc, "namespace")) : r->ns;
-    int rc = !errors ||
-             reconcile_invalid(cluster ? cluster : "", ns ? ns : r->ns, o->observed, errors,
-                               now_ms(p), generation, &out) ||
-             json_object_set(result, "actions", out.actions) ||
-             json_object_set(result, "status", out.status) ||
-             json_object_set_new(result, "requeue_after_ms", json_integer(0));
+    int deleting = o->deleting || json_is_string(json_object_get(meta, "deletionTimestamp"));
+    int rc = !errors;
+    if (!rc && deleting) {
+        /* A cluster on its way out is removed even when its spec no longer validates (say its
+         * template went first): every object but the volumes, whose policy is unknown now. */
+        struct model m = {.cluster = cluster ? cluster : "", .ns = ns ? ns : r->ns};
+        json_t *none = json_array();
+        struct reconcile_input in = {.m = &m,
+                                     .desired = none,
+                                     .observed = o->observed,
+                                     .now_ms = now_ms(p),
+                                     .generation = generation,
+                                     .deleting = 1};
+        rc = !none || reconcile_plan(&in, &out);
+        json_decref(none);
+    } else if (!rc) {
+        rc = reconcile_invalid(cluster ? cluster : "", ns ? ns : r->ns, o->observed, errors,
+                               now_ms(p), generation, &out);
+    }
+    rc = rc || json_object_set(result, "actions", out.actions) ||
+         json_object_set(result, "status", out.status) ||
+         json_object_set_new(result, "requeue_after_ms", json_integer(out.requeue_after_ms));
     json_decref(errors);
     reconcile_result_fini(&out);
     return rc ? MGO_ENOMEM : MGO_EINVAL;

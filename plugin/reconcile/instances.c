@@ -33,7 +33,8 @@ static int inst_cmp(const void *a, const void *b)
         return x->cell_pos < y->cell_pos ? -1 : 1;
     if (x->index != y->index)
         return x->index < y->index ? -1 : 1;
-    return strcmp(x->name, y->name);
+    int pools = strcmp(x->g ? x->g->pool : "", y->g ? y->g->pool : "");
+    return pools ? pools : strcmp(x->name, y->name);
 }
 
 static const json_t *desired_instance(struct plan *p, const char *name)
@@ -70,6 +71,16 @@ static const struct model_group *group_of(const struct model_shard *s, const jso
     for (size_t i = 0; pool && cell && i < s->ngroups; i++)
         if (strcmp(s->groups[i].pool, pool) == 0 && strcmp(s->groups[i].cell, cell) == 0)
             return &s->groups[i];
+    return NULL;
+}
+
+static int in_shard(const struct model_shard *s, const json_t *labels);
+
+const struct model_group *plan_group_of(const struct model *m, const json_t *labels)
+{
+    for (size_t i = 0; i < m->nshards; i++)
+        if (in_shard(&m->shards[i], labels))
+            return group_of(&m->shards[i], labels);
     return NULL;
 }
 
@@ -138,16 +149,22 @@ static void place_cells(const struct model *m, struct inst *v, size_t n)
     }
 }
 
-static int rank_when_removing(const struct inst *x)
+/* Is x a better scale-down victim than y? Never the primary while another candidate exists;
+ * a not-ready one first; then the highest index (an instance with no index first); then the
+ * cell listed last in spec.cells; then the pool whose name sorts last. */
+static int better_victim(const struct inst *x, const struct inst *y)
 {
-    /* The reference's victim score: the index, far down for the primary, up when not ready.
-     * Instances outside every group (or with no index) go first. */
-    long score = x->index < 0 ? 100000 : x->index;
-    if (x->primary)
-        score -= 1000;
-    if (!x->ready)
-        score += 500;
-    return (int)score;
+    if (x->primary != y->primary)
+        return !x->primary;
+    if (x->ready != y->ready)
+        return !x->ready;
+    long xi = x->index < 0 ? 1L << 30 : x->index, yi = y->index < 0 ? 1L << 30 : y->index;
+    if (xi != yi)
+        return xi > yi;
+    if (x->cell_pos != y->cell_pos)
+        return x->cell_pos > y->cell_pos;
+    int pools = strcmp(x->g ? x->g->pool : "", y->g ? y->g->pool : "");
+    return pools ? pools > 0 : strcmp(x->name, y->name) > 0;
 }
 
 static void request_drain(struct plan *p, const struct inst *x, const char *reason, const char *why)
@@ -194,12 +211,37 @@ static void report_overdue(struct plan *p, const struct inst *x)
 
 /* Finish drains, cancel pointless ones, create what is missing. Returns nonzero when the shard
  * has a step under way (then no new drain starts). */
+/* The data volume of instance `name` (kind of the instance), when observed. */
+static const json_t *volume_of(const struct plan *p, const char *instance_kind, const char *name)
+{
+    int pvc = strcmp(instance_kind, RENDER_KIND_POD) == 0;
+    char vol[300], key[600];
+    int w = snprintf(vol, sizeof(vol), "%s%s", pvc ? "data-" : "", name);
+    if (w < 0 || (size_t)w >= sizeof(vol))
+        return NULL;
+    return json_object_get(p->observed, plan_kind_key(pvc ? RENDER_KIND_PVC : RENDER_KIND_VOLUME,
+                                                      vol, key, sizeof(key)));
+}
+
+/* Process target: the reload-class settings changed and the spec did not: the host rewrites
+ * them and reloads, in place (docs/spec/render-process.md). */
+static int needs_reload(const struct inst *x)
+{
+    const char *want = plan_annotation(x->desired, RENDER_RELOAD_HASH);
+    const char *have = plan_annotation(x->obs, RENDER_RELOAD_HASH);
+    return x->current && !x->drain && strcmp(plan_str(x->obs, "kind"), RENDER_KIND_INSTANCE) == 0 &&
+           want && (!have || strcmp(want, have) != 0);
+}
+
 static int settle(struct plan *p, struct inst *v, size_t n)
 {
     int acted = 0, under_way = 0;
     for (size_t i = 0; i < n; i++) {
         struct inst *x = &v[i];
-        if (!x->obs) {
+        const json_t *vol = x->obs ? NULL : volume_of(p, plan_str(x->desired, "kind"), x->name);
+        if (vol && json_is_true(json_object_get(vol, "deleting"))) {
+            under_way = 1; /* its old volume is still going: create it on a fresh one after */
+        } else if (!x->obs) {
             plan_apply(p, x->desired, "create");
             plan_event(p, "Normal", "Created", plan_str(x->desired, "kind"), x->name,
                        "instance %ld of pool %s in cell %s", x->index, x->g->pool, x->g->cell);
@@ -222,6 +264,11 @@ static int settle(struct plan *p, struct inst *v, size_t n)
         } else if (x->drain) {
             under_way = 1;
             report_overdue(p, x);
+        } else if (needs_reload(x)) {
+            plan_apply(p, x->desired, "reload");
+            plan_event(p, "Normal", "ReloadRequested", plan_str(x->obs, "kind"), x->name,
+                       "reload-class PostgreSQL settings changed: apply them in place");
+            acted = 1;
         }
     }
     if (acted || under_way)
@@ -243,11 +290,7 @@ static int scale_down(struct plan *p, const struct model_shard *s, struct inst *
 {
     const struct inst *victim = NULL;
     for (size_t i = 0; i < n; i++)
-        if (!v[i].desired &&
-            (!victim || rank_when_removing(&v[i]) > rank_when_removing(victim) ||
-             (rank_when_removing(&v[i]) == rank_when_removing(victim) &&
-              (v[i].cell_pos > victim->cell_pos ||
-               (v[i].cell_pos == victim->cell_pos && strcmp(v[i].name, victim->name) > 0)))))
+        if (!v[i].desired && (!victim || better_victim(&v[i], victim)))
             victim = &v[i];
     if (!victim)
         return 0;
@@ -282,7 +325,9 @@ static void roll(struct plan *p, const struct model_shard *s, struct inst *v, si
         pick = primary;
     if (!pick)
         return;
-    const struct inst *unready = pick->ready ? first_unready_other(v, n, pick) : NULL;
+    /* Only a not-ready standby may go while others are not ready: it serves nothing. */
+    const struct inst *unready =
+        pick->ready || pick->primary ? first_unready_other(v, n, pick) : NULL;
     if (unready) {
         plan_event(p, "Warning", "RollingUpdateBlocked", plan_str(pick->obs, "kind"), pick->name,
                    "shard %s/%s/%s: waiting for %s to be ready before the next rolling step",
@@ -345,8 +390,7 @@ static int add_status(struct plan *p, const struct model_shard *s, const struct 
 
 /* A data volume left behind by an instance deleted in an earlier pass (the host stopped between
  * the two deletions): it follows the same rule as when its instance went. */
-static void sweep_volumes(struct plan *p, const struct model_shard *s, const struct inst *v,
-                          size_t n)
+static void sweep_volumes(struct plan *p, const struct model_shard *s)
 {
     const char *key;
     const json_t *o;
@@ -361,14 +405,41 @@ static void sweep_volumes(struct plan *p, const struct model_shard *s, const str
         const char *inst =
             strncmp(name, "data-", 5) == 0 && strcmp(kind, RENDER_KIND_PVC) == 0 ? name + 5 : name;
         long index = model_instance_index(g->pod_base, inst);
-        int owner_alive = 0;
-        for (size_t i = 0; i < n; i++)
-            owner_alive |= v[i].obs && strcmp(v[i].name, inst) == 0;
+        /* Its instance, by name, whatever its labels say (a relabelled instance still runs). */
+        char k1[600], k2[600];
+        int owner_alive =
+            json_object_get(p->observed, plan_kind_key(RENDER_KIND_POD, inst, k1, sizeof(k1))) ||
+            json_object_get(p->observed, plan_kind_key(RENDER_KIND_INSTANCE, inst, k2, sizeof(k2)));
+
         if (owner_alive || index < g->replicas || !g->when_scaled_delete)
             continue;
         plan_delete(p, o, "scaled-down");
         p->busy = 1;
     }
+}
+
+/* More than one instance reported primary: a failure to report, and no planned step. */
+static int two_primaries(struct plan *p, const struct model_shard *s, const struct inst *v,
+                         size_t n)
+{
+    const struct inst *first = NULL;
+    for (size_t i = 0; i < n; i++) {
+        if (!v[i].obs || !v[i].primary)
+            continue;
+        if (!first) {
+            first = &v[i];
+            continue;
+        }
+        char what[700];
+        (void)snprintf(what, sizeof(what), "shard %s/%s/%s has two primaries: %s and %s",
+                       s->database, s->tablegroup, s->shard, first->name, v[i].name);
+        core_utf8_sanitize(what);
+        p->failed++;
+        if (json_array_append_new(p->failures, json_string(what)))
+            p->oom = 1;
+        return 1;
+    }
+    return 0;
 }
 
 static void plan_shard(struct plan *p, const struct model_shard *s)
@@ -381,9 +452,12 @@ static void plan_shard(struct plan *p, const struct model_shard *s)
     }
     place_cells(p->in->m, v, n);
     qsort(v, n, sizeof(*v), inst_cmp);
-    if (!settle(p, v, n) && !scale_down(p, s, v, n))
+    int busy = settle(p, v, n);
+    if (!busy && two_primaries(p, s, v, n))
+        busy = 1; /* never a planned step while the shard may have two writable primaries */
+    if (!busy && !scale_down(p, s, v, n))
         roll(p, s, v, n);
-    sweep_volumes(p, s, v, n);
+    sweep_volumes(p, s);
     if (add_status(p, s, v, n))
         p->oom = 1;
     core_free(v);

@@ -171,6 +171,12 @@ static int index_observed(struct plan *p)
         if (!json_is_object(o) || !plan_str(o, "kind") || !plan_str(o, "name") || !cluster ||
             strcmp(cluster, p->in->m->cluster) != 0 || !by || strcmp(by, RENDER_MANAGED_BY) != 0)
             continue;
+        /* Pods of Deployments and StatefulSets carry the workload's labels: only pool pods are
+         * instances; the others belong to their workload and are never acted on one by one. */
+        const char *component = plan_str(labels, "app.kubernetes.io/component");
+        if (plan_is_instance_kind(plan_str(o, "kind")) &&
+            (!component || strcmp(component, "shard-pool") != 0))
+            continue;
         /* Kubernetes' own limits: longer identities are no object mgo made, and would not fit
          * the keys below */
         if (strlen(plan_str(o, "kind")) > 63 || strlen(plan_str(o, "name")) > 253) {
@@ -255,28 +261,47 @@ static void plan_orphans(struct plan *p)
     }
 }
 
-/* A volume goes with the cluster when its whenDeleted policy says Delete: the process target
- * says so in the Volume's spec, the Kubernetes target by owning the PVC. */
-static int volume_goes_with_cluster(const json_t *desired)
+/* Does a volume go when the cluster is deleted? The topology server's always (metadata that
+ * is registered again); a data volume when its whenDeleted policy says Delete: the process
+ * target says so in the Volume's spec, the Kubernetes target by owning the PVC; a volume the
+ * spec no longer renders (kept by whenScaled: Retain) by its pool's policy. The backup volume
+ * never. */
+static int volume_goes_with_cluster(const struct plan *p, const char *key, const json_t *o)
 {
-    const char *kind = plan_str(desired, "kind");
-    const char *policy = plan_str(json_object_get(desired, "spec"), "whenDeleted");
-    if (kind && strcmp(kind, RENDER_KIND_VOLUME) == 0)
-        return policy && strcmp(policy, "Delete") == 0;
-    return json_array_size(
-               json_object_get(json_object_get(desired, "metadata"), "ownerReferences")) > 0;
+    const json_t *labels = json_object_get(o, "labels");
+    const char *component = plan_str(labels, "app.kubernetes.io/component");
+    if (component && strcmp(component, "toposerver") == 0)
+        return 1;
+    const json_t *d = json_object_get(p->desired, key);
+    if (d) {
+        const char *policy = plan_str(json_object_get(d, "spec"), "whenDeleted");
+        if (strcmp(plan_str(d, "kind"), RENDER_KIND_VOLUME) == 0)
+            return policy && strcmp(policy, "Delete") == 0;
+        return json_array_size(json_object_get(json_object_get(d, "metadata"), "ownerReferences")) >
+               0;
+    }
+    const struct model_group *g = plan_group_of(p->in->m, labels);
+    return g && g->when_deleted_delete;
 }
 
 /* The cluster resource is being deleted: remove every object at once (no drain: nothing would
- * take over); volumes stay unless their policy lets them go. */
+ * take over); volumes only once no instance is left, and only those whose policy lets them go. */
 static void plan_deletion(struct plan *p)
 {
     const char *key;
     const json_t *o;
+    int instances_left = 0;
+    json_object_foreach (p->observed, key, o)
+        instances_left |= plan_is_instance_kind(plan_str(o, "kind"));
     json_object_foreach (p->observed, key, o) {
-        if (plan_is_volume_kind(plan_str(o, "kind")) &&
-            !volume_goes_with_cluster(json_object_get(p->desired, key)))
-            continue;
+        if (plan_is_volume_kind(plan_str(o, "kind"))) {
+            if (!volume_goes_with_cluster(p, key, o))
+                continue;
+            if (instances_left) {
+                p->busy = 1; /* after the instances that use them */
+                continue;
+            }
+        }
         p->busy = 1;
         if (!json_is_true(json_object_get(o, "deleting")))
             plan_delete(p, o, "cluster-deleted");

@@ -89,6 +89,7 @@ void plan_event(struct plan *p, const char *type, const char *reason, const char
                 const char *name, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
 
 /* instances.c: the pool instances of every shard (create, drain, delete, roll). */
+const struct model_group *plan_group_of(const struct model *m, const json_t *labels);
 void plan_instances(struct plan *p);
 /* status.c */
 int plan_status(struct plan *p, json_t **ret_status);

@@ -457,8 +457,10 @@ static json_t *etcd_container(const struct topo *t, const char *peers, const cha
     return c;
 }
 
-/* The "data" claim template from etcd.storage (10Gi and ReadWriteOnce when unset). */
-static json_t *etcd_claim(const json_t *storage)
+/* The "data" claim template from etcd.storage (10Gi and ReadWriteOnce when unset), labelled
+ * like the members (labels: stolen) so that a host observes the claims as this cluster's
+ * topology volumes, which go with the cluster (docs/spec/lifecycle.md). */
+static json_t *etcd_claim(const json_t *storage, json_t *labels)
 {
     const char *size = str(storage, "size"), *class = str(storage, "class");
     const json_t *modes = get(storage, "accessModes");
@@ -470,7 +472,8 @@ static json_t *etcd_claim(const json_t *storage)
         json_decref(spec);
         spec = NULL;
     }
-    return json_pack("{s:{s:s}, s:o}", "metadata", "name", "data", "spec", spec);
+    return json_pack("{s:{s:s, s:o}, s:o}", "metadata", "name", "data", "labels", labels, "spec",
+                     spec);
 }
 
 static json_t *etcd_statefulset(const struct model *m, const struct topo *t, const char *peers)
@@ -488,8 +491,8 @@ static json_t *etcd_statefulset(const struct model *m, const struct topo *t, con
         peers, "replicas", replicas, "selector", "matchLabels", topo_labels(m, t, 1),
         "podManagementPolicy", "Parallel", "updateStrategy", "type", "RollingUpdate", "template",
         "metadata", "labels", topo_labels(m, t, 0), "spec", pod, "volumeClaimTemplates",
-        etcd_claim(get(t->etcd, "storage")), "persistentVolumeClaimRetentionPolicy", "whenDeleted",
-        "Retain", "whenScaled", scaled);
+        etcd_claim(get(t->etcd, "storage"), topo_labels(m, t, 0)),
+        "persistentVolumeClaimRetentionPolicy", "whenDeleted", "Retain", "whenScaled", scaled);
     return object(m, "apps/v1", "StatefulSet", t->name, topo_labels(m, t, 0), spec);
 }
 

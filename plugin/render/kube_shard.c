@@ -1398,21 +1398,19 @@ static int emit_configmap(const struct shard_ctx *x, const char *name, const cha
     return emit(out, obj, "data", json_pack("{s:s}", key, content), 0);
 }
 
-/* BuildSharedBackupPVC: for filesystem backups (and no backup at all, as the reference does);
- * owned when the shard's PVCs are deleted with it. */
+/* BuildSharedBackupPVC: for filesystem backups (and no backup at all, as the reference does).
+ * Never owned: backups outlive the cluster (the reference orphans it on shard deletion). */
 static int emit_backup_pvc(const struct shard_ctx *x, json_t *out)
 {
     const struct model_shard *s = x->s;
     const char *type = str(x->backup, "type");
     const json_t *fs =
         type && strcmp(type, "filesystem") == 0 ? get(x->backup, "filesystem") : NULL;
-    const char *when_deleted = str(get(s->spec, "pvcDeletionPolicy"), "whenDeleted");
     if (x->backup_s3)
         return 0;
     json_t *obj = render_object(
         x->m, "v1", RENDER_KIND_PVC, x->backup_pvc,
-        render_labels(x->m, POOL_COMPONENT, s->database, s->tablegroup, s->shard, NULL, NULL),
-        when_deleted && strcmp(when_deleted, "Delete") == 0);
+        render_labels(x->m, POOL_COMPONENT, s->database, s->tablegroup, s->shard, NULL, NULL), 0);
     return emit(out, obj, "spec", pvc_spec(get(fs, "storage"), "10Gi"), 0);
 }
 

@@ -89,12 +89,17 @@ static int shard_has_primary(const struct sim *s, const json_t *like)
     return 0;
 }
 
-static void do_apply(struct sim *s, const json_t *obj)
+static void do_apply(struct sim *s, const json_t *obj, const char *reason)
 {
     const json_t *meta = json_object_get(obj, "metadata");
     const char *kind = str(obj, "kind"), *name = str(meta, "name");
     json_t *o = find(s, kind, name, NULL);
-    if (o && is_instance(o))
+    const char *hash = "multigres.com/spec-hash";
+    /* An instance changes in place only by a reload, which never changes its spec. */
+    if (o && is_instance(o) &&
+        (strcmp(reason, "reload") != 0 ||
+         strcmp(str(json_object_get(o, "annotations"), hash),
+                str(json_object_get(meta, "annotations"), hash)) != 0))
         violate(s, "instance %s/%s updated in place", kind, name);
     if (!o) {
         char uid[32];
@@ -205,7 +210,7 @@ static void execute(struct sim *s, const json_t *actions)
         }
         s->writes++;
         if (strcmp(type, "apply") == 0) {
-            do_apply(s, json_object_get(a, "object"));
+            do_apply(s, json_object_get(a, "object"), str(a, "reason"));
         } else if (strcmp(type, "delete") == 0) {
             s->deletes++;
             do_delete(s, a);

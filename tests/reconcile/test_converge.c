@@ -234,6 +234,17 @@ static void edit_restart_setting(json_t *cluster, char *what, size_t size)
     (void)snprintf(what, size, "shared_buffers=%s", v);
 }
 
+static void edit_reload_setting(json_t *cluster, char *what, size_t size)
+{
+    static const char *const values[] = {"4MB", "8MB", "16MB"};
+    json_t *shard = shard_spec(cluster);
+    if (!json_object_get(shard, "postgresConfig"))
+        json_object_set_new(shard, "postgresConfig", json_object());
+    const char *v = values[next_random(3)];
+    json_object_set_new(json_object_get(shard, "postgresConfig"), "work_mem", json_string(v));
+    (void)snprintf(what, size, "work_mem=%s", v);
+}
+
 static void test_random_edits(void **state)
 {
     (void)state;
@@ -248,13 +259,15 @@ static void test_random_edits(void **state)
         json_decref(objects);
         for (int step = 0; step < 4; step++) {
             char what[96];
-            unsigned kind = next_random(3);
+            unsigned kind = next_random(4);
             if (kind == 0)
                 edit_scale(cluster, what, sizeof(what));
             else if (kind == 1)
                 edit_add_cell(cluster, seq * 10 + step, what, sizeof(what));
-            else
+            else if (kind == 2)
                 edit_restart_setting(cluster, what, sizeof(what));
+            else
+                edit_reload_setting(cluster, what, sizeof(what));
             objects = json_pack("[O]", cluster);
             int passes = sim_converge(&s, objects, EDIT_BOUND);
             if (passes < 0)

@@ -407,10 +407,11 @@ def expect(resolved):
                 backup_pvc = None
                 if backup.get("type", "filesystem") != "s3":
                     backup_pvc = join(SERVICE, "backup-data", c, dbn, tgn, sn)
-                    # BuildSharedBackupPVC: owner only when the shard-level policy is Delete
-                    # (shard -> tablegroup -> cluster, tablegroup/builders.go).
-                    owned = _when_deleted(sspec.get("pvcDeletionPolicy"),
-                                          tg.get("pvcDeletionPolicy"), cluster_policy) == "Delete"
+                    # The reference's BuildSharedBackupPVC owns it when the shard-level policy
+                    # is Delete, but its shard deletion always orphans it (facts 3.5: "the
+                    # non-indexed backup PVC is always orphaned"); mgo renders it unowned, so
+                    # backups outlive the cluster (docs/spec/lifecycle.md, deletion).
+                    owned = False
                     add("PersistentVolumeClaim", backup_pvc, labels("shard-pool", **hier),
                         owned=owned,
                         storage={"size": _get(backup, "filesystem", "storage", "size",
