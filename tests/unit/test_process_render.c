@@ -295,8 +295,7 @@ static void test_bootstrap_primary(void **state)
     json_t *out = render(cluster, NULL, 0);
     const json_t *primary = find(out, "Instance", n.analytics_b[0]);
     assert_string_equal(bootstrap_str(primary, "role"), "primary");
-    assert_true(
-        json_is_null(json_object_get(json_object_get(primary, "bootstrap"), "upstream")));
+    assert_true(json_is_null(json_object_get(json_object_get(primary, "bootstrap"), "upstream")));
     const char *standbys[] = {n.main_a[0], n.main_a[1], n.main_b[0], n.main_b[1]};
     for (int i = 0; i < 4; i++) {
         const json_t *s = find(out, "Instance", standbys[i]);
@@ -319,8 +318,7 @@ static void test_bootstrap_primary_skips_empty_group(void **state)
     json_t *out = render(cluster, NULL, 0);
     assert_int_equal(json_array_size(out), NOBJECTS - 2);
     assert_string_equal(bootstrap_str(find(out, "Instance", n.main_a[0]), "role"), "primary");
-    assert_string_equal(bootstrap_str(find(out, "Instance", n.main_b[1]), "upstream"),
-                        n.main_a[0]);
+    assert_string_equal(bootstrap_str(find(out, "Instance", n.main_b[1]), "upstream"), n.main_a[0]);
     json_decref(out);
     json_decref(cluster);
 }
@@ -345,10 +343,10 @@ static void test_instance_spec(void **state)
         "{s:s, s:s, s:s, s:s, s:s, s:i, s:s, s:i, s:s, s:s, s:{s:s, s:s},"
         " s:{s:s, s:i}, s:{s:s}, s:{s:{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s}}}",
         "database", "postgres", "tablegroup", "default", "shard", "0-inf", "pool", "main", "cell",
-        "zone-a", "index", 1, "dataDir", data_dir, "port", 15438, "initdbArgs", "--data-checksums", "superuser",
-        "postgres", "passwordSecretRef", "name", "dev-postgres", "key", "password", "durability",
-        "policy", "MULTI_CELL_AT_LEAST_2", "requiredCount", 2, "topology", "cell", "zone-a",
-        "postgres", "commandLine", "port", "15438", "listen_addresses", "127.0.0.1",
+        "zone-a", "index", 1, "dataDir", data_dir, "port", 15438, "initdbArgs", "--data-checksums",
+        "superuser", "postgres", "passwordSecretRef", "name", "dev-postgres", "key", "password",
+        "durability", "policy", "MULTI_CELL_AT_LEAST_2", "requiredCount", 2, "topology", "cell",
+        "zone-a", "postgres", "commandLine", "port", "15438", "listen_addresses", "127.0.0.1",
         "unix_socket_directories", run_dir, "hot_standby", "on", "wal_level", "logical",
         "wal_log_hints", "on", "cluster_name", n.main_a[1], "max_wal_senders", "30",
         "max_replication_slots", "20", "shared_buffers", "256MB", "auto_explain.log_min_duration",
