@@ -110,6 +110,7 @@ static int32_t read_options(const json_t *root, struct options *o, char *msg, si
                          (json_object_get(o->observed, "status") &&
                           !json_is_object(json_object_get(o->observed, "status"))))) ||
         (o->topology && !json_is_object(o->topology)) || (gen && !json_is_integer(gen)) ||
+        (json_object_get(root, "uid") && !json_is_string(json_object_get(root, "uid"))) ||
         (process && !json_is_object(process)) ||
         (base && (!json_is_integer(base) || json_integer_value(base) < 1 ||
                   json_integer_value(base) > 65000)) ||
@@ -266,6 +267,8 @@ static int32_t pass(const mgo_plugin *p, const struct request *r, const struct o
     int rc = !desired || !ports ? -ENOMEM : model_build(json_object_get(chosen, "resolved"), &m);
     if (!rc) {
         m.uid = json_string_value(json_object_get(meta, "uid"));
+        if (!m.uid) /* the host may know it apart from the document (mgo render --owner-uid) */
+            m.uid = json_string_value(json_object_get(r->root, "uid"));
         struct render_ctx c = {.m = &m, .ports = ports, .port_base = o->port_base};
         rc = strcmp(o->target, "process") == 0 ? render_process(&c, desired)
                                                : render_kubernetes(&c, desired);

@@ -12,7 +12,7 @@ enum { EXIT_OK = 0, EXIT_INVALID = 1, EXIT_USAGE = 2, EXIT_LIBRARY = 3 };
 
 static const char usage[] =
     "usage: mgo render [--target kubernetes|process] [--json] [--templates DIR]...\n"
-    "                  [--namespace NS] [--cluster NAME] FILE...\n"
+    "                  [--namespace NS] [--cluster NAME] [--owner-uid UID] FILE...\n"
     "\n"
     "Prints every object a fresh reconcile of the cluster would create, so that it can be\n"
     "reviewed before it is applied (as 'kustomize build' is used). Nothing is contacted: the\n"
@@ -25,6 +25,9 @@ static const char usage[] =
     "  --templates DIR   also read the manifests of DIR (see 'mgo validate --help')\n"
     "  --namespace NS    namespace of objects that name none (default: default)\n"
     "  --cluster NAME    which cluster, when the files hold more than one\n"
+    "  --owner-uid UID   the uid of the MultigresCluster object in the API server: objects name\n"
+    "                    their owner with it (the API server refuses an ownerReference without\n"
+    "                    one; without this option, or metadata.uid in FILE, it is left out)\n"
     "\n"
     "Exit codes: 0 printed, 1 invalid manifest (errors as for validate), 2 usage or input\n"
     "error, 3 library error.\n";
@@ -33,6 +36,7 @@ struct render_options {
     const char *target;
     const char *ns;
     const char *cluster;
+    const char *owner_uid;
     int json;
     json_t *manifests;
 };
@@ -170,6 +174,8 @@ static int parse(int argc, char **argv, struct render_options *o)
             o->ns = argv[++i];
         } else if (strcmp(a, "--cluster") == 0 && val) {
             o->cluster = argv[++i];
+        } else if (strcmp(a, "--owner-uid") == 0 && val) {
+            o->owner_uid = argv[++i];
         } else if (strcmp(a, "--templates") == 0 && val) {
             if (manifest_add_dir(o->manifests, argv[++i], err, sizeof(err))) {
                 fprintf(stderr, "mgo: %s\n", err);
@@ -233,7 +239,8 @@ static int run(struct loader_lib *lib, const struct render_options *o)
     json_t *req = json_pack("{s:O, s:s, s:b, s:{s:b}}", "manifests", o->manifests, "target",
                             o->target, "include_desired", 1, "topology", "register", 0);
     if (!req || (o->ns && json_object_set_new(req, "namespace", json_string(o->ns))) ||
-        (o->cluster && json_object_set_new(req, "cluster", json_string(o->cluster)))) {
+        (o->cluster && json_object_set_new(req, "cluster", json_string(o->cluster))) ||
+        (o->owner_uid && json_object_set_new(req, "uid", json_string(o->owner_uid)))) {
         json_decref(req);
         return EXIT_LIBRARY;
     }

@@ -7,6 +7,7 @@
 
 #include "core/core.h"
 #include "render/render.h"
+#include "spec/quantity.h"
 #include "reconcile/reconcile.h"
 
 const char *plan_kind_key(const char *kind, const char *name, char *buf, size_t size)
@@ -212,6 +213,24 @@ static int index_desired(struct plan *p)
     return 0;
 }
 
+/* A PVC can only grow once it exists (the API server refuses every other change to its spec,
+ * and shrinking is refused by the update rules): apply a drifted claim only when the size it
+ * asks for grows. Every other kind may change. */
+static int claim_may_change(const json_t *observed, const json_t *desired)
+{
+    if (strcmp(plan_str(desired, "kind"), RENDER_KIND_PVC) != 0)
+        return 1;
+    json_t *want = json_string(plan_annotation(desired, RENDER_STORAGE_REQUEST));
+    json_t *have = json_string(plan_annotation(observed, RENDER_STORAGE_REQUEST));
+    long double w, h;
+    int grows = want && have && quantity_parse(want, &w) == 0 && quantity_parse(have, &h) == 0 &&
+                quantity_compare(w, h) > 0;
+    int unknown = want && !have; /* made before sizes were recorded: apply once */
+    json_decref(want);
+    json_decref(have);
+    return grows || unknown;
+}
+
 /* Everything that is not an instance: create what is missing, update what drifted. Volumes are
  * created with their instance's group and updated (grown) in place; never deleted here. */
 static void plan_plain(struct plan *p)
@@ -229,8 +248,10 @@ static void plan_plain(struct plan *p)
             plan_apply(p, d, "create");
             p->busy = 1;
         } else if (!plan_hash(o) || strcmp(plan_hash(o), plan_hash(d)) != 0) {
-            plan_apply(p, d, "update");
-            p->busy = 1;
+            if (claim_may_change(o, d)) {
+                plan_apply(p, d, "update");
+                p->busy = 1;
+            }
         } else if (json_is_false(json_object_get(o, "ready"))) {
             p->busy = 1; /* a workload still rolling out or starting */
         }

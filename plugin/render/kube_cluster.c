@@ -169,6 +169,30 @@ static int emit(json_t *out, json_t *obj)
     return json_array_append_new(out, obj) ? -ENOMEM : 0;
 }
 
+/* A StatefulSet's volumeClaimTemplates cannot change once it exists: they stay out of its
+ * hash, so that a new etcd storage size (which takes effect for new members only, by hand)
+ * does not make the object unappliable forever. */
+static int emit_statefulset(json_t *out, json_t *sts)
+{
+    if (!sts)
+        return -ENOMEM;
+    json_t *hashed = json_deep_copy(sts);
+    int rc = hashed ? 0 : -ENOMEM;
+    if (!rc) {
+        (void)json_object_del(json_object_get(hashed, "spec"), "volumeClaimTemplates");
+        (void)json_object_del((json_t *)get(get(hashed, "metadata"), "annotations"),
+                              RENDER_SPEC_HASH);
+        rc = render_stamp_value(sts, hashed);
+    }
+    json_decref(hashed);
+    if (rc || json_array_append_new(out, sts)) {
+        if (rc)
+            json_decref(sts);
+        return -ENOMEM;
+    }
+    return 0;
+}
+
 /* ---- container pieces --------------------------------------------------------------------- */
 
 static json_t *container_port(const char *name, int port)
@@ -395,6 +419,18 @@ static json_t *topo_labels(const struct model *m, const struct topo *t, int sele
     return l;
 }
 
+/* Labels of the etcd claims: only ones that never change (the template is immutable), plus
+ * managed-by so that a host observes the claims as this cluster's topology volumes. */
+static json_t *claim_labels(const struct model *m, const struct topo *t)
+{
+    json_t *l = topo_labels(m, t, 1);
+    if (l && put(l, "app.kubernetes.io/managed-by", json_string(RENDER_MANAGED_BY))) {
+        json_decref(l);
+        return NULL;
+    }
+    return l;
+}
+
 /* ETCD_INITIAL_CLUSTER: "<name>-<i>=http://<name>-<i>.<peers>.<ns>.svc.cluster.local:2380,...". */
 static json_t *etcd_peer_list(const char *name, const char *peers, const char *ns,
                               json_int_t replicas)
@@ -491,7 +527,7 @@ static json_t *etcd_statefulset(const struct model *m, const struct topo *t, con
         peers, "replicas", replicas, "selector", "matchLabels", topo_labels(m, t, 1),
         "podManagementPolicy", "Parallel", "updateStrategy", "type", "RollingUpdate", "template",
         "metadata", "labels", topo_labels(m, t, 0), "spec", pod, "volumeClaimTemplates",
-        etcd_claim(get(t->etcd, "storage"), topo_labels(m, t, 0)),
+        etcd_claim(get(t->etcd, "storage"), claim_labels(m, t)),
         "persistentVolumeClaimRetentionPolicy", "whenDeleted", "Retain", "whenScaled", scaled);
     return object(m, "apps/v1", "StatefulSet", t->name, topo_labels(m, t, 0), spec);
 }
@@ -520,7 +556,7 @@ static int render_topo(const struct model *m, const struct topo *t, json_t *out)
 {
     char peers[300];
     (void)snprintf(peers, sizeof(peers), "%s-headless", t->name);
-    int rc = emit(out, etcd_statefulset(m, t, peers));
+    int rc = emit_statefulset(out, etcd_statefulset(m, t, peers));
     if (!rc)
         rc = emit(out, etcd_service(m, t, peers, 0));
     if (!rc)

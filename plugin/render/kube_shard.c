@@ -1143,12 +1143,28 @@ static json_t *pvc_spec(const json_t *storage, const char *default_size)
 }
 
 /* BuildPoolDataPVC: owned only when the pool's PVCs are deleted with the cluster. */
+/* A claim's spec is immutable once created, except a growing size: its hash covers the size
+ * alone, and the size is recorded for the diff (docs/spec/lifecycle.md). */
+static int emit_pvc(json_t *out, json_t *obj, json_t *spec)
+{
+    const json_t *size = get(get(get(spec, "resources"), "requests"), "storage");
+    int rc = emit(out, obj, "spec", spec, 0);
+    if (rc)
+        return rc;
+    json_t *pushed = json_array_get(out, json_array_size(out) - 1);
+    rc = render_stamp_value(pushed, size);
+    if (!rc && json_is_string(size))
+        rc = put((json_t *)get(get(pushed, "metadata"), "annotations"), RENDER_STORAGE_REQUEST,
+                 json_string(json_string_value(size)));
+    return rc;
+}
+
 static int emit_data_pvc(const struct shard_ctx *x, const struct model_group *g, const char *name,
                          json_t *out)
 {
     json_t *obj =
         render_object(x->m, "v1", RENDER_KIND_PVC, name, pool_labels(x, g), g->when_deleted_delete);
-    return emit(out, obj, "spec", pvc_spec(get(g->pool_spec, "storage"), "1Gi"), 0);
+    return emit_pvc(out, obj, pvc_spec(get(g->pool_spec, "storage"), "1Gi"));
 }
 
 static int annotate(json_t *obj, const char *key, const char *value)
@@ -1196,8 +1212,12 @@ static int emit_pdb(const struct shard_ctx *x, const struct model_group *g, json
 {
     json_t *obj =
         render_object(x->m, "policy/v1", "PodDisruptionBudget", g->pdb, pool_labels(x, g), 1);
-    json_t *spec = json_pack("{s:i, s:{s:o}}", "maxUnavailable", 1, "selector", "matchLabels",
-                             pool_selector(x, g));
+    /* minAvailable, not the reference's maxUnavailable 1: with maxUnavailable the disruption
+     * controller asks the pods' owner (the MultigresCluster, no scale subresource) for a count,
+     * fails, and allows no eviction at all; minAvailable counts the selected pods. */
+    json_t *spec =
+        json_pack("{s:i, s:{s:o}}", "minAvailable", g->replicas > 1 ? g->replicas - 1 : 0,
+                  "selector", "matchLabels", pool_selector(x, g));
     return emit(out, obj, "spec", spec, 0);
 }
 
@@ -1411,7 +1431,7 @@ static int emit_backup_pvc(const struct shard_ctx *x, json_t *out)
     json_t *obj = render_object(
         x->m, "v1", RENDER_KIND_PVC, x->backup_pvc,
         render_labels(x->m, POOL_COMPONENT, s->database, s->tablegroup, s->shard, NULL, NULL), 0);
-    return emit(out, obj, "spec", pvc_spec(get(fs, "storage"), "10Gi"), 0);
+    return emit_pvc(out, obj, pvc_spec(get(fs, "storage"), "10Gi"));
 }
 
 /* In the reference's reconcile order: pg_hba, multiorch, backup PVC, postgresql.conf. */

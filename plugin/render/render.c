@@ -109,6 +109,15 @@ int render_stamp(json_t *object, int pod_like)
     return json_object_set_new(annotations, RENDER_SPEC_HASH, json_string(hash)) ? -ENOMEM : 0;
 }
 
+int render_stamp_value(json_t *object, const json_t *value)
+{
+    json_t *annotations = json_object_get(json_object_get(object, "metadata"), "annotations");
+    char hash[9];
+    if (!json_is_object(annotations) || render_hash(value, hash))
+        return -ENOMEM;
+    return json_object_set_new(annotations, RENDER_SPEC_HASH, json_string(hash)) ? -ENOMEM : 0;
+}
+
 json_t *render_copy_or_empty(const json_t *v)
 {
     return v ? json_deep_copy(v) : json_object();

@@ -69,6 +69,14 @@ int render_hash(const json_t *value, char out[9]);
  * but the hash annotation itself. 0 or -ENOMEM. */
 int render_stamp(json_t *object, int pod_like);
 
+/* Set the hash annotation to the hash of `value` alone: for objects of which only part may
+ * change after creation (a PVC's requested size). 0 or -ENOMEM. */
+int render_stamp_value(json_t *object, const json_t *value);
+
+/* Annotation on a PVC: the storage it requests, for the diff to tell growth from other
+ * changes (only growth can be applied to an existing claim). */
+#define RENDER_STORAGE_REQUEST "multigres.com/storage-request"
+
 /* Kubernetes quantity-free helpers for container resources: a deep copy of `resources` or an
  * empty object. */
 json_t *render_copy_or_empty(const json_t *v);

@@ -127,6 +127,8 @@ run 1 "render: invalid cluster beside a nameless one" -- "$mgo" render --cluster
 sed 's/^  postgresPasswordSecretRef:/  postgresSuperuser: "Y"\n  postgresPasswordSecretRef:/' "$samples/minimal.yaml" >"$tmp/superuser-y.yaml"
 run 0 "render --target process, superuser Y" -- "$mgo" render --target process "$tmp/superuser-y.yaml"
 expect_line "$tmp/out" '  superuser: "Y"'
+run 0 "render --owner-uid" -- "$mgo" render --json --owner-uid 1b4e28ba-2fa1-11d2-883f-0016d3cca427 "$samples/minimal.yaml"
+[ "$(json_get "$tmp/out" 'sorted(set(r.get("uid") for o in d["items"] for r in o["metadata"].get("ownerReferences", [])))')" = "['1b4e28ba-2fa1-11d2-883f-0016d3cca427']" ] && check ok "owner references carry the uid" || check fail "owner uid"
 run 0 "render --target process" -- "$mgo" render --json --target process "$samples/minimal.yaml"
 [ "$(json_get "$tmp/out" 'sorted(set(o["kind"] for o in d["items"]))')" = "['Etcd', 'Instance', 'Volume']" ] && check ok "process kinds" || check fail "process kinds"
 [ "$(json_get "$tmp/out" 'sum(1 for o in d["items"] if o["kind"] == "Instance")')" = 2 ] && check ok "minimal: two instances" || check fail "process instance count"

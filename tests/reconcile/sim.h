@@ -15,14 +15,24 @@
 struct sim {
     mgo_plugin *p;
     const char *target;
-    json_t *objects; /* observed entries */
-    json_t *status;  /* the last published status, or NULL */
+    json_t *objects;  /* observed entries */
+    json_t *status;   /* the last published status, or NULL */
+    json_t *desired;  /* the last pass's desired objects, or NULL */
+    json_t *previous; /* sent as the request's "previous" when set (owned) */
     long next_uid;
     int64_t clock_ms;
     char violation[512]; /* the first broken rule, or "" */
     /* figures of the last pass */
     size_t writes, deletes, events;
+    /* totals since sim_init (or the last sim_reset_counts) */
+    size_t drains_requested, instances_created, reloads;
 };
+
+void sim_reset_counts(struct sim *s);
+
+/* The first observed object that the last pass's render does not want (a leftover), other
+ * than a volume when `volumes_may_stay`; NULL when there is none. */
+const char *sim_leftover(const struct sim *s, int volumes_may_stay);
 
 void sim_init(struct sim *s, const char *target);
 void sim_fini(struct sim *s);

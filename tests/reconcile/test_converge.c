@@ -184,64 +184,112 @@ static unsigned next_random(unsigned below)
     return (unsigned)(rng % below);
 }
 
-static void edit_scale(json_t *cluster, char *what, size_t size)
+/* Does any pool keep its volumes on scale-down (pvcDeletionPolicy.whenScaled: Retain)? */
+static int scaled_volumes_retained(json_t *cluster)
 {
-    json_t *pools = json_object_get(shard_spec(cluster), "pools");
     const char *k;
-    json_t *pool, *pick = NULL;
-    size_t n = next_random((unsigned)json_object_size(pools)), i = 0;
-    json_object_foreach (pools, k, pool)
-        if (i++ == n)
-            pick = pool;
-    int replicas = 1 + (int)next_random(5);
-    json_object_set_new(pick, "replicasPerCell", json_integer(replicas));
-    (void)snprintf(what, size, "scale to %d", replicas);
+    json_t *pool;
+    json_object_foreach (json_object_get(shard_spec(cluster), "pools"), k, pool) {
+        const char *policy = json_string_value(
+            json_object_get(json_object_get(pool, "pvcDeletionPolicy"), "whenScaled"));
+        if (policy && strcmp(policy, "Retain") == 0)
+            return 1;
+    }
+    return 0;
 }
 
-static void edit_add_cell(json_t *cluster, int serial, char *what, size_t size)
+/* What an edit must cause, written from the lifecycle rules (docs/spec/lifecycle.md), not
+ * from the code: drains requested, instances created, in-place reloads. */
+struct expect {
+    size_t drains, created, reloads;
+};
+
+static json_t *nth_pool(json_t *cluster, size_t n, const char **ret_name)
+{
+    const char *k;
+    json_t *pool;
+    size_t i = 0;
+    json_object_foreach (json_object_get(shard_spec(cluster), "pools"), k, pool)
+        if (i++ == n) {
+            *ret_name = k;
+            return pool;
+        }
+    return NULL;
+}
+
+/* Scale one pool to a different size: a scale-up creates (new - old) x cells instances and
+ * drains none; a scale-down drains (old - new) x cells and creates none. */
+static void edit_scale(json_t *cluster, char *what, size_t size, struct expect *e)
+{
+    const char *name;
+    json_t *pools = json_object_get(shard_spec(cluster), "pools");
+    json_t *pool = nth_pool(cluster, next_random((unsigned)json_object_size(pools)), &name);
+    size_t cells = json_array_size(json_object_get(pool, "cells"));
+    int old = (int)json_integer_value(json_object_get(pool, "replicasPerCell"));
+    int want = 1 + (int)next_random(4);
+    if (want >= old)
+        want++; /* never the same size */
+    json_object_set_new(pool, "replicasPerCell", json_integer(want));
+    e->drains = want < old ? (size_t)(old - want) * cells : 0;
+    e->created = want > old ? (size_t)(want - old) * cells : 0;
+    (void)snprintf(what, size, "pool %s: %d -> %d per cell", name, old, want);
+}
+
+/* A new cell, added to the first pool (and the orchestrator's cells): replicasPerCell new
+ * instances, nothing drained. */
+static void edit_add_cell(json_t *cluster, int serial, char *what, size_t size, struct expect *e)
 {
     json_t *cells = json_object_get(json_object_get(cluster, "spec"), "cells");
-    if (json_array_size(cells) >= 4) {
-        (void)snprintf(what, size, "no new cell (4 already)");
-        return;
-    }
     char name[32];
     (void)snprintf(name, sizeof(name), "extra-%d", serial);
     json_t *cell = json_deep_copy(json_array_get(cells, 0));
     json_object_set_new(cell, "name", json_string(name));
     json_array_append_new(cells, cell);
-    json_t *shard = shard_spec(cluster);
-    const char *k;
-    json_t *pool;
-    json_object_foreach (json_object_get(shard, "pools"), k, pool) {
-        json_array_append_new(json_object_get(pool, "cells"), json_string(name));
-        break; /* the first pool grows into the new cell */
-    }
-    json_t *orch = json_object_get(json_object_get(shard, "multiorch"), "cells");
+    const char *pool_name;
+    json_t *pool = nth_pool(cluster, 0, &pool_name);
+    json_array_append_new(json_object_get(pool, "cells"), json_string(name));
+    json_t *orch = json_object_get(json_object_get(shard_spec(cluster), "multiorch"), "cells");
     if (json_is_array(orch))
         json_array_append_new(orch, json_string(name));
-    (void)snprintf(what, size, "add cell %s", name);
+    e->created = (size_t)json_integer_value(json_object_get(pool, "replicasPerCell"));
+    (void)snprintf(what, size, "add cell %s to pool %s", name, pool_name);
 }
 
-static void edit_restart_setting(json_t *cluster, char *what, size_t size)
+/* A restart-class setting changes: every instance is replaced exactly once. */
+static void edit_restart_setting(json_t *cluster, size_t instances, char *what, size_t size,
+                                 struct expect *e)
 {
-    static const char *const values[] = {"128MB", "192MB", "256MB"};
+    /* sizes no baseline configuration computes, so that the effective value changes */
+    static const char *const values[] = {"161MB", "223MB", "287MB"};
     json_t *shard = shard_spec(cluster);
     if (!json_object_get(shard, "postgresConfig"))
         json_object_set_new(shard, "postgresConfig", json_object());
+    json_t *config = json_object_get(shard, "postgresConfig");
+    const char *now = json_string_value(json_object_get(config, "shared_buffers"));
     const char *v = values[next_random(3)];
-    json_object_set_new(json_object_get(shard, "postgresConfig"), "shared_buffers", json_string(v));
+    for (size_t i = 0; now && strcmp(now, v) == 0; i++)
+        v = values[i % 3];
+    json_object_set_new(config, "shared_buffers", json_string(v));
+    e->drains = e->created = instances;
     (void)snprintf(what, size, "shared_buffers=%s", v);
 }
 
-static void edit_reload_setting(json_t *cluster, char *what, size_t size)
+/* A reload-class setting changes: nothing restarts; on the process target every instance gets
+ * an in-place reload (on Kubernetes the configuration map changes and the data plane reloads). */
+static void edit_reload_setting(json_t *cluster, size_t instances, int process, char *what,
+                                size_t size, struct expect *e)
 {
     static const char *const values[] = {"4MB", "8MB", "16MB"};
     json_t *shard = shard_spec(cluster);
     if (!json_object_get(shard, "postgresConfig"))
         json_object_set_new(shard, "postgresConfig", json_object());
+    json_t *config = json_object_get(shard, "postgresConfig");
+    const char *now = json_string_value(json_object_get(config, "work_mem"));
     const char *v = values[next_random(3)];
-    json_object_set_new(json_object_get(shard, "postgresConfig"), "work_mem", json_string(v));
+    for (size_t i = 0; now && strcmp(now, v) == 0; i++)
+        v = values[i % 3];
+    json_object_set_new(config, "work_mem", json_string(v));
+    e->reloads = process ? instances : 0;
     (void)snprintf(what, size, "work_mem=%s", v);
 }
 
@@ -249,36 +297,164 @@ static void test_random_edits(void **state)
 {
     (void)state;
     static const char *const targets[] = {"process", "kubernetes"};
+    const size_t nsamples = sizeof(samples) / sizeof(samples[0]);
     for (int seq = 0; seq < 24; seq++) {
-        const struct sample *base = &samples[seq % 5];
+        const struct sample *base = &samples[(size_t)seq % nsamples];
         struct sim s;
-        sim_init(&s, targets[seq % 2]);
+        sim_init(&s, targets[(seq / (int)nsamples + seq) % 2]);
         json_t *objects = load_sample(base);
-        assert_true(sim_converge(&s, objects, FRESH_BOUND) > 0);
         json_t *cluster = resolved_of(&s, objects);
+        assert_true(sim_converge(&s, objects, FRESH_BOUND) > 0);
+        /* the sample's templates stay beside the edited cluster (it still names them) */
+        json_t *templates = json_array();
+        size_t t;
+        json_t *d;
+        json_array_foreach (objects, t, d)
+            if (strcmp(json_string_value(json_object_get(d, "kind")), "MultigresCluster") != 0)
+                json_array_append(templates, d);
         json_decref(objects);
         for (int step = 0; step < 4; step++) {
-            char what[96];
+            char what[128];
+            struct expect e = {0};
+            size_t before = expected_instances(cluster);
             unsigned kind = next_random(4);
             if (kind == 0)
-                edit_scale(cluster, what, sizeof(what));
-            else if (kind == 1)
-                edit_add_cell(cluster, seq * 10 + step, what, sizeof(what));
+                edit_scale(cluster, what, sizeof(what), &e);
+            else if (kind == 1 && json_array_size(json_object_get(json_object_get(cluster, "spec"),
+                                                                  "cells")) < 4)
+                edit_add_cell(cluster, seq * 10 + step, what, sizeof(what), &e);
             else if (kind == 2)
-                edit_restart_setting(cluster, what, sizeof(what));
+                edit_restart_setting(cluster, before, what, sizeof(what), &e);
             else
-                edit_reload_setting(cluster, what, sizeof(what));
-            objects = json_pack("[O]", cluster);
-            int passes = sim_converge(&s, objects, EDIT_BOUND);
+                edit_reload_setting(cluster, before, strcmp(s.target, "process") == 0, what,
+                                    sizeof(what), &e);
+            objects = json_deep_copy(templates);
+            json_array_append(objects, cluster);
+            sim_reset_counts(&s);
+            int bound = 6 * (int)(e.drains + 1) + 6;
+            int passes = sim_converge(&s, objects, bound);
             if (passes < 0)
-                fail_msg("sequence %d (%s, %s) step %d (%s): no convergence: %s", seq, base->name,
-                         s.target, step, what, s.violation);
+                fail_msg("sequence %d (%s, %s) step %d (%s): no convergence within %d passes: %s",
+                         seq, base->name, s.target, step, what, bound, s.violation);
             if (count_instances(&s) != expected_instances(cluster))
                 fail_msg("sequence %d step %d (%s): %zu instances, want %zu", seq, step, what,
                          count_instances(&s), expected_instances(cluster));
+            if (s.drains_requested != e.drains || s.instances_created != e.created ||
+                s.reloads != e.reloads)
+                fail_msg("sequence %d (%s, %s) step %d (%s): %zu drains, %zu created, %zu "
+                         "reloads; want %zu, %zu, %zu",
+                         seq, base->name, s.target, step, what, s.drains_requested,
+                         s.instances_created, s.reloads, e.drains, e.created, e.reloads);
+            print_message("%-18s %-10s %-34s %3d passes, %2zu drains\n", base->name, s.target, what,
+                          passes, s.drains_requested);
             assert_quiet_pass(&s, objects, what);
+            assert_quiet_pass(&s, objects, what);
+            /* nothing left behind: removed instances, their volumes (whenScaled Delete, the
+             * samples' policy unless a pool says Retain) and workloads are gone */
+            const char *left = sim_leftover(&s, scaled_volumes_retained(cluster));
+            if (left)
+                fail_msg("sequence %d (%s, %s) step %d (%s): %s left behind", seq, base->name,
+                         s.target, step, what, left);
             json_decref(objects);
         }
+        json_decref(cluster);
+        json_decref(templates);
+        sim_fini(&s);
+    }
+}
+
+/* Deleting a cluster on each target: everything goes but the volumes its policy keeps (data
+ * volumes under whenDeleted: Retain; the backup volume always), instances before volumes. */
+static void deletion_case(const char *target, const char *when_deleted)
+{
+    struct sim s;
+    sim_init(&s, target);
+    json_t *objects = load_sample(&samples[1]); /* no-templates: one pool, five instances */
+    json_t *cluster = resolved_of(&s, objects);
+    json_decref(objects);
+    const char *k;
+    json_t *pool;
+    json_object_foreach (json_object_get(shard_spec(cluster), "pools"), k, pool)
+        json_object_set_new(json_object_get(pool, "pvcDeletionPolicy"), "whenDeleted",
+                            json_string(when_deleted));
+    objects = json_pack("[O]", cluster);
+    assert_true(sim_converge(&s, objects, FRESH_BOUND) > 0);
+    size_t instances = count_instances(&s);
+    json_object_set_new(json_object_get(cluster, "metadata"), "deletionTimestamp",
+                        json_string("2026-01-01T00:10:00Z"));
+    assert_true(sim_converge(&s, objects, FRESH_BOUND) > 0);
+    size_t i, data = 0, backup = 0;
+    json_t *o;
+    json_array_foreach (s.objects, i, o) {
+        const char *kind = json_string_value(json_object_get(o, "kind"));
+        const char *name = json_string_value(json_object_get(o, "name"));
+        if (strcmp(kind, "PersistentVolumeClaim") != 0 && strcmp(kind, "Volume") != 0)
+            fail_msg("%s, whenDeleted %s: %s %s survived the deletion", target, when_deleted, kind,
+                     name);
+        if (strncmp(name, "backup-data-", 12) == 0)
+            backup++;
+        else
+            data++;
+    }
+    assert_int_equal(data, strcmp(when_deleted, "Retain") == 0 ? instances : 0);
+    assert_int_equal(backup, strcmp(target, "kubernetes") == 0 ? 1 : 0);
+    print_message("deletion, %s, whenDeleted %s: %zu data and %zu backup volume(s) kept\n", target,
+                  when_deleted, data, backup);
+    json_decref(objects);
+    json_decref(cluster);
+    sim_fini(&s);
+}
+
+static void test_deletion(void **state)
+{
+    (void)state;
+    deletion_case("kubernetes", "Retain");
+    deletion_case("kubernetes", "Delete");
+    deletion_case("process", "Retain");
+    deletion_case("process", "Delete");
+}
+
+/* An edit the update-only rules forbid (a cell dropped from a running cluster) is refused
+ * when the host passes the running spec as "previous": an error condition, nothing deleted. */
+static void test_update_only_edit_refused(void **state)
+{
+    (void)state;
+    static const char *const targets[] = {"kubernetes", "process"};
+    for (size_t t = 0; t < 2; t++) {
+        struct sim s;
+        sim_init(&s, targets[t]);
+        json_t *objects = load_sample(&samples[2]); /* topology: three cells */
+        json_t *cluster = resolved_of(&s, objects);
+        json_decref(objects);
+        objects = json_pack("[O]", cluster);
+        assert_true(sim_converge(&s, objects, FRESH_BOUND) > 0);
+        size_t before = json_array_size(s.objects);
+        s.previous = json_deep_copy(cluster);
+        json_t *cells = json_object_get(json_object_get(cluster, "spec"), "cells");
+        const char *gone = json_string_value(json_object_get(json_array_get(cells, 2), "name"));
+        char name[64];
+        (void)snprintf(name, sizeof(name), "%s", gone);
+        json_array_remove(cells, 2);
+        const char *k;
+        json_t *pool;
+        json_object_foreach (json_object_get(shard_spec(cluster), "pools"), k, pool) {
+            json_t *pc = json_object_get(pool, "cells");
+            for (size_t i = json_array_size(pc); i-- > 0;)
+                if (strcmp(json_string_value(json_array_get(pc, i)), name) == 0)
+                    json_array_remove(pc, i);
+        }
+        json_t *orch = json_object_get(json_object_get(shard_spec(cluster), "multiorch"), "cells");
+        for (size_t i = json_array_size(orch); i-- > 0;)
+            if (strcmp(json_string_value(json_array_get(orch, i)), name) == 0)
+                json_array_remove(orch, i);
+        json_t *edited = json_pack("[O]", cluster), *result = NULL;
+        assert_int_equal(sim_pass(&s, edited, &result), MGO_EINVAL);
+        assert_int_equal(s.deletes, 0);
+        assert_int_equal(json_array_size(s.objects), before);
+        assert_non_null(strstr(json_dumps(json_object_get(result, "status"), 0), "spec.cells"));
+        json_decref(result);
+        json_decref(edited);
+        json_decref(objects);
         json_decref(cluster);
         sim_fini(&s);
     }
@@ -330,6 +506,8 @@ int main(void)
         cmocka_unit_test(test_fresh),
         cmocka_unit_test(test_random_edits),
         cmocka_unit_test(test_invalid_edit_changes_nothing),
+        cmocka_unit_test(test_deletion),
+        cmocka_unit_test(test_update_only_edit_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

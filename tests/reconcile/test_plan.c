@@ -741,6 +741,8 @@ static void test_converged(void **state)
                          count_type(actions_of(r1), "annotate"),
                      0);
     json_t *r2 = run_pass(cl, obs, status, NULL, MGO_OK);
+    /* converged: nothing to come back for (abi.md: 0 = only on a change) */
+    assert_int_equal(json_integer_value(json_object_get(r2, "requeue_after_ms")), 0);
     if (json_array_size(actions_of(r2)) != 0)
         fail_msg("converged cluster got actions (abi.md: \"a converged cluster gets no action "
                  "at all\"): %s",
@@ -1603,10 +1605,9 @@ static void test_two_pools(void **state)
     if (drain_requests(actions_of(r), &a) != 1)
         fail_msg("two pools scaling down: expected one drain request in the shard: %s",
                  dump(actions_of(r)));
-    if (!str_is(a, "name", str(pinst(obs, "a", 2), "name")) &&
-        !str_is(a, "name", str(pinst(obs, "b", 2), "name")))
-        fail_msg("drain requested on %s, not a candidate", str(a, "name"));
-    print_message("two pools, same index, same cell: victim %s\n", str(a, "name"));
+    /* lifecycle.md: on a tie, "then the pool whose name sorts last" */
+    if (!str_is(a, "name", str(pinst(obs, "b", 2), "name")))
+        fail_msg("drain requested on %s, not pool b's instance 2", str(a, "name"));
     json_decref(r);
     json_decref(obs);
     json_decref(cl);
@@ -1686,12 +1687,17 @@ static void test_drain_deadline(void **state)
         fail_msg("an overdue drain was forced forward (lifecycle.md: \"The deadline never "
                  "forces a state forward\"): %s",
                  dump(actions_of(r)));
-    size_t i;
-    const json_t *a;
-    json_array_foreach (actions_of(r), i, a)
-        if (str_is(a, "type", "event"))
-            print_message("overdue drain: event %s %s: %s\n", str(a, "eventType"), str(a, "reason"),
-                          str(a, "message"));
+    /* reported: a warning event and the Progressing reason (abi.md) */
+    if (!find_event(actions_of(r), "DrainOverdue", "Warning"))
+        fail_msg("an overdue drain was not reported: %s", dump(actions_of(r)));
+    assert_true(str_is(condition(r, "Progressing"), "reason", "DrainOverdue"));
+    assert_int_equal(json_integer_value(json_object_get(r, "requeue_after_ms")), 2000);
+    json_decref(r);
+    /* four minutes old: not overdue yet */
+    json_object_set_new(json_object_get(inst(obs, 2), "annotations"), DRAIN_AT,
+                        json_string("2026-11-26T07:56:00Z"));
+    r = run_pass(c2, obs, NULL, NULL, MGO_OK);
+    assert_null(find_event(actions_of(r), "DrainOverdue", NULL));
     json_decref(r);
     json_decref(obs);
     json_decref(c2);

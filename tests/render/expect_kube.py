@@ -478,7 +478,12 @@ def expect(resolved):
                         add("Service", headless, lab,
                             ports={"required": [15200, 15270, 5432], "optional": [9187]},
                             headless=True, selects=pods)
-                        add("PodDisruptionBudget", pdb, lab, maxUnavailable=1, selects=pods)
+                        add("PodDisruptionBudget", pdb, lab,
+                            # mgo: minAvailable replicas-1, not the reference's maxUnavailable
+                            # 1 (its pods' owner, the cluster, has no scale subresource, so
+                            # maxUnavailable would allow no eviction; docs/spec/lifecycle.md)
+                            minAvailable=max(int(pool.get("replicasPerCell", 1)) - 1, 0),
+                            selects=pods)
 
     return {
         "cluster": c,

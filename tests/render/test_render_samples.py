@@ -214,8 +214,10 @@ def check_object(exp, got, want, workloads):
         if spec.get("storageClassName") != want["storage"]["class"]:
             err("spec.storageClassName %r, want %r", spec.get("storageClassName"),
                 want["storage"]["class"])
-    if "maxUnavailable" in want and spec.get("maxUnavailable") != want["maxUnavailable"]:
-        err("spec.maxUnavailable %r, want %r", spec.get("maxUnavailable"), want["maxUnavailable"])
+    if "minAvailable" in want and (spec.get("minAvailable") != want["minAvailable"]
+                                   or "maxUnavailable" in spec):
+        err("spec.minAvailable %r (maxUnavailable %r), want minAvailable %r",
+            spec.get("minAvailable"), spec.get("maxUnavailable"), want["minAvailable"])
 
     if "selects" in want:
         sel, expr = selector_of(got)
