@@ -221,7 +221,7 @@ static json_t *nth_pool(json_t *cluster, size_t n, const char **ret_name)
  * drains none; a scale-down drains (old - new) x cells and creates none. */
 static void edit_scale(json_t *cluster, char *what, size_t size, struct expect *e)
 {
-    const char *name;
+    const char *name = "";
     json_t *pools = json_object_get(shard_spec(cluster), "pools");
     json_t *pool = nth_pool(cluster, next_random((unsigned)json_object_size(pools)), &name);
     size_t cells = json_array_size(json_object_get(pool, "cells"));
@@ -245,7 +245,7 @@ static void edit_add_cell(json_t *cluster, int serial, char *what, size_t size, 
     json_t *cell = json_deep_copy(json_array_get(cells, 0));
     json_object_set_new(cell, "name", json_string(name));
     json_array_append_new(cells, cell);
-    const char *pool_name;
+    const char *pool_name = "";
     json_t *pool = nth_pool(cluster, 0, &pool_name);
     json_array_append_new(json_object_get(pool, "cells"), json_string(name));
     json_t *orch = json_object_get(json_object_get(shard_spec(cluster), "multiorch"), "cells");
