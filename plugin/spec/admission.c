@@ -695,9 +695,133 @@ static void check_core(const json_t *resolved, const struct checker *c)
     }
 }
 
+/* ---- Kubernetes syntax of what ends up in object metadata (mgo additions: the API server
+ * would refuse the rendered objects, so the manifest is refused here, with the field) ---- */
+
+static int label_name_part(const char *s, size_t n)
+{
+    if (n == 0 || n > 63)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        char ch = s[i];
+        int alnum =
+            (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9');
+        if (!alnum && !((i > 0 && i < n - 1) && (ch == '-' || ch == '_' || ch == '.')))
+            return 0;
+    }
+    return 1;
+}
+
+/* A label value: empty, or a name part. */
+static int label_value(const char *s)
+{
+    return !*s || label_name_part(s, strlen(s));
+}
+
+/* A label or annotation key: [DNS-subdomain prefix "/"] name part. */
+static int qualified_name(const char *s)
+{
+    const char *slash = strchr(s, '/');
+    if (!slash)
+        return label_name_part(s, strlen(s));
+    size_t plen = (size_t)(slash - s);
+    if (plen == 0 || plen > 253)
+        return 0;
+    for (size_t i = 0; i < plen; i++) {
+        char ch = s[i];
+        int ok = (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
+                 ((ch == '-' || ch == '.') && i > 0 && i < plen - 1);
+        if (!ok)
+            return 0;
+    }
+    return label_name_part(slash + 1, strlen(slash + 1));
+}
+
+static const char key_rule[] =
+    "name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end "
+    "with an alphanumeric character (with an optional DNS subdomain prefix and '/')";
+static const char value_rule[] =
+    "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or "
+    "'.', and must start and end with an alphanumeric character (at most 63)";
+
+static void check_map_syntax(const json_t *map, const char *path, int values_are_labels,
+                             const struct checker *c)
+{
+    const char *k;
+    const json_t *v;
+    char p[1024];
+    json_object_foreach ((json_t *)map, k, v) {
+        (void)snprintf(p, sizeof(p), "%s[%s]", path, k);
+        if (!qualified_name(k))
+            spec_error(c->errs, p, "Invalid value: \"%s\": %s", k, key_rule);
+        else if (values_are_labels && json_is_string(v) && !label_value(json_string_value(v)))
+            spec_error(c->errs, p, "Invalid value: \"%s\": %s", json_string_value(v), value_rule);
+    }
+}
+
+/* Every podLabels, podAnnotations and external*.annotations map under `v`. */
+static void check_metadata_maps(const json_t *v, const char *path, const struct checker *c)
+{
+    char p[1024];
+    if (json_is_array(v)) {
+        size_t i;
+        const json_t *e;
+        json_array_foreach ((json_t *)v, i, e) {
+            (void)snprintf(p, sizeof(p), "%s[%zu]", path, i);
+            check_metadata_maps(e, p, c);
+        }
+        return;
+    }
+    const char *k;
+    const json_t *e;
+    json_object_foreach ((json_t *)v, k, e) {
+        (void)snprintf(p, sizeof(p), "%s.%s", path, k);
+        if (json_is_object(e) && strcmp(k, "podLabels") == 0)
+            check_map_syntax(e, p, 1, c);
+        else if (json_is_object(e) && strcmp(k, "podAnnotations") == 0)
+            check_map_syntax(e, p, 0, c);
+        else if (json_is_object(e) && strcmp(k, "annotations") == 0 &&
+                 (strstr(path, "externalGateway") || strstr(path, "externalAdminWeb")))
+            check_map_syntax(e, p, 0, c);
+        else if (json_is_object(e) || json_is_array(e))
+            check_metadata_maps(e, p, c);
+    }
+}
+
+/* The cluster's name starts Service names (<name>-multigateway, ...): a DNS-1035 label. Cell
+ * zones and regions become label values and node selectors. */
+static void check_kubernetes_syntax(const json_t *cluster, const struct checker *c)
+{
+    const char *name = str(json_object_get(cluster, "metadata"), "name");
+    int ok = name && name[0] >= 'a' && name[0] <= 'z';
+    for (const char *ch = name; ok && *ch; ch++)
+        ok = (*ch >= 'a' && *ch <= 'z') || (*ch >= '0' && *ch <= '9') ||
+             (*ch == '-' && ch[1] != '\0');
+    if (name && !ok)
+        spec_error(c->errs, "metadata.name",
+                   "Invalid value: \"%s\": a MultigresCluster name must be a DNS-1035 label "
+                   "(lower-case letters, digits and '-', starting with a letter and ending with a "
+                   "letter or digit): it starts the names of the cluster's Services",
+                   name);
+    size_t i;
+    const json_t *cell;
+    char p[128];
+    json_array_foreach (json_object_get(json_object_get(cluster, "spec"), "cells"), i, cell) {
+        static const char *const fields[] = {"zoneId", "region"};
+        for (size_t f = 0; f < 2; f++) {
+            const char *v = str(cell, fields[f]);
+            (void)snprintf(p, sizeof(p), "spec.cells[%zu].%s", i, fields[f]);
+            if (v && !label_value(v))
+                spec_error(c->errs, p, "Invalid value: \"%s\": %s", v, value_rule);
+        }
+    }
+    check_metadata_maps(json_object_get(cluster, "spec"), "spec", c);
+}
+
 void admission_check_cluster(const struct admission_input *in, struct spec_errors *errs)
 {
     const struct checker ck = {.errs = errs, .written = in->cluster};
+    check_kubernetes_syntax(in->cluster, &ck);
     check_core(in->resolved, &ck);
     check_databases(in->cluster, in->resolved, &ck);
     if (in->previous) {
@@ -710,6 +834,7 @@ void admission_check_shard_template(const json_t *tmpl, struct spec_errors *errs
 {
     const struct checker ck = {.errs = errs, .written = tmpl};
     const json_t *spec = json_object_get(tmpl, "spec");
+    check_metadata_maps(spec, "spec", &ck);
     check_pool_names(json_object_get(spec, "pools"), "spec", &ck);
     check_postgres_config(json_object_get(spec, "postgresConfig"), "spec", &ck);
 }
@@ -718,6 +843,7 @@ void admission_check_cell_template(const json_t *tmpl, struct spec_errors *errs)
 {
     const struct checker ck = {.errs = errs, .written = tmpl};
     const json_t *gw = json_object_get(json_object_get(tmpl, "spec"), "multigateway");
+    check_metadata_maps(json_object_get(tmpl, "spec"), "spec", &ck);
     const char *name = str(json_object_get(tmpl, "metadata"), "name");
     char subject[128], comp[160];
     (void)snprintf(subject, sizeof(subject), "CellTemplate '%s'", name ? name : "");
