@@ -451,7 +451,9 @@ static void test_update_only_edit_refused(void **state)
         assert_int_equal(sim_pass(&s, edited, &result), MGO_EINVAL);
         assert_int_equal(s.deletes, 0);
         assert_int_equal(json_array_size(s.objects), before);
-        assert_non_null(strstr(json_dumps(json_object_get(result, "status"), 0), "spec.cells"));
+        char *status = json_dumps(json_object_get(result, "status"), 0);
+        assert_non_null(strstr(status, "spec.cells"));
+        free(status);
         json_decref(result);
         json_decref(edited);
         json_decref(objects);
