@@ -174,6 +174,12 @@ static int check_hosts(const char *host, const char *hostaddr, char *err, size_t
 {
     size_t n_host = list_length(host), n_addr = list_length(hostaddr);
     size_t n = n_host > n_addr ? n_host : n_addr;
+    if (n > 1) {
+        /* a query past its deadline is cancelled over a second connection, which must reach
+         * the same server: one host only */
+        set_err(err, err_size, "conninfo: one host only (a list of %zu was given)", n);
+        return -EINVAL;
+    }
     char h[PG_MAX_HOST], a[PG_MAX_HOST];
     int cut_h, cut_a;
 
@@ -528,13 +534,30 @@ static int run(struct pg_conn *c, const char *what, const char *sql, int64_t dea
     return first;
 }
 
+/* What a message may say about a command: its leading words up to the first value (a
+ * statement such as ALTER SYSTEM SET primary_conninfo = '... password=...' carries secrets). */
+static void command_words(const char *sql, char *out, size_t size)
+{
+    size_t n = 0;
+    for (const char *s = sql; *s && n + 1 < size && n < 48; s++) {
+        if (*s == '=' || *s == '\'' || *s == '(' || *s == ';' || *s == '"')
+            break;
+        out[n++] = *s;
+    }
+    while (n > 0 && out[n - 1] == ' ')
+        n--;
+    out[n] = '\0';
+}
+
 int pg_exec(struct pg_conn *c, const char *sql, int64_t deadline_ms, char *err, size_t err_size)
 {
     if (!c || !sql) {
         set_err(err, err_size, "pg_exec: a connection and sql are required");
         return -EINVAL;
     }
-    return run(c, sql, sql, deadline_ms, 1, NULL, NULL, err, err_size);
+    char what[64];
+    command_words(sql, what, sizeof(what));
+    return run(c, what, sql, deadline_ms, 1, NULL, NULL, err, err_size);
 }
 
 /* ---- probing ------------------------------------------------------------------------------- */
@@ -851,6 +874,10 @@ int pg_promote(struct pg_conn *c, int64_t deadline_ms, char *err, size_t err_siz
     if (!c) {
         set_err(err, err_size, "pg_promote: a connection is required");
         return -EINVAL;
+    }
+    if (now >= deadline_ms) {
+        set_err(err, err_size, "pg_promote: the deadline has passed");
+        return -ETIMEDOUT;
     }
     seconds = (deadline_ms - now - cancel_reserve(deadline_ms - now)) / 1000;
     seconds = seconds < 1 ? 1 : seconds > PG_MAX_WAIT_SECONDS ? PG_MAX_WAIT_SECONDS : seconds;

@@ -478,11 +478,45 @@ void etcd_harness_stop(struct etcd_harness *h)
     track(h, 0);
 }
 
+/* Are all threads of `pid` stopped? A SIGSTOP reaches a multi-threaded process's threads
+ * asynchronously: until they all show state T, a request can still be served. */
+static int all_threads_stopped(pid_t pid)
+{
+    char path[64];
+    (void)snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+    DIR *d = opendir(path);
+    if (!d)
+        return 0;
+    int stopped = 1;
+    struct dirent *e;
+    while (stopped && (e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.')
+            continue;
+        char stat_path[sizeof(path) + 280], buf[512];
+        (void)snprintf(stat_path, sizeof(stat_path), "%s/%s/stat", path, e->d_name);
+        FILE *f = fopen(stat_path, "r");
+        size_t n = f ? fread(buf, 1, sizeof(buf) - 1, f) : 0;
+        if (f)
+            fclose(f);
+        buf[n] = '\0';
+        const char *close_paren = strrchr(buf, ')');
+        /* "pid (comm) S ...": the state follows the command name */
+        if (close_paren && close_paren[1] == ' ' && close_paren[2] != 'T' && close_paren[2] != 't')
+            stopped = 0;
+    }
+    closedir(d);
+    return stopped;
+}
+
 int etcd_harness_pause(struct etcd_harness *h)
 {
     if (h->pid <= 0 || kill(h->pid, SIGSTOP) != 0)
         return -1;
     h->paused = 1;
+    for (int i = 0; i < 400 && !all_threads_stopped(h->pid); i++) {
+        struct timespec ts = {0, 5 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
     return 0;
 }
 
