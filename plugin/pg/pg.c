@@ -576,7 +576,8 @@ static const char probe_sql[] =
     " CASE WHEN s.rec AND coalesce(r.received_tli, 0) = 0"
     " THEN (SELECT timeline_id FROM pg_control_checkpoint()) END,"
     " current_setting('synchronous_standby_names'),"
-    " r.status, r.sender_host, r.sender_port, r.received_tli"
+    " r.status, r.sender_host, r.sender_port, r.received_tli,"
+    " pg_has_role(current_user, 'pg_read_all_stats', 'USAGE')"
     " FROM (SELECT pg_is_in_recovery() AS rec) AS s"
     " LEFT JOIN pg_stat_wal_receiver AS r ON true;"
     "SELECT application_name, state, sync_state, sent_lsn, write_lsn, flush_lsn, replay_lsn"
@@ -594,6 +595,7 @@ enum {
     F_SENDER_HOST,
     F_SENDER_PORT,
     F_RECEIVED_TLI,
+    F_STATS_ROLE,
     F_COUNT
 };
 
@@ -611,6 +613,7 @@ static const char *const fact_names[F_COUNT] = {
     "pg_stat_wal_receiver.sender_host",
     "pg_stat_wal_receiver.sender_port",
     "pg_stat_wal_receiver.received_tli",
+    "pg_has_role(pg_read_all_stats)",
 };
 
 static const char *const replica_names[R_COUNT] = {
@@ -733,7 +736,7 @@ static int read_facts(struct pg_conn *c, const struct pq_api_result *res, struct
 {
     struct cell x = {c, res, 0, err, err_size};
     char host[200];
-    int port = 0, received_tli = 0, checkpoint_tli = 0, rc, n;
+    int port = 0, received_tli = 0, checkpoint_tli = 0, stats = 0, rc, n;
 
     if (c->pq->ntuples(res) != 1 || c->pq->nfields(res) != F_COUNT) {
         set_err(err, err_size, "%s: probe: expected 1 row of %d columns, got %d of %d", c->target,
@@ -753,8 +756,18 @@ static int read_facts(struct pg_conn *c, const struct pq_api_result *res, struct
         (rc = cell_text(&x, F_SENDER_HOST, fact_names[F_SENDER_HOST], host, sizeof(host))) < 0 ||
         (rc = cell_int(&x, F_SENDER_PORT, fact_names[F_SENDER_PORT], 0, 65535, &port)) < 0 ||
         (rc = cell_int(&x, F_RECEIVED_TLI, fact_names[F_RECEIVED_TLI], 0, INT_MAX, &received_tli)) <
-            0)
+            0 ||
+        (rc = cell_bool(&x, F_STATS_ROLE, fact_names[F_STATS_ROLE], &stats)) < 0)
         return rc;
+    /* Without it, pg_stat_replication and pg_stat_wal_receiver hide their details behind NULLs,
+     * which would read as "not streaming" and LSN 0: facts that are not facts. */
+    if (!stats) {
+        set_err(err, err_size,
+                "%s: probe: the role needs pg_read_all_stats (or pg_monitor) to see replication "
+                "state",
+                c->target);
+        return -EACCES;
+    }
     if (!s->in_recovery)
         return cell_walfile_timeline(&x, F_WALFILE, fact_names[F_WALFILE], &s->timeline);
     s->timeline = received_tli ? received_tli : checkpoint_tli;

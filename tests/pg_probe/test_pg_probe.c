@@ -838,6 +838,25 @@ static void test_promote(void **state)
     pg_close(c);
 }
 
+/* A role that cannot read replication details gets an answer saying so, not NULLs read as
+ * "not streaming" and LSN 0. */
+static void test_probe_needs_stats_role(void **state)
+{
+    char out[64], conninfo[256], err[512] = "";
+    struct pg_conn *c = NULL;
+    struct pg_node_status st;
+    (void)state;
+
+    assert_int_equal(pg_sql(&shard, 0, "CREATE ROLE mgo_nostats LOGIN", T_MS, out, sizeof(out)), 0);
+    (void)snprintf(conninfo, sizeof(conninfo),
+                   "host=127.0.0.1 port=%d user=mgo_nostats dbname=postgres", shard.nodes[0].port);
+    assert_int_equal(pg_connect(conninfo, pg_now_ms() + T_MS, &c, err, sizeof(err)), 0);
+    assert_int_equal(pg_node_probe(c, pg_now_ms() + T_MS, &st, err, sizeof(err)), -EACCES);
+    assert_non_null(strstr(err, "pg_read_all_stats"));
+    pg_close(c);
+    assert_int_equal(pg_sql(&shard, 0, "DROP ROLE mgo_nostats", T_MS, out, sizeof(out)), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest offline[] = {
@@ -852,6 +871,7 @@ int main(void)
         cmocka_unit_test(test_probe_standby),
         cmocka_unit_test(test_probe_latency),
         cmocka_unit_test(test_exec_commands),
+        cmocka_unit_test(test_probe_needs_stats_role),
         cmocka_unit_test(test_notices_are_logged_not_printed),
         cmocka_unit_test(test_sync_commit_wait_is_cancelled),
         cmocka_unit_test(test_stopped_server_times_out),
