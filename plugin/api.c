@@ -270,16 +270,6 @@ int32_t api_run_hook(hook_fn fn, mgo_plugin *p, const char *request, size_t len,
     return rc;
 }
 
-static int32_t do_unsupported_drain(mgo_plugin *p, const char *request, size_t len,
-                                    char **ret_result, size_t *ret_len)
-{
-    (void)p;
-    (void)request;
-    (void)len;
-    char msg[] = "mgo_drain is not implemented in this release";
-    return api_fail(MGO_EUNSUPPORTED, msg, ret_result, ret_len);
-}
-
 static int32_t do_unsupported_scale(mgo_plugin *p, const char *request, size_t len,
                                     char **ret_result, size_t *ret_len)
 {
@@ -311,8 +301,7 @@ MGO_API int32_t mgo_topology(mgo_plugin *plugin, const char *request, size_t req
 MGO_API int32_t mgo_drain(mgo_plugin *plugin, const char *request, size_t request_len,
                           char **ret_result, size_t *ret_result_len)
 {
-    return api_run_hook(do_unsupported_drain, plugin, request, request_len, ret_result,
-                        ret_result_len);
+    return api_run_hook(api_drain, plugin, request, request_len, ret_result, ret_result_len);
 }
 
 MGO_API int32_t mgo_scale(mgo_plugin *plugin, const char *request, size_t request_len,

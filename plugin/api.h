@@ -56,6 +56,10 @@ int32_t api_topology(mgo_plugin *p, const char *request, size_t len, char **ret_
 int32_t api_topo_register(const mgo_plugin *p, const json_t *req, const json_t *chosen,
                           int64_t deadline, json_t **ret, char *msg, size_t msg_size);
 
+/* The drain hook's body (plugin/api_drain.c). */
+int32_t api_drain(mgo_plugin *p, const char *request, size_t len, char **ret_result,
+                  size_t *ret_len);
+
 /* The reconcile hook's body (plugin/api_reconcile.c). */
 int32_t api_reconcile(mgo_plugin *p, const char *request, size_t len, char **ret_result,
                       size_t *ret_len);

@@ -265,8 +265,13 @@ MGO_API int32_t mgo_topology(mgo_plugin *plugin, const char *request, size_t req
                              char **ret_result, size_t *ret_result_len);
 
 /*
- * Advance the drain of one instance by one safe step. Not implemented in this release: returns
- * MGO_EUNSUPPORTED with a result document saying so. Never blocks.
+ * Advance the drain of one instance by one safe step (postgres driver; docs/abi.md "mgo_drain").
+ * The request gives the instance, its current annotations, the shard's nodes and the durability
+ * policy; the result the state reached and the annotate action that persists it. MGO_EAGAIN
+ * when the step must wait (the durability policy would break, no single primary answers, a
+ * reload not yet visible): call again later. Standbys only in this release: a primary's drain
+ * (planned switchover) answers MGO_EUNSUPPORTED. Blocks up to the request's "deadline_ms"
+ * (default 10000) while it talks to PostgreSQL.
  */
 MGO_API int32_t mgo_drain(mgo_plugin *plugin, const char *request, size_t request_len,
                           char **ret_result, size_t *ret_result_len);
