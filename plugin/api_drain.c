@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "core/core.h"
 #include "drain/select.h"
@@ -21,6 +22,7 @@
 
 struct shard_probe {
     size_t n;
+    const char *other_draining; /* another node's drain under way, or NULL */
     size_t victim, primary;
     struct drain_node nodes[DRAIN_MAX_NODES];
     struct pg_node_status status[DRAIN_MAX_NODES];
@@ -91,6 +93,10 @@ static int32_t read_nodes(const json_t *req, struct shard_probe *s, char *msg, s
             continue;
         struct drain_node *d = &s->nodes[s->n];
         d->draining = !mine && drain && strcmp(drain, "requested") != 0;
+        /* Two drains at once (a host that did not wait): the one whose name sorts first goes
+         * on, the other waits until it has left, so that neither undoes the other. */
+        if (d->draining && strcmp(str(e, "name"), instance) < 0)
+            s->other_draining = str(e, "name");
         d->name = str(e, "name");
         d->cell = str(e, "cell");
         d->index = (long)json_integer_value(json_object_get(e, "index"));
@@ -153,13 +159,11 @@ static int32_t probe_shard(struct shard_probe *s, int64_t deadline, char *msg, s
     return MGO_OK;
 }
 
-/* Is `name` still one the primary waits on: named in its synchronous_standby_names and
- * reported sync/quorum/potential in pg_stat_replication? */
+/* Is `name` still one the primary waits on: named in its synchronous_standby_names (parsed as
+ * PostgreSQL reads it), or reported sync/quorum/potential in pg_stat_replication? */
 static int primary_waits_on(const struct pg_node_status *p, const char *name)
 {
-    char quoted[200];
-    (void)snprintf(quoted, sizeof(quoted), "\"%s\"", name);
-    if (strstr(p->sync_standby_names, quoted))
+    if (drain_names_mention(p->sync_standby_names, name))
         return 1;
     for (size_t r = 0; r < p->nreplicas; r++)
         if (strcmp(p->replicas[r].name, name) == 0 &&
@@ -205,6 +209,59 @@ static int32_t leave_sync_set(struct shard_probe *s, enum drain_policy policy, i
     return MGO_OK;
 }
 
+/* No commit still waits on the victim (lifecycle.md, "Drain of a standby", step 3). A commit
+ * that waited on it is released by the next reply of a standby in the new set: write a WAL
+ * record at L and wait until a synchronous standby other than the victim has flushed past L,
+ * so that its reply has released every commit up to L. */
+static int32_t waiters_released(struct shard_probe *s, int64_t deadline, char *msg, size_t size)
+{
+    char err[512];
+    struct pg_conn *c = NULL;
+    struct pg_node_status st;
+    int rc = pg_connect(s->conninfo[s->primary], deadline, &c, err, sizeof(err));
+    uint64_t before = 0, mark = 0;
+    if (rc == 0 && (rc = pg_node_probe(c, deadline, &st, err, sizeof(err))) == 0)
+        before = st.current_lsn;
+    if (rc == 0)
+        rc = pg_exec(c, "SELECT pg_logical_emit_message(false, 'mgo-drain', '')", deadline, err,
+                     sizeof(err));
+    /* the mark is a position written after the message: a standby past it has received WAL
+     * written after the new setting took effect, and its reply released the waiters */
+    while (rc == 0 && (rc = pg_node_probe(c, deadline, &st, err, sizeof(err))) == 0 &&
+           st.current_lsn <= before) {
+        if (pg_now_ms() + 20 >= deadline) {
+            rc = -ETIMEDOUT;
+            break;
+        }
+        struct timespec ts = {0, 20 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    if (rc == 0)
+        mark = st.current_lsn;
+    while (rc == 0) {
+        for (size_t r = 0; r < st.nreplicas; r++)
+            if (strcmp(st.replicas[r].name, s->nodes[s->victim].name) != 0 &&
+                strcmp(st.replicas[r].sync_state, "async") != 0 &&
+                strcmp(st.replicas[r].state, "streaming") == 0 &&
+                st.replicas[r].flush_lsn >= mark) {
+                pg_close(c);
+                return MGO_OK;
+            }
+        if (pg_now_ms() + 50 >= deadline) {
+            (void)snprintf(err, sizeof(err), "no synchronous standby has confirmed the mark yet");
+            rc = -ETIMEDOUT;
+            break;
+        }
+        struct timespec ts = {0, 50 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+        rc = pg_node_probe(c, deadline, &st, err, sizeof(err));
+    }
+    pg_close(c);
+    (void)snprintf(msg, size, "drain of %s: waiting for commits it held to be released: %s",
+                   s->nodes[s->victim].name, err);
+    return MGO_EAGAIN;
+}
+
 /* The draining step: out of the synchronous set, verified on the primary, then acknowledged. */
 static int32_t step_draining(const json_t *req, json_t **ret, char *msg, size_t size)
 {
@@ -222,6 +279,20 @@ static int32_t step_draining(const json_t *req, json_t **ret, char *msg, size_t 
                        "request: \"durability\" must be AT_LEAST_2 or "
                        "MULTI_CELL_AT_LEAST_2");
         rc = MGO_EINVAL;
+    }
+    for (size_t i = 0; rc == MGO_OK && policy == DRAIN_MULTI_CELL_AT_LEAST_2 && i < s.n; i++)
+        if (!s.nodes[i].cell || !s.nodes[i].cell[0]) {
+            (void)snprintf(msg, size,
+                           "request: nodes: MULTI_CELL_AT_LEAST_2 needs every node's "
+                           "\"cell\" (%s has none)",
+                           s.nodes[i].name);
+            rc = MGO_EINVAL;
+        }
+    if (rc == MGO_OK && s.other_draining) {
+        /* one drain per shard: never two standbys leaving the synchronous set at once */
+        (void)snprintf(msg, size, "drain of %s waits: another drain is under way (%s)",
+                       s.nodes[s.victim].name, s.other_draining);
+        rc = MGO_EAGAIN;
     }
     if (rc == MGO_OK)
         rc = probe_shard(&s, deadline, msg, size);
@@ -242,6 +313,9 @@ static int32_t step_draining(const json_t *req, json_t **ret, char *msg, size_t 
         *ret = step_result("draining", NULL, "left the synchronous set; confirming");
         return *ret ? MGO_OK : MGO_ENOMEM;
     }
+    rc = waiters_released(&s, deadline, msg, size);
+    if (rc != MGO_OK)
+        return rc;
     *ret = step_result("draining", "acknowledged", "the primary no longer waits on it");
     return *ret ? MGO_OK : MGO_ENOMEM;
 }

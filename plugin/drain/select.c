@@ -244,3 +244,60 @@ int drain_sync_names(const struct drain_node *nodes, size_t n, enum drain_policy
     out[len] = '\0';
     return 0;
 }
+
+static int ascii_lower(int ch)
+{
+    return ch >= 'A' && ch <= 'Z' ? ch - 'A' + 'a' : ch;
+}
+
+static int same_name_nocase(const char *a, size_t alen, const char *b)
+{
+    size_t i = 0;
+    for (; i < alen && b[i]; i++)
+        if (ascii_lower((unsigned char)a[i]) != ascii_lower((unsigned char)b[i]))
+            return 0;
+    return i == alen && b[i] == '\0';
+}
+
+int drain_names_mention(const char *setting, const char *name)
+{
+    char ident[256];
+    if (!setting || !name)
+        return 1;
+    for (const char *s = setting; *s;) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch == ' ' || ch == '\t' || ch == '\n' || ch == ',' || ch == '(' || ch == ')') {
+            s++;
+        } else if (ch == '*') {
+            return 1;
+        } else if (ch == '"') {
+            size_t n = 0;
+            for (s++;; s++) {
+                if (!*s)
+                    return 1; /* unterminated: unreadable */
+                if (*s == '"' && s[1] != '"')
+                    break;
+                if (*s == '"')
+                    s++;
+                if (n + 1 >= sizeof(ident))
+                    return 1;
+                ident[n++] = *s;
+            }
+            s++;
+            if (same_name_nocase(ident, n, name))
+                return 1;
+        } else if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || ch == '_' ||
+                   (ch >= '0' && ch <= '9') || ch >= 0x80) {
+            const char *start = s;
+            while (*s && ((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || *s == '_' ||
+                          (*s >= '0' && *s <= '9') || *s == '$' || *s == '-' ||
+                          (unsigned char)*s >= 0x80))
+                s++;
+            if (same_name_nocase(start, (size_t)(s - start), name))
+                return 1;
+        } else {
+            return 1; /* a character PostgreSQL's grammar would not take here: unreadable */
+        }
+    }
+    return 0;
+}

@@ -71,4 +71,11 @@ int drain_pick_candidate(const struct drain_node *nodes, size_t n, enum drain_po
 int drain_sync_names(const struct drain_node *nodes, size_t n, enum drain_policy p, size_t primary,
                      size_t exclude, char *out, size_t out_size);
 
+/* Does a synchronous_standby_names value name `name`? Parsed the way PostgreSQL reads it: an
+ * optional FIRST/ANY and count, then identifiers, quoted ("" for a quote) or not, compared
+ * case-insensitively as PostgreSQL compares them with application_name, or '*' (names every
+ * standby). 1 when named, also for a value this parser cannot read (the safe answer: "still
+ * waited on"); 0 when not. */
+int drain_names_mention(const char *setting, const char *name);
+
 #endif
