@@ -393,9 +393,26 @@ static void test_sync_names_range(void **state)
     assert_int_equal(drain_sync_names(nodes, N(nodes), DRAIN_AT_LEAST_2, 2, 1, out, 32), -EINVAL);
 }
 
+/* synchronous_standby_names read as PostgreSQL reads it (values written by hand). */
+static void test_names_mention(void **state)
+{
+    (void)state;
+    assert_int_equal(drain_names_mention("ANY 1 (n1, n2)", "n2"), 1);
+    assert_int_equal(drain_names_mention("ANY 1 (\"n1\")", "n2"), 0);
+    assert_int_equal(drain_names_mention("FIRST 2 (N2, n3)", "n2"), 1); /* any case */
+    assert_int_equal(drain_names_mention("n2", "n2"), 1);               /* a bare name */
+    assert_int_equal(drain_names_mention("2 (n1, n20)", "n2"), 0);      /* not a prefix */
+    assert_int_equal(drain_names_mention("*", "n2"), 1);                /* every standby */
+    assert_int_equal(drain_names_mention("ANY 1 (\"a\"\"b\")", "a\"b"), 1);
+    assert_int_equal(drain_names_mention("", "n2"), 0);
+    assert_int_equal(drain_names_mention("ANY 1 (\"n2", "n1"), 1);    /* unreadable: still named */
+    assert_int_equal(drain_names_mention("ANY 1 (n1; n3)", "n2"), 1); /* unreadable */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_names_mention),
         cmocka_unit_test(test_policy_parse),
         cmocka_unit_test(test_pick_caught_up_over_lagging),
         cmocka_unit_test(test_pick_received_beats_replayed),
