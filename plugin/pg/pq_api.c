@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "core/dl.h"
 #include "pg/pq_api.h"
 
 #define PQ_SONAME "libpq.so.5"
@@ -35,10 +36,7 @@ static struct {
 
 static pthread_once_t load_once = PTHREAD_ONCE_INIT;
 
-static const struct {
-    const char *name;
-    size_t offset;
-} pq_symbols[] = {
+static const struct core_dl_symbol pq_symbols[] = {
     {"PQconnectStartParams", offsetof(struct pq_api, connect_start_params)},
     {"PQconnectPoll", offsetof(struct pq_api, connect_poll)},
     {"PQstatus", offsetof(struct pq_api, status)},
@@ -77,28 +75,22 @@ static void load_pq(void)
 {
     void *handle = dlopen(PQ_SONAME, PQ_API_DLOPEN_FLAGS);
     int (*lib_version)(void);
-    void *sym;
+    const char *missing = NULL;
 
     if (!handle) {
         load_failed("dlopen", dlerror());
         return;
     }
-    /* POSIX guarantees that a data pointer from dlsym converts to a function pointer; copy the
-     * representation, as ISO C has no such conversion. */
-    for (size_t i = 0; i < sizeof(pq_symbols) / sizeof(pq_symbols[0]); i++) {
-        sym = dlsym(handle, pq_symbols[i].name);
-        if (!sym) {
-            load_failed(pq_symbols[i].name, dlerror());
-            return; /* left loaded, like on success: libpq is never unloaded */
-        }
-        memcpy((char *)&loaded.api + pq_symbols[i].offset, &sym, sizeof(sym));
+    /* left loaded on failure, like on success: libpq is never unloaded */
+    if (core_dl_fill(handle, pq_symbols, sizeof(pq_symbols) / sizeof(pq_symbols[0]), &loaded.api,
+                     &missing)) {
+        load_failed(missing, dlerror());
+        return;
     }
-    sym = dlsym(handle, "PQlibVersion");
-    if (!sym) {
+    if (core_dl_one(handle, "PQlibVersion", &lib_version)) {
         load_failed("PQlibVersion", dlerror());
         return;
     }
-    memcpy(&lib_version, &sym, sizeof(sym));
     loaded.api.version = lib_version();
     loaded.rc = 0;
 }

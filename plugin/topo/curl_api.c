@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "core/dl.h"
 #include "topo/curl_api.h"
 
 #define CURL_SONAME "libcurl.so.4"
@@ -38,10 +39,7 @@ static struct {
 
 static pthread_once_t load_once = PTHREAD_ONCE_INIT;
 
-static const struct {
-    const char *name;
-    size_t offset;
-} curl_symbols[] = {
+static const struct core_dl_symbol curl_symbols[] = {
     {"curl_easy_init", offsetof(struct curl_api, easy_init)},
     {"curl_easy_cleanup", offsetof(struct curl_api, easy_cleanup)},
     {"curl_easy_setopt", offsetof(struct curl_api, easy_setopt)},
@@ -65,34 +63,26 @@ static void load_curl(void)
     void *handle = dlopen(CURL_SONAME, CURL_API_DLOPEN_FLAGS);
     CURLcode (*global_init)(long flags);
     curl_version_info_data *(*version_info)(CURLversion age);
-    void *sym;
+    const char *missing = NULL;
 
     if (!handle) {
         load_failed("dlopen", dlerror());
         return;
     }
-    /* POSIX guarantees that a data pointer from dlsym converts to a function pointer; copy the
-     * representation, as ISO C has no such conversion. */
-    for (size_t i = 0; i < sizeof(curl_symbols) / sizeof(curl_symbols[0]); i++) {
-        sym = dlsym(handle, curl_symbols[i].name);
-        if (!sym) {
-            load_failed(curl_symbols[i].name, dlerror());
-            return; /* left loaded, like on success: libcurl is never unloaded */
-        }
-        memcpy((char *)&loaded.api + curl_symbols[i].offset, &sym, sizeof(sym));
+    /* left loaded on failure, like on success: libcurl is never unloaded */
+    if (core_dl_fill(handle, curl_symbols, sizeof(curl_symbols) / sizeof(curl_symbols[0]),
+                     &loaded.api, &missing)) {
+        load_failed(missing, dlerror());
+        return;
     }
-    sym = dlsym(handle, "curl_version_info");
-    if (!sym) {
+    if (core_dl_one(handle, "curl_version_info", &version_info)) {
         load_failed("curl_version_info", dlerror());
         return;
     }
-    memcpy(&version_info, &sym, sizeof(sym));
-    sym = dlsym(handle, "curl_global_init");
-    if (!sym) {
+    if (core_dl_one(handle, "curl_global_init", &global_init)) {
         load_failed("curl_global_init", dlerror());
         return;
     }
-    memcpy(&global_init, &sym, sizeof(sym));
 
     CURLcode rc = global_init(CURL_GLOBAL_DEFAULT);
     if (rc != CURLE_OK) {
