@@ -3,8 +3,8 @@
  * (docs/abi.md "mgo_drain"; rules in docs/spec/lifecycle.md "Drain of a standby"). Every state
  * is persisted (by the host, through the returned annotate action) before the work it
  * announces, and every step is idempotent, so a host that dies at any point resumes by calling
- * again with the annotations it has. This release drains standbys; a primary's drain (planned
- * switchover) answers MGO_EUNSUPPORTED.
+ * again with the annotations it has. A primary hands over first (planned switchover,
+ * lifecycle.md "Drain of the primary"); its sub-steps are persisted in a second annotation.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -19,19 +19,35 @@
 
 #define DRAIN_DEFAULT_DEADLINE_MS 10000
 #define DRAIN_MAX_NODES           32
+#define DRAIN_SWITCHOVER          "drain.multigres.com/switchover"
+#define SW_FENCED                 "fenced:"
+#define SW_PROMOTING              "promoting:"
 
 struct shard_probe {
     size_t n;
     const char *other_draining; /* another node's drain under way, or NULL */
-    size_t victim, primary;
+    size_t victim, primary;     /* primary: SIZE_MAX unless exactly one node answers as one */
+    size_t primaries;           /* nodes that answered and are not in recovery */
     struct drain_node nodes[DRAIN_MAX_NODES];
     struct pg_node_status status[DRAIN_MAX_NODES];
     const char *conninfo[DRAIN_MAX_NODES];
+    int answered[DRAIN_MAX_NODES]; /* probed this call */
+    int running[DRAIN_MAX_NODES];  /* the host says its process runs (default: yes) */
+    /* a stopped node, from the host's pg_controldata: "Database cluster state" and "Latest
+     * checkpoint location" (0 when not reported) */
+    const char *control_state[DRAIN_MAX_NODES];
+    uint64_t checkpoint_lsn[DRAIN_MAX_NODES];
 };
 
 static const char *str(const json_t *o, const char *k)
 {
     return json_string_value(json_object_get(o, k));
+}
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000L * 1000L};
+    nanosleep(&ts, NULL);
 }
 
 static json_t *step_result(const char *state, const char *next, const char *why)
@@ -53,10 +69,38 @@ static json_t *step_result(const char *state, const char *next, const char *why)
     return r;
 }
 
-/* The request's nodes, checked: [{"name", "cell", "index", "conninfo", "ready", "drain"}]. A
- * node whose own drain is past the synchronous set (acknowledged, ready-for-deletion) is gone
- * as far as this drain is concerned: it neither counts toward the policy nor is named again; a
- * node still draining does not count toward the policy. */
+/* A result that stays in `draining` and asks the host for one action: set (value) or remove
+ * (NULL) the switchover annotation, or run a process action on an instance. */
+static json_t *switchover_result(const char *value, int remove, const char *process_action,
+                                 const char *instance, const char *why)
+{
+    json_t *r = step_result("draining", NULL, why), *a = NULL;
+    if (!r)
+        return NULL;
+    if (value || remove)
+        a = json_pack("{s:s, s:{s:o}}", "type", "annotate", "annotations", DRAIN_SWITCHOVER,
+                      value ? json_string(value) : json_null());
+    if (r && (value || remove) && (!a || json_array_append_new(json_object_get(r, "actions"), a))) {
+        json_decref(r);
+        return NULL;
+    }
+    if (process_action) {
+        a = strcmp(process_action, "stop") == 0
+                ? json_pack("{s:s, s:s, s:s}", "type", "stop", "instance", instance, "mode", "fast")
+                : json_pack("{s:s, s:s}", "type", process_action, "instance", instance);
+        if (!a || json_array_append_new(json_object_get(r, "actions"), a)) {
+            json_decref(r);
+            return NULL;
+        }
+    }
+    return r;
+}
+
+/* The request's nodes, checked: [{"name", "cell", "index", "conninfo", "ready", "drain",
+ * "running", "control_state", "checkpoint_lsn"}]. A node whose own drain is past the
+ * synchronous set (acknowledged, ready-for-deletion) is gone as far as this drain is
+ * concerned: it neither counts toward the policy nor is named again; a node still draining
+ * does not count toward the policy. */
 static int32_t read_nodes(const json_t *req, struct shard_probe *s, char *msg, size_t size)
 {
     const json_t *nodes = json_object_get(req, "nodes");
@@ -74,15 +118,22 @@ static int32_t read_nodes(const json_t *req, struct shard_probe *s, char *msg, s
         return MGO_EINVAL;
     }
     json_array_foreach (nodes, i, e) {
+        uint64_t lsn = 0;
+        const json_t *ck = json_object_get(e, "checkpoint_lsn");
         if (!str(e, "name") || !str(e, "conninfo") ||
             (json_object_get(e, "cell") && !str(e, "cell")) ||
             (json_object_get(e, "index") && !json_is_integer(json_object_get(e, "index"))) ||
             (json_object_get(e, "ready") && !json_is_boolean(json_object_get(e, "ready"))) ||
+            (json_object_get(e, "running") && !json_is_boolean(json_object_get(e, "running"))) ||
+            (json_object_get(e, "control_state") && !str(e, "control_state")) ||
+            (ck && (!json_is_string(ck) || pg_lsn_parse(json_string_value(ck), &lsn) != 0)) ||
             (json_object_get(e, "drain") && !str(e, "drain"))) {
             (void)snprintf(msg, size,
                            "request: nodes[%zu]: needs \"name\" and \"conninfo\" strings; "
-                           "\"cell\" a string, \"index\" an integer, \"ready\" a boolean, "
-                           "\"drain\" its drain state",
+                           "\"cell\" a string, \"index\" an integer, \"ready\" and "
+                           "\"running\" booleans, \"drain\" its drain state, "
+                           "\"control_state\" a string, \"checkpoint_lsn\" an LSN "
+                           "(\"16/B374D848\")",
                            i);
             return MGO_EINVAL;
         }
@@ -101,6 +152,9 @@ static int32_t read_nodes(const json_t *req, struct shard_probe *s, char *msg, s
         d->cell = str(e, "cell");
         d->index = (long)json_integer_value(json_object_get(e, "index"));
         d->ready = !json_is_false(json_object_get(e, "ready"));
+        s->running[s->n] = !json_is_false(json_object_get(e, "running"));
+        s->control_state[s->n] = str(e, "control_state");
+        s->checkpoint_lsn[s->n] = lsn;
         s->conninfo[s->n] = str(e, "conninfo");
         if (strcmp(d->name, instance) == 0)
             s->victim = s->n;
@@ -113,49 +167,64 @@ static int32_t read_nodes(const json_t *req, struct shard_probe *s, char *msg, s
     return MGO_OK;
 }
 
-/* Probe every node; the primary is the one not in recovery, streaming standbys are those the
- * primary's pg_stat_replication lists as streaming. A node that does not answer is not ready.
- * MGO_EAGAIN when there is not exactly one primary. */
-static int32_t probe_shard(struct shard_probe *s, int64_t deadline, char *msg, size_t size)
+/* Probe one node; 0, or -ELIBACC when libpq is missing; a node that does not answer is left
+ * unanswered and not ready. */
+static int probe_one(struct shard_probe *s, size_t i, int64_t deadline)
 {
     char err[512];
-    size_t primaries = 0;
+    struct pg_conn *c = NULL;
+    s->answered[i] = 0;
+    if (!s->running[i]) {
+        s->nodes[i].ready = 0;
+        return 0;
+    }
+    int rc = pg_connect(s->conninfo[i], deadline, &c, err, sizeof(err));
+    if (rc == -ELIBACC)
+        return rc;
+    if (rc == 0)
+        rc = pg_node_probe(c, deadline, &s->status[i], err, sizeof(err));
+    pg_close(c);
+    if (rc != 0) {
+        s->nodes[i].ready = 0;
+        core_log(MGO_LOG_INFO, "drain: %s did not answer: %s", s->nodes[i].name, err);
+        return 0;
+    }
+    s->answered[i] = 1;
+    return 0;
+}
+
+/* Probe every node the host says runs. The primary is the one node that answers and is not in
+ * recovery (s->primary stays SIZE_MAX unless there is exactly one); the standbys the primary's
+ * pg_stat_replication lists as streaming are marked streaming with their LSNs. */
+static int32_t probe_shard(struct shard_probe *s, int64_t deadline, char *msg, size_t size)
+{
+    s->primaries = 0;
+    s->primary = SIZE_MAX;
     for (size_t i = 0; i < s->n; i++) {
-        struct pg_conn *c = NULL;
-        int rc = pg_connect(s->conninfo[i], deadline, &c, err, sizeof(err));
-        if (rc == -ELIBACC) {
-            (void)snprintf(msg, size, "postgres driver: %s", err);
+        s->nodes[i].primary = s->nodes[i].streaming = 0;
+        if (probe_one(s, i, deadline) == -ELIBACC) {
+            (void)snprintf(msg, size, "postgres driver: libpq.so.5 cannot be loaded");
             return MGO_EUNSUPPORTED;
         }
-        if (rc == 0)
-            rc = pg_node_probe(c, deadline, &s->status[i], err, sizeof(err));
-        pg_close(c);
-        if (rc != 0) {
-            s->nodes[i].ready = 0;
-            core_log(MGO_LOG_INFO, "drain: %s did not answer: %s", s->nodes[i].name, err);
-            continue;
-        }
-        if (!s->status[i].in_recovery) {
+        if (s->answered[i] && !s->status[i].in_recovery) {
             s->primary = i;
-            primaries++;
+            s->primaries++;
         }
     }
-    if (primaries != 1) {
-        (void)snprintf(msg, size, "drain: the shard has %zu answering primaries; waiting for one",
-                       primaries);
-        return MGO_EAGAIN;
+    if (s->primaries != 1) {
+        s->primary = SIZE_MAX;
+        return MGO_OK;
     }
     const struct pg_node_status *p = &s->status[s->primary];
     s->nodes[s->primary].primary = 1;
     for (size_t r = 0; r < p->nreplicas; r++)
         for (size_t i = 0; i < s->n; i++)
             if (strcmp(p->replicas[r].name, s->nodes[i].name) == 0 &&
-                strcmp(p->replicas[r].state, "streaming") == 0) {
+                strcmp(p->replicas[r].state, "streaming") == 0 && s->answered[i]) {
                 s->nodes[i].streaming = 1;
                 s->nodes[i].received_lsn = s->status[i].received_lsn;
                 s->nodes[i].replayed_lsn = s->status[i].replayed_lsn;
             }
-    s->nodes[s->victim].draining = 1;
     return MGO_OK;
 }
 
@@ -172,12 +241,39 @@ static int primary_waits_on(const struct pg_node_status *p, const char *name)
     return 0;
 }
 
+/* ALTER SYSTEM SET <setting> = '<value>' on the node at conninfo, then pg_reload_conf(). The
+ * reload takes effect asynchronously: the caller confirms. */
+static int alter_system(const char *conninfo, const char *setting, const char *value,
+                        int64_t deadline, char *err, size_t err_size)
+{
+    char sql[2600];
+    size_t o = (size_t)snprintf(sql, sizeof(sql), "ALTER SYSTEM SET %s = '", setting);
+    for (const char *ch = value; *ch; ch++) {
+        if (o + 4 >= sizeof(sql)) {
+            (void)snprintf(err, err_size, "%s: value too long", setting);
+            return -E2BIG;
+        }
+        if (*ch == '\'') /* standard_conforming_strings: only quotes are doubled */
+            sql[o++] = *ch;
+        sql[o++] = *ch;
+    }
+    (void)snprintf(sql + o, sizeof(sql) - o, "'");
+    struct pg_conn *c = NULL;
+    int rc = pg_connect(conninfo, deadline, &c, err, err_size);
+    if (rc == 0)
+        rc = pg_exec(c, sql, deadline, err, err_size);
+    if (rc == 0)
+        rc = pg_exec(c, "SELECT pg_reload_conf()", deadline, err, err_size);
+    pg_close(c);
+    return rc;
+}
+
 /* Take the victim out of the primary's synchronous set: ALTER SYSTEM and reload, only while the
  * rest still satisfies the policy. */
 static int32_t leave_sync_set(struct shard_probe *s, enum drain_policy policy, int64_t deadline,
                               char *msg, size_t size)
 {
-    char why[256], names[1024], sql[2200], err[512];
+    char why[256], names[1024], err[512];
     int may = drain_standby_may_leave(s->nodes, s->n, policy, s->victim, why, sizeof(why));
     if (may <= 0) {
         (void)snprintf(msg, size, "drain of %s blocked: %s", s->nodes[s->victim].name, why);
@@ -185,21 +281,8 @@ static int32_t leave_sync_set(struct shard_probe *s, enum drain_policy policy, i
     }
     if (drain_sync_names(s->nodes, s->n, policy, s->primary, s->victim, names, sizeof(names)))
         return MGO_EINTERNAL;
-    size_t o = (size_t)snprintf(sql, sizeof(sql), "ALTER SYSTEM SET synchronous_standby_names = '");
-    for (const char *ch = names; *ch && o + 3 < sizeof(sql); ch++) {
-        if (*ch == '\'')
-            sql[o++] = '\'';
-        sql[o++] = *ch;
-    }
-    (void)snprintf(sql + o, sizeof(sql) - o, "'");
-    struct pg_conn *c = NULL;
-    int rc = pg_connect(s->conninfo[s->primary], deadline, &c, err, sizeof(err));
-    if (rc == 0)
-        rc = pg_exec(c, sql, deadline, err, sizeof(err));
-    if (rc == 0)
-        rc = pg_exec(c, "SELECT pg_reload_conf()", deadline, err, sizeof(err));
-    pg_close(c);
-    if (rc != 0) {
+    if (alter_system(s->conninfo[s->primary], "synchronous_standby_names", names, deadline, err,
+                     sizeof(err)) != 0) {
         (void)snprintf(msg, size, "drain of %s: primary %s: %s", s->nodes[s->victim].name,
                        s->nodes[s->primary].name, err);
         return MGO_EAGAIN;
@@ -262,7 +345,285 @@ static int32_t waiters_released(struct shard_probe *s, int64_t deadline, char *m
     return MGO_EAGAIN;
 }
 
-/* The draining step: out of the synchronous set, verified on the primary, then acknowledged. */
+/* The node named `name`, or SIZE_MAX. */
+static size_t node_index(const struct shard_probe *s, const char *name)
+{
+    for (size_t i = 0; i < s->n; i++)
+        if (strcmp(s->nodes[i].name, name) == 0)
+            return i;
+    return SIZE_MAX;
+}
+
+/* For a shard whose primary `old` is stopped or being replaced: every other node that answers
+ * in recovery counts as a standby that will stream from the new primary, ranked by its own LSNs. */
+static void mark_standbys(struct shard_probe *s, size_t old)
+{
+    for (size_t i = 0; i < s->n; i++) {
+        struct drain_node *d = &s->nodes[i];
+        d->primary = i == old;
+        d->streaming = i != old && s->answered[i] && s->status[i].in_recovery;
+        d->received_lsn = d->streaming ? s->status[i].received_lsn : 0;
+        d->replayed_lsn = d->streaming ? s->status[i].replayed_lsn : 0;
+        d->unfit = 0;
+    }
+}
+
+/* Switchover, step 2 (lifecycle.md, "Drain of the primary"): choose the candidate among the
+ * streaming standbys and persist it with the fence, before the primary is touched. */
+static int32_t begin_switchover(struct shard_probe *s, enum drain_policy policy, json_t **ret,
+                                char *msg, size_t size)
+{
+    char why[256], value[128];
+    size_t cand;
+    int rc = drain_pick_candidate(s->nodes, s->n, policy, s->victim, &cand, why, sizeof(why));
+    if (rc != 0) {
+        (void)snprintf(msg, size, "switchover of primary %s blocked: %s", s->nodes[s->victim].name,
+                       why);
+        return rc == -ENOENT ? MGO_EAGAIN : MGO_EINVAL;
+    }
+    (void)snprintf(value, sizeof(value), "%s%s", SW_FENCED, s->nodes[cand].name);
+    (void)snprintf(msg, size, "switchover from %s to %s: fencing %s", s->nodes[s->victim].name,
+                   s->nodes[cand].name, s->nodes[s->victim].name);
+    *ret = switchover_result(value, 0, NULL, NULL, msg);
+    return *ret ? MGO_OK : MGO_ENOMEM;
+}
+
+/* Which standbys hold every write the stopped primary acknowledged? After a clean shutdown, the
+ * ones that replayed past its shutdown checkpoint (a clean stop sends every record to the
+ * connected standbys first). After a crash or an immediate stop: every synchronous commit was
+ * flushed by some standby, and each standby's WAL is a prefix of the primary's, so the ones
+ * that received the most hold them all; decidable only when every standby answers. Marks the
+ * others unfit; 1 when some standby qualifies, 0 when none does yet. */
+static int mark_complete(struct shard_probe *s, size_t v, int clean, uint64_t final_lsn)
+{
+    uint64_t most = 0;
+    int all = 1;
+    mark_standbys(s, v);
+    for (size_t i = 0; i < s->n; i++) {
+        if (i == v)
+            continue;
+        if (!s->nodes[i].streaming)
+            all = 0;
+        else if (s->nodes[i].received_lsn > most)
+            most = s->nodes[i].received_lsn;
+    }
+    int any = 0;
+    for (size_t i = 0; i < s->n; i++) {
+        struct drain_node *d = &s->nodes[i];
+        if (i == v || !d->streaming)
+            continue;
+        d->unfit = clean ? d->replayed_lsn <= final_lsn : !all || d->received_lsn < most;
+        any |= !d->unfit && d->ready && !d->draining;
+    }
+    return any;
+}
+
+/* Switchover, steps 3 and 4, with the fence persisted: stop the primary cleanly (the host does),
+ * then choose the standby that holds all of its WAL and persist it before any promotion. When
+ * none does in time, the switchover is abandoned: nothing was promoted, so the primary is
+ * started again and takes writes. */
+static int32_t step_fenced(struct shard_probe *s, enum drain_policy policy, const char *cand_name,
+                           int64_t deadline, json_t **ret, char *msg, size_t size)
+{
+    size_t v = s->victim, cand = node_index(s, cand_name), chosen = SIZE_MAX;
+    const char *vn = s->nodes[v].name, *cs = s->control_state[v];
+    char why[256] = "", value[128], lsn[PG_LSN_TEXT_SIZE];
+    if (s->answered[v] && !s->status[v].in_recovery) {
+        (void)snprintf(msg, size, "switchover from %s: stopping %s (fast shutdown)", vn, vn);
+        *ret = switchover_result(NULL, 0, "stop", vn, msg);
+        return *ret ? MGO_OK : MGO_ENOMEM;
+    }
+    if (s->answered[v] || s->running[v]) {
+        (void)snprintf(msg, size, "switchover from %s: waiting for %s to stop", vn, vn);
+        return MGO_EAGAIN;
+    }
+    if (s->primaries > 0) {
+        (void)snprintf(msg, size,
+                       "switchover from %s: another instance answers as a primary; nothing is "
+                       "promoted while it does",
+                       vn);
+        return MGO_EAGAIN;
+    }
+    if (!cs || (strcmp(cs, "shut down") == 0 && s->checkpoint_lsn[v] == 0)) {
+        (void)snprintf(msg, size,
+                       "request: nodes: the stopped instance %s needs \"control_state\" and "
+                       "\"checkpoint_lsn\" (pg_controldata)",
+                       vn);
+        return MGO_EINVAL;
+    }
+    int clean = strcmp(cs, "shut down") == 0;
+    for (;;) {
+        if (mark_complete(s, v, clean, s->checkpoint_lsn[v])) {
+            if (cand != SIZE_MAX && s->nodes[cand].streaming && s->nodes[cand].ready &&
+                !s->nodes[cand].unfit && !s->nodes[cand].draining &&
+                drain_policy_satisfied(s->nodes, s->n, policy, cand, v, NULL, 0) == 1)
+                chosen = cand;
+            else if (drain_pick_candidate(s->nodes, s->n, policy, v, &chosen, why, sizeof(why)))
+                chosen = SIZE_MAX;
+        }
+        if (chosen != SIZE_MAX || pg_now_ms() + 150 >= deadline)
+            break;
+        sleep_ms(50);
+        for (size_t i = 0; i < s->n; i++)
+            if (i != v && probe_one(s, i, deadline) != 0)
+                return MGO_EUNSUPPORTED;
+    }
+    pg_lsn_format(s->checkpoint_lsn[v], lsn, sizeof(lsn));
+    if (chosen == SIZE_MAX) {
+        (void)snprintf(msg, size,
+                       "switchover from %s abandoned: no standby holds all of its WAL (%s%s%s%s); "
+                       "%s is started again as the primary",
+                       vn,
+                       clean ? "replayed past its shutdown checkpoint " : "every standby answering",
+                       clean ? lsn : "", why[0] ? "; " : "", why, vn);
+        *ret = switchover_result(NULL, 1, "start", vn, msg);
+        return *ret ? MGO_OK : MGO_ENOMEM;
+    }
+    (void)snprintf(value, sizeof(value), "%s%s", SW_PROMOTING, s->nodes[chosen].name);
+    (void)snprintf(msg, size, "switchover from %s: %s holds all of its WAL (%s); promoting it", vn,
+                   s->nodes[chosen].name, clean ? lsn : "crashed primary");
+    *ret = switchover_result(value, 0, NULL, NULL, msg);
+    return *ret ? MGO_OK : MGO_ENOMEM;
+}
+
+/* Poll the node at i (a fresh probe each time) until its synchronous_standby_names reads
+ * `names`. 0, or -ETIMEDOUT. */
+static int wait_setting(struct shard_probe *s, size_t i, const char *names, int64_t deadline)
+{
+    for (;;) {
+        if (probe_one(s, i, deadline) == 0 && s->answered[i] &&
+            strcmp(s->status[i].sync_standby_names, names) == 0)
+            return 0;
+        if (pg_now_ms() + 100 >= deadline)
+            return -ETIMEDOUT;
+        sleep_ms(20);
+    }
+}
+
+/* Is standby `name` streaming from the node whose status is `p`? */
+static int streams_from(const struct pg_node_status *p, const char *name)
+{
+    for (size_t r = 0; r < p->nreplicas; r++)
+        if (strcmp(p->replicas[r].name, name) == 0 &&
+            strcmp(p->replicas[r].state, "streaming") == 0)
+            return 1;
+    return 0;
+}
+
+/* Switchover, steps 5 to 7, with the chosen standby persisted: give it the synchronous set it
+ * will need, promote it (and checkpoint), repoint every other standby at it, and wait until they
+ * stream from it. Each part is skipped when already done, so a resumed call finishes the job. */
+static int32_t step_promoting(struct shard_probe *s, enum drain_policy policy,
+                              const char *cand_name, int64_t deadline, json_t **ret, char *msg,
+                              size_t size)
+{
+    size_t v = s->victim, c = node_index(s, cand_name);
+    const char *vn = s->nodes[v].name;
+    char names[1024], err[512], waiting[512] = "";
+    if (c == SIZE_MAX || c == v) {
+        (void)snprintf(msg, size,
+                       "request: the switchover's new primary \"%.64s\" is not "
+                       "among the nodes",
+                       cand_name);
+        return MGO_EINVAL;
+    }
+    if (s->answered[v] && !s->status[v].in_recovery) {
+        /* a promotion may have begun: the old primary must not take writes */
+        (void)snprintf(msg, size, "switchover from %s: %s answers as a primary again; stopping it",
+                       vn, vn);
+        *ret = switchover_result(NULL, 0, "stop", vn, msg);
+        return *ret ? MGO_OK : MGO_ENOMEM;
+    }
+    for (size_t i = 0; i < s->n; i++)
+        if (i != c && i != v && s->answered[i] && !s->status[i].in_recovery) {
+            (void)snprintf(msg, size, "switchover from %s to %s: %s answers as a primary too", vn,
+                           cand_name, s->nodes[i].name);
+            return MGO_EAGAIN;
+        }
+    if (!s->answered[c]) {
+        (void)snprintf(msg, size, "switchover from %s: waiting for %s to answer", vn, cand_name);
+        return MGO_EAGAIN;
+    }
+    mark_standbys(s, v);
+    s->nodes[v].primary = 0;
+    s->nodes[v].draining = 1;
+    s->nodes[c].primary = 1;
+    if (drain_sync_names(s->nodes, s->n, policy, c, v, names, sizeof(names)) || !names[0]) {
+        (void)snprintf(msg, size, "switchover from %s to %s: no standby is left to name", vn,
+                       cand_name);
+        return MGO_EAGAIN;
+    }
+    int rc = 0;
+    if (strcmp(s->status[c].sync_standby_names, names) != 0) {
+        rc = alter_system(s->conninfo[c], "synchronous_standby_names", names, deadline, err,
+                          sizeof(err));
+        if (rc == 0)
+            rc = wait_setting(s, c, names, deadline);
+        if (rc == -ETIMEDOUT)
+            (void)snprintf(err, sizeof(err), "the new synchronous_standby_names is not live yet");
+    }
+    if (rc == 0 && s->status[c].in_recovery) {
+        struct pg_conn *conn = NULL;
+        rc = pg_connect(s->conninfo[c], deadline, &conn, err, sizeof(err));
+        if (rc == 0)
+            rc = pg_promote(conn, deadline, err, sizeof(err));
+        pg_close(conn);
+        if (rc == -EALREADY)
+            rc = 0;
+        if (rc == 0)
+            core_log(MGO_LOG_INFO, "drain: %s promoted (switchover from %s)", cand_name, vn);
+    }
+    if (rc != 0) {
+        (void)snprintf(msg, size, "switchover from %s to %s: %s", vn, cand_name, err);
+        return MGO_EAGAIN;
+    }
+    int64_t budget = deadline - pg_now_ms();
+    for (int first = 1;; first = 0) {
+        if (probe_one(s, c, deadline) != 0 || !s->answered[c] || s->status[c].in_recovery) {
+            (void)snprintf(msg, size, "switchover from %s: %s does not answer as the primary yet",
+                           vn, cand_name);
+            return MGO_EAGAIN;
+        }
+        size_t o = 0;
+        waiting[0] = 0;
+        for (size_t i = 0; i < s->n; i++) {
+            s->nodes[i].streaming =
+                i != c && i != v && streams_from(&s->status[c], s->nodes[i].name);
+            if (i == c || i == v || !s->answered[i] || s->nodes[i].streaming)
+                continue;
+            if (first && alter_system(s->conninfo[i], "primary_conninfo", s->conninfo[c], deadline,
+                                      err, sizeof(err)) != 0)
+                core_log(MGO_LOG_INFO, "drain: repointing %s: %s", s->nodes[i].name, err);
+            o += (size_t)snprintf(waiting + o, o < sizeof(waiting) ? sizeof(waiting) - o : 0,
+                                  "%s%s", o ? ", " : "", s->nodes[i].name);
+        }
+        /* The policy must hold; a standby that answers but does not stream yet (its replay
+         * paused, say) was repointed durably (ALTER SYSTEM) and follows once it can. */
+        if (drain_policy_satisfied(s->nodes, s->n, policy, c, v, NULL, 0) == 1 &&
+            (!waiting[0] || pg_now_ms() + 150 >= deadline - budget / 2))
+            break;
+        if (pg_now_ms() + 150 >= deadline) {
+            (void)snprintf(msg, size, "switchover from %s to %s: waiting for %s to stream from it",
+                           vn, cand_name, waiting[0] ? waiting : "a synchronous standby");
+            return MGO_EAGAIN;
+        }
+        sleep_ms(20);
+        for (size_t i = 0; i < s->n; i++)
+            if (i != c && i != v)
+                (void)probe_one(s, i, deadline);
+    }
+    (void)snprintf(
+        msg, size,
+        "switchover done: %s is the primary (synchronous standbys %.300s); %s is fenced and "
+        "nothing replicates from it%s%.200s",
+        cand_name, names, vn, waiting[0] ? "; repointed, not streaming yet: " : "", waiting);
+    *ret = step_result("draining", "acknowledged", msg);
+    return *ret ? MGO_OK : MGO_ENOMEM;
+}
+
+/* The draining step. A standby: out of the synchronous set, verified on the primary, then
+ * acknowledged. The primary: a planned switchover first, one persisted sub-step per call
+ * (annotation drain.multigres.com/switchover: fenced:<candidate>, then promoting:<new primary>). */
 static int32_t step_draining(const json_t *req, json_t **ret, char *msg, size_t size)
 {
     struct shard_probe s;
@@ -271,7 +632,18 @@ static int32_t step_draining(const json_t *req, json_t **ret, char *msg, size_t 
     int64_t deadline = pg_now_ms() + (json_is_integer(dl) && json_integer_value(dl) > 0
                                           ? json_integer_value(dl)
                                           : DRAIN_DEFAULT_DEADLINE_MS);
+    const json_t *swj = json_object_get(json_object_get(req, "annotations"), DRAIN_SWITCHOVER);
+    const char *sw = json_string_value(swj);
     int32_t rc = read_nodes(req, &s, msg, size);
+    if (rc == MGO_OK && swj && !json_is_null(swj) &&
+        (!sw || (strncmp(sw, SW_FENCED, strlen(SW_FENCED)) != 0 &&
+                 strncmp(sw, SW_PROMOTING, strlen(SW_PROMOTING)) != 0))) {
+        (void)snprintf(msg, size,
+                       "request: annotation %s must be \"fenced:<instance>\" or "
+                       "\"promoting:<instance>\"",
+                       DRAIN_SWITCHOVER);
+        rc = MGO_EINVAL;
+    }
     if (rc == MGO_OK &&
         drain_policy_parse(str(req, "durability") ? str(req, "durability") : "AT_LEAST_2",
                            &policy)) {
@@ -298,13 +670,29 @@ static int32_t step_draining(const json_t *req, json_t **ret, char *msg, size_t 
         rc = probe_shard(&s, deadline, msg, size);
     if (rc != MGO_OK)
         return rc;
-    if (s.victim == s.primary) {
+    if (sw && strncmp(sw, SW_FENCED, strlen(SW_FENCED)) == 0)
+        return step_fenced(&s, policy, sw + strlen(SW_FENCED), deadline, ret, msg, size);
+    if (sw)
+        return step_promoting(&s, policy, sw + strlen(SW_PROMOTING), deadline, ret, msg, size);
+    if (s.primaries == 0 && !s.running[s.victim] && s.control_state[s.victim] &&
+        (strcmp(s.control_state[s.victim], "shut down") == 0 ||
+         strcmp(s.control_state[s.victim], "in production") == 0)) {
+        /* a switchover abandoned before the host restarted the primary (see step_fenced) */
         (void)snprintf(msg, size,
-                       "drain of primary %s: the planned switchover is not "
-                       "implemented in this release",
+                       "%s, the primary, is stopped and no switchover holds it: "
+                       "starting it",
                        s.nodes[s.victim].name);
-        return MGO_EUNSUPPORTED;
+        *ret = switchover_result(NULL, 0, "start", s.nodes[s.victim].name, msg);
+        return *ret ? MGO_OK : MGO_ENOMEM;
     }
+    if (s.primaries != 1) {
+        (void)snprintf(msg, size, "drain: the shard has %zu answering primaries; waiting for one",
+                       s.primaries);
+        return MGO_EAGAIN;
+    }
+    if (s.victim == s.primary)
+        return begin_switchover(&s, policy, ret, msg, size);
+    s.nodes[s.victim].draining = 1;
     if (primary_waits_on(&s.status[s.primary], s.nodes[s.victim].name)) {
         rc = leave_sync_set(&s, policy, deadline, msg, size);
         if (rc != MGO_OK)

@@ -145,7 +145,7 @@ int drain_pick_candidate(const struct drain_node *nodes, size_t n, enum drain_po
         return -EINVAL;
     }
     for (size_t i = 0; i < n; i++) {
-        if (!is_standby(nodes, primary, i) || !can_acknowledge(&nodes[i]))
+        if (!is_standby(nodes, primary, i) || !can_acknowledge(&nodes[i]) || nodes[i].unfit)
             continue;
         /* Promoting i makes it the primary; the old primary no longer counts. */
         if (drain_policy_satisfied(nodes, n, p, i, primary, NULL, 0) != 1) {

@@ -27,6 +27,8 @@ struct drain_node {
     int streaming;    /* a standby streaming from the primary (pg_stat_replication 'streaming') */
     int draining;     /* a drain is under way on it */
     uint64_t received_lsn, replayed_lsn; /* standbys */
+    int unfit; /* never a switchover candidate (it lacks WAL the new primary needs), though it
+                * still counts as a standby */
 };
 
 enum drain_policy { DRAIN_AT_LEAST_2, DRAIN_MULTI_CELL_AT_LEAST_2 };
@@ -52,9 +54,9 @@ int drain_standby_may_leave(const struct drain_node *nodes, size_t n, enum drain
                             size_t victim, char *why, size_t why_size);
 
 /* The switchover candidate for the draining primary at `primary` ("Drain of the primary",
- * step 2): among the standbys that acknowledge commits now, the one with the highest received
- * LSN, then the highest replayed LSN, then the lowest index, then the lowest name (strcmp),
- * skipping every candidate after whose promotion the policy could not be satisfied by the
+ * step 2): among the standbys that acknowledge commits now and are not `unfit`, the one with the
+ * highest received LSN, then the highest replayed LSN, then the lowest index, then the lowest name
+ * (strcmp), skipping every candidate after whose promotion the policy could not be satisfied by the
  * remaining standbys (the old primary excluded, cells compared with the candidate's). 0 and *ret;
  * -ENOENT with `why` when there is no such standby; -EINVAL with `why` for invalid arguments. */
 int drain_pick_candidate(const struct drain_node *nodes, size_t n, enum drain_policy p,

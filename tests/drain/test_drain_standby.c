@@ -158,20 +158,9 @@ static void test_drain_standbys(void **st)
     writer_free(w);
 }
 
-/* A drain of the primary is the planned switchover, not in this release. */
-static void test_primary_unsupported(void **st)
-{
-    (void)st;
-    char state[64], message[768];
-    assert_int_equal(drain_step("n0", "draining", state, sizeof(state), message, sizeof(message)),
-                     MGO_EUNSUPPORTED);
-    assert_non_null(strstr(message, "switchover"));
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_primary_unsupported),
         cmocka_unit_test(test_drain_standbys),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -1062,6 +1062,8 @@ int pg_node_controldata(const struct pg_shard *s, int i, const char *field, char
 
     if (!valid_node(s, i) || !field || !out || out_size == 0 || !s->dir[0])
         return -EINVAL;
+    if (setup() < 0) /* a process that did not start the shard (a test's host child) */
+        return -1;
     argv[2] = (char *)s->nodes[i].datadir;
     snprintf(program, sizeof(program), "%s/pg_controldata", pg_bindir);
     node_log_path(s, i, ".controldata", log, sizeof(log));

@@ -106,6 +106,7 @@ void pg_node_conninfo(const struct pg_shard *s, int i, char *buf, size_t size);
  * The value of one line of `pg_controldata -D <datadir>` (C locale) for node i, e.g. field
  * "Database cluster state" gives "shut down" and "Latest checkpoint location" gives "0/4F3CDC0".
  * 0, or -1 after printing why (the program failed or no such field). Blocks up to 60 s.
+ * Needs only s->dir and the node's name and datadir: another process may call it on a copy.
  */
 int pg_node_controldata(const struct pg_shard *s, int i, const char *field, char *out,
                         size_t out_size);

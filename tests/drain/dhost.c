@@ -1,0 +1,147 @@
+/* The drain host of the tests; see dhost.h. */
+#include <errno.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "dhost.h"
+
+#define STATE_KEY      "drain.multigres.com/state"
+#define SWITCHOVER_KEY "drain.multigres.com/switchover"
+
+int dhost_node(const struct dhost *h, const char *name)
+{
+    for (int i = 0; i < h->shard->n; i++)
+        if (strcmp(h->shard->nodes[i].name, name) == 0)
+            return i;
+    return -1;
+}
+
+int dhost_node_running(const struct dhost *h, int i)
+{
+    char path[600];
+    (void)snprintf(path, sizeof(path), "%s/postmaster.pid", h->shard->nodes[i].datadir);
+    return access(path, F_OK) == 0;
+}
+
+static json_t *request(struct dhost *h)
+{
+    json_t *nodes = json_array();
+    for (int i = 0; i < h->shard->n; i++) {
+        char ci[256];
+        pg_node_conninfo(h->shard, i, ci, sizeof(ci));
+        json_t *n = json_pack("{s:s, s:s, s:i, s:b, s:s}", "name", h->shard->nodes[i].name, "cell",
+                              "z1", "index", i, "ready", 1, "conninfo", ci);
+        if (h->node_drain[i][0] && strcmp(h->shard->nodes[i].name, h->instance) != 0)
+            json_object_set_new(n, "drain", json_string(h->node_drain[i]));
+        if (!dhost_node_running(h, i)) {
+            char state[64], lsn[64];
+            json_object_set_new(n, "running", json_false());
+            if (pg_node_controldata(h->shard, i, "Database cluster state", state, sizeof(state)) ==
+                0)
+                json_object_set_new(n, "control_state", json_string(state));
+            if (pg_node_controldata(h->shard, i, "Latest checkpoint location", lsn, sizeof(lsn)) ==
+                0)
+                json_object_set_new(n, "checkpoint_lsn", json_string(lsn));
+        }
+        json_array_append_new(nodes, n);
+    }
+    json_t *ann = json_pack("{s:s}", STATE_KEY, h->state);
+    if (h->switchover[0])
+        json_object_set_new(ann, SWITCHOVER_KEY, json_string(h->switchover));
+    return json_pack("{s:s, s:o, s:s, s:o, s:i}", "instance", h->instance, "annotations", ann,
+                     "durability", h->durability[0] ? h->durability : "AT_LEAST_2", "nodes", nodes,
+                     "deadline_ms", h->deadline_ms > 0 ? h->deadline_ms : 10000);
+}
+
+static int apply(struct dhost *h, const json_t *a)
+{
+    const char *type = json_string_value(json_object_get(a, "type"));
+    const char *inst = json_string_value(json_object_get(a, "instance"));
+    if (type && strcmp(type, "annotate") == 0) {
+        const char *key;
+        json_t *v;
+        json_object_foreach (json_object_get(a, "annotations"), key, v) {
+            if (strcmp(key, STATE_KEY) == 0 && json_is_string(v))
+                (void)snprintf(h->state, sizeof(h->state), "%s", json_string_value(v));
+            else if (strcmp(key, SWITCHOVER_KEY) == 0)
+                (void)snprintf(h->switchover, sizeof(h->switchover), "%s",
+                               json_is_string(v) ? json_string_value(v) : "");
+        }
+        return h->persist ? h->persist(h) : 0;
+    }
+    int i = inst ? dhost_node(h, inst) : -1;
+    if (i < 0)
+        return -1;
+    if (type && strcmp(type, "stop") == 0) {
+        h->stops++;
+        return h->stop(h, i);
+    }
+    if (type && strcmp(type, "start") == 0) {
+        h->starts++;
+        return h->start(h, i);
+    }
+    return -1;
+}
+
+int32_t dhost_call(struct dhost *h)
+{
+    json_t *req = request(h);
+    char *text = json_dumps(req, JSON_COMPACT), *res = NULL;
+    size_t len = 0;
+    json_decref(req);
+    h->calls++;
+    int32_t rc = mgo_drain(h->plugin, text, strlen(text), &res, &len);
+    free(text);
+    json_t *r = res ? json_loadb(res, len, 0, NULL) : NULL;
+    mgo_free(res);
+    const char *m = json_string_value(json_object_get(r, "message"));
+    if (!m)
+        m = json_string_value(json_object_get(json_object_get(r, "error"), "message"));
+    (void)snprintf(h->message, sizeof(h->message), "%s", m ? m : "");
+    h->last_rc = rc;
+    if (rc == MGO_OK) {
+        size_t k;
+        json_t *a;
+        json_array_foreach (json_object_get(r, "actions"), k, a) {
+            const char *type = json_string_value(json_object_get(a, "type"));
+            if (h->point)
+                h->point(h, type ? type : "?");
+            if (apply(h, a) != 0) {
+                (void)snprintf(h->message, sizeof(h->message), "action %zu (%s) failed", k,
+                               type ? type : "?");
+                rc = -1000;
+                break;
+            }
+            if (h->point)
+                h->point(h, "after");
+        }
+    }
+    json_decref(r);
+    return rc;
+}
+
+int32_t dhost_run(struct dhost *h, const char *until, int max_calls, int pause_ms)
+{
+    int32_t rc = MGO_EAGAIN;
+    for (int i = 0; i < max_calls && strcmp(h->state, until) != 0; i++) {
+        char before[160];
+        int acts = h->stops + h->starts;
+        (void)snprintf(before, sizeof(before), "%s|%s", h->state, h->switchover);
+        rc = dhost_call(h);
+        fprintf(stderr, "dhost %s: [%s] -> %s %s (%d) %s\n", h->instance, before, h->state,
+                h->switchover, rc, h->message);
+        if (rc != MGO_OK && rc != MGO_EAGAIN)
+            return rc;
+        char after[160];
+        (void)snprintf(after, sizeof(after), "%s|%s", h->state, h->switchover);
+        if (strcmp(before, after) == 0 && acts == h->stops + h->starts && pause_ms > 0) {
+            struct timespec ts = {pause_ms / 1000, (pause_ms % 1000) * 1000000L};
+            nanosleep(&ts, NULL);
+        }
+    }
+    return strcmp(h->state, until) == 0 ? 0 : rc;
+}

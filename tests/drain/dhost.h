@@ -1,0 +1,50 @@
+/*
+ * Test helper: a drain host. It keeps the drained instance's annotations, builds each
+ * mgo_drain request from the shard as it finds it (which nodes run, and for a stopped one what
+ * pg_controldata says), calls mgo_drain and performs the returned actions in order: annotate
+ * (kept, then persisted through a hook before the next action), stop and start (through hooks:
+ * the process that owns the postmasters does those). Written from docs/abi.md "mgo_drain".
+ */
+#ifndef MGO_TESTS_DRAIN_DHOST_H
+#define MGO_TESTS_DRAIN_DHOST_H
+
+#include <stdint.h>
+
+#include "mgo/mgo.h"
+#include "pg_harness.h"
+
+struct dhost {
+    mgo_plugin *plugin;
+    struct pg_shard *shard;                  /* its nodes are the shard's nodes, in order */
+    char instance[32];                       /* the instance being drained */
+    char durability[32];                     /* AT_LEAST_2 unless set */
+    int deadline_ms;                         /* per call */
+    char state[32];                          /* drain.multigres.com/state of the instance */
+    char switchover[96];                     /* drain.multigres.com/switchover, "" when none */
+    char node_drain[PG_SHARD_MAX_NODES][32]; /* other nodes' drain states ("" none) */
+    /* hooks; 0 on success */
+    int (*stop)(struct dhost *h, int node);           /* fast shutdown, then immediate */
+    int (*start)(struct dhost *h, int node);          /* start it as it is configured */
+    int (*persist)(struct dhost *h);                  /* the annotations changed (may be NULL) */
+    void (*point)(struct dhost *h, const char *what); /* before and after each action (NULL) */
+    void *ctx;
+    int32_t last_rc;
+    char message[1024]; /* the last call's message or error message */
+    int calls, stops, starts;
+};
+
+/* The postmaster of node i runs: its postmaster.pid exists. */
+int dhost_node_running(const struct dhost *h, int i);
+
+/* One mgo_drain call and its actions. Returns the call's status (MGO_OK, MGO_EAGAIN, ...), or
+ * -1000 when an action failed (message says which). */
+int32_t dhost_call(struct dhost *h);
+
+/* Call until the state is `until` (0), a call fails other than with MGO_EAGAIN (its status), or
+ * max_calls calls were made (MGO_EAGAIN); pauses pause_ms after a call that did not move. */
+int32_t dhost_run(struct dhost *h, const char *until, int max_calls, int pause_ms);
+
+/* The node index of `name` in the shard, or -1. */
+int dhost_node(const struct dhost *h, const char *name);
+
+#endif

@@ -1,0 +1,339 @@
+/*
+ * The drain of the primary (planned switchover) through mgo_drain on a real shard: n0 primary,
+ * n1 and n2 synchronous standbys under "ANY 1 (n1, n2)", a writer committing continuously
+ * through the current primary and an observer counting, every few milliseconds, the nodes that
+ * answer as a primary. Expected behaviour from docs/spec/lifecycle.md ("Drain of the primary")
+ * and docs/abi.md ("mgo_drain"):
+ *  - a standby is promoted, the old primary is stopped and fenced, the drain reaches
+ *    ready-for-deletion; never two primaries; zero acknowledged commits lost; the old primary
+ *    rejoins as a standby of the new one;
+ *  - a standby that has not replayed the old primary's final WAL is never promoted while one
+ *    that has exists;
+ *  - when no standby holds the final WAL, the switchover is abandoned and the old primary takes
+ *    writes again; once the standbys are back, the drain finishes.
+ */
+#include <jansson.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <cmocka.h>
+
+#include "dhost.h"
+#include "mgo/mgo.h"
+#include "pg_harness.h"
+#include "writer.h"
+
+#define COMMIT_TIMEOUT_MS 2000
+
+static struct pg_shard shard;
+static mgo_plugin *plugin;
+static struct writer *writer;
+static int primary = 0; /* the current primary's node index */
+
+static void pause_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+/* ---- the observer: nodes answering as a primary, at every observation ---------------- */
+
+static struct {
+    pthread_t thread;
+    volatile int stop;
+    int max_primaries, observations;
+} obs;
+
+static void *observe(void *arg)
+{
+    (void)arg;
+    PGconn *conns[PG_SHARD_MAX_NODES] = {0};
+    while (!obs.stop) {
+        int primaries = 0;
+        for (int i = 0; i < shard.n; i++) {
+            char err[256];
+            PGresult *r = NULL;
+            if (!conns[i]) {
+                char ci[256];
+                pg_node_conninfo(&shard, i, ci, sizeof(ci));
+                if (pg_harness_connect(ci, 200, &conns[i], err, sizeof(err)) != 0)
+                    continue;
+            }
+            if (pg_harness_query(conns[i], "SELECT pg_is_in_recovery()", 500, &r, err,
+                                 sizeof(err)) == 0 &&
+                PQntuples(r) == 1 && strcmp(PQgetvalue(r, 0, 0), "f") == 0)
+                primaries++;
+            else if (!r || PQstatus(conns[i]) != CONNECTION_OK) {
+                PQfinish(conns[i]);
+                conns[i] = NULL;
+            }
+            PQclear(r);
+        }
+        if (primaries > obs.max_primaries)
+            obs.max_primaries = primaries;
+        obs.observations++;
+        pause_ms(5);
+    }
+    for (int i = 0; i < shard.n; i++)
+        PQfinish(conns[i]);
+    return NULL;
+}
+
+/* ---- host hooks -------------------------------------------------------------------------- */
+
+static int hook_stop(struct dhost *h, int i)
+{
+    (void)h;
+    if (pg_node_stop(&shard, i, "fast") == 0)
+        return 0;
+    return pg_node_stop(&shard, i, "immediate");
+}
+
+static int hook_start(struct dhost *h, int i)
+{
+    (void)h;
+    return pg_node_start(&shard, i);
+}
+
+/* The writer follows the switchover: once a promotion may begin, point it at the new primary
+ * (attempts fail and are retried until it takes writes). */
+static int hook_persist(struct dhost *h)
+{
+    const char *p = "promoting:";
+    if (strncmp(h->switchover, p, strlen(p)) == 0) {
+        int i = dhost_node(h, h->switchover + strlen(p));
+        if (i < 0)
+            return -1;
+        char ci[256];
+        pg_node_conninfo(&shard, i, ci, sizeof(ci));
+        writer_switch(writer, ci);
+        primary = i;
+    }
+    return 0;
+}
+
+static void host_init(struct dhost *h, const char *instance)
+{
+    memset(h, 0, sizeof(*h));
+    h->plugin = plugin;
+    h->shard = &shard;
+    (void)snprintf(h->instance, sizeof(h->instance), "%s", instance);
+    (void)snprintf(h->state, sizeof(h->state), "requested");
+    h->deadline_ms = 5000;
+    h->stop = hook_stop;
+    h->start = hook_start;
+    h->persist = hook_persist;
+}
+
+/* Every acknowledged commit is on the current primary. */
+static void check_writes(const char *when)
+{
+    char ci[256], report[1024];
+    size_t missing = 0;
+    struct writer_stats st;
+    pg_node_conninfo(&shard, primary, ci, sizeof(ci));
+    assert_int_equal(writer_check(ci, writer, &missing, report, sizeof(report)), 0);
+    writer_get_stats(writer, &st);
+    print_message("%s: %zu acknowledged, %zu failed, %zu timed out, longest stall %lld ms; %s\n",
+                  when, st.acked, st.failed, st.timed_out, (long long)st.longest_stall_ms, report);
+    assert_int_equal(missing, 0);
+}
+
+/* The old primary (stopped, fenced) rejoins as a standby of the new one and streams. */
+static void rejoin(int old)
+{
+    char sql[200];
+    assert_int_equal(pg_node_follow(&shard, old, primary), 0);
+    assert_int_equal(pg_node_start(&shard, old), 0);
+    (void)snprintf(sql, sizeof(sql),
+                   "SELECT count(*) FROM pg_stat_replication WHERE application_name = '%s' "
+                   "AND state = 'streaming'",
+                   shard.nodes[old].name);
+    assert_int_equal(pg_sql_wait(&shard, primary, sql, "1", 30000), 0);
+}
+
+/* The shard as the tests start it: every standby in the synchronous set. */
+static void restore_sync_set(void)
+{
+    char names[128] = "ANY 1 (", out[128];
+    for (int i = 0, k = 0; i < shard.n; i++)
+        if (i != primary)
+            (void)snprintf(names + strlen(names), sizeof(names) - strlen(names), "%s%s",
+                           k++ ? ", " : "", shard.nodes[i].name);
+    strcat(names, ")");
+    char sql[256];
+    (void)snprintf(sql, sizeof(sql), "ALTER SYSTEM SET synchronous_standby_names = '%s'", names);
+    assert_int_equal(pg_sql(&shard, primary, sql, 5000, NULL, 0), 0);
+    assert_int_equal(pg_sql(&shard, primary, "SELECT pg_reload_conf()", 5000, NULL, 0), 0);
+    assert_int_equal(pg_sql_wait(&shard, primary,
+                                 "SELECT count(*) FROM pg_stat_replication WHERE sync_state = "
+                                 "'quorum' AND state = 'streaming'",
+                                 "2", 30000),
+                     0);
+    assert_int_equal(
+        pg_sql(&shard, primary, "SHOW synchronous_standby_names", 5000, out, sizeof(out)), 0);
+}
+
+static int setup(void **st)
+{
+    (void)st;
+    if (pg_shard_start(&shard, 2, "ANY 1 (n1, n2)") != 0)
+        return -1;
+    mgo_host host = {.struct_size = sizeof(host), .abi_version = MGO_ABI_VERSION};
+    if (mgo_open(&host, &plugin) != MGO_OK)
+        return -1;
+    char ci[256];
+    pg_node_conninfo(&shard, 0, ci, sizeof(ci));
+    writer = writer_start(ci, COMMIT_TIMEOUT_MS);
+    if (!writer)
+        return -1;
+    obs.stop = 0;
+    return pthread_create(&obs.thread, NULL, observe, NULL) == 0 ? 0 : -1;
+}
+
+static int teardown(void **st)
+{
+    (void)st;
+    obs.stop = 1;
+    pthread_join(obs.thread, NULL);
+    writer_stop(writer);
+    writer_free(writer);
+    mgo_close(plugin);
+    pg_shard_stop(&shard);
+    return 0;
+}
+
+static void test_switchover(void **st)
+{
+    (void)st;
+    struct dhost h;
+    int old = primary;
+    pause_ms(500);
+    host_init(&h, shard.nodes[old].name);
+    assert_int_equal(dhost_run(&h, "ready-for-deletion", 40, 100), 0);
+    assert_int_not_equal(primary, old);
+    assert_int_equal(h.stops, 1);
+    assert_int_equal(h.starts, 0);
+    assert_false(dhost_node_running(&h, old));
+    /* the new primary takes writes and names only the remaining standby */
+    char out[128], want[64];
+    assert_int_equal(pg_sql(&shard, primary, "SELECT pg_is_in_recovery()", 5000, out, sizeof(out)),
+                     0);
+    assert_string_equal(out, "f");
+    int other = 3 - old - primary;
+    (void)snprintf(want, sizeof(want), "ANY 1 (\"%s\")", shard.nodes[other].name);
+    assert_int_equal(
+        pg_sql(&shard, primary, "SHOW synchronous_standby_names", 5000, out, sizeof(out)), 0);
+    assert_string_equal(out, want);
+    pause_ms(300);
+    check_writes("after the switchover");
+    assert_int_equal(obs.max_primaries, 1);
+    rejoin(old);
+    restore_sync_set();
+    check_writes("after the rejoin");
+    assert_int_equal(obs.max_primaries, 1);
+    print_message("observer: %d observations, at most %d primary\n", obs.observations,
+                  obs.max_primaries);
+}
+
+/* A standby whose replay is paused has not replayed the final checkpoint: never promoted. Its
+ * replay resumes once the choice is persisted (a paused standby cannot follow the new
+ * primary's timeline, and the new primary needs it as its synchronous standby). */
+static int lagging = -1;
+
+static int persist_resume(struct dhost *h)
+{
+    int rc = hook_persist(h);
+    if (rc == 0 && strncmp(h->switchover, "promoting:", 10) == 0 && lagging >= 0) {
+        rc = pg_sql(&shard, lagging, "SELECT pg_wal_replay_resume()", 5000, NULL, 0);
+        lagging = -1;
+    }
+    return rc;
+}
+
+static void test_lagging_not_chosen(void **st)
+{
+    (void)st;
+    struct dhost h;
+    int old = primary, lag = -1, good = -1;
+    for (int i = 0; i < shard.n; i++)
+        if (i != old) {
+            if (lag < 0)
+                lag = i; /* the lower index: it would win a tie */
+            else
+                good = i;
+        }
+    assert_int_equal(pg_sql(&shard, lag, "SELECT pg_wal_replay_pause()", 5000, NULL, 0), 0);
+    pause_ms(300); /* the writer moves on; the paused standby's replay does not */
+    host_init(&h, shard.nodes[old].name);
+    h.persist = persist_resume;
+    lagging = lag;
+    int32_t rc = dhost_run(&h, "ready-for-deletion", 40, 100);
+    if (lagging >= 0)
+        (void)pg_sql(&shard, lag, "SELECT pg_wal_replay_resume()", 5000, NULL, 0);
+    assert_int_equal(rc, 0);
+    assert_int_equal(primary, good);
+    pause_ms(300);
+    check_writes("after the switchover past a lagging standby");
+    rejoin(old);
+    restore_sync_set();
+    assert_int_equal(obs.max_primaries, 1);
+}
+
+/* Standbys lost once the primary is stopped: no standby holds its final WAL, so the switchover
+ * is abandoned and the primary restarted; with the standbys back, the drain completes. */
+static int lose_standbys(struct dhost *h, int i)
+{
+    int rc = hook_stop(h, i);
+    for (int k = 0; k < shard.n; k++)
+        if (k != i && pg_node_stop(&shard, k, "immediate") != 0)
+            rc = -1;
+    return rc;
+}
+
+static void test_abandoned(void **st)
+{
+    (void)st;
+    struct dhost h;
+    int old = primary;
+    host_init(&h, shard.nodes[old].name);
+    h.deadline_ms = 2000;
+    h.stop = lose_standbys;
+    int32_t rc = dhost_run(&h, "ready-for-deletion", 8, 100);
+    assert_int_equal(rc, MGO_EAGAIN);
+    assert_int_equal(h.stops, 1);
+    assert_int_equal(h.starts, 1);
+    assert_string_equal(h.switchover, "");
+    assert_non_null(strstr(h.message, "blocked"));
+    assert_true(dhost_node_running(&h, old));
+    assert_int_equal(primary, old);
+    /* the standbys come back as they were; the drain then goes through */
+    for (int k = 0; k < shard.n; k++)
+        if (k != old)
+            assert_int_equal(pg_node_start(&shard, k), 0);
+    h.stop = hook_stop;
+    assert_int_equal(dhost_run(&h, "ready-for-deletion", 40, 100), 0);
+    assert_int_not_equal(primary, old);
+    pause_ms(300);
+    check_writes("after the abandoned then completed switchover");
+    rejoin(old);
+    restore_sync_set();
+    assert_int_equal(obs.max_primaries, 1);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_switchover),
+        cmocka_unit_test(test_lagging_not_chosen),
+        cmocka_unit_test(test_abandoned),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
