@@ -145,3 +145,38 @@ int32_t dhost_run(struct dhost *h, const char *until, int max_calls, int pause_m
     }
     return strcmp(h->state, until) == 0 ? 0 : rc;
 }
+
+int dhost_rejoin(struct pg_shard *s, int old, int primary)
+{
+    char sql[200];
+    (void)pg_node_stop(s, old, "fast"); /* reaps a postmaster another process stopped */
+    if (pg_node_follow(s, old, primary) != 0 || pg_node_start(s, old) != 0)
+        return -1;
+    (void)snprintf(sql, sizeof(sql),
+                   "SELECT count(*) FROM pg_stat_replication WHERE application_name = '%s' "
+                   "AND state = 'streaming'",
+                   s->nodes[old].name);
+    return pg_sql_wait(s, primary, sql, "1", 30000) == 0 ? 0 : -1;
+}
+
+int dhost_restore_sync_set(struct pg_shard *s, int primary)
+{
+    char names[160] = "", sql[256], count[16];
+    size_t o = 0;
+    for (int i = 0, k = 0; i < s->n; i++)
+        if (i != primary)
+            o += (size_t)snprintf(names + o, sizeof(names) - o, "%s%s", k++ ? ", " : "",
+                                  s->nodes[i].name);
+    (void)snprintf(sql, sizeof(sql), "ALTER SYSTEM SET synchronous_standby_names = 'ANY 1 (%s)'",
+                   names);
+    (void)snprintf(count, sizeof(count), "%d", s->n - 1);
+    if (pg_sql(s, primary, sql, 5000, NULL, 0) != 0 ||
+        pg_sql(s, primary, "SELECT pg_reload_conf()", 5000, NULL, 0) != 0)
+        return -1;
+    return pg_sql_wait(s, primary,
+                       "SELECT count(*) FROM pg_stat_replication WHERE sync_state = 'quorum' "
+                       "AND state = 'streaming'",
+                       count, 30000) == 0
+               ? 0
+               : -1;
+}

@@ -47,4 +47,12 @@ int32_t dhost_run(struct dhost *h, const char *until, int max_calls, int pause_m
 /* The node index of `name` in the shard, or -1. */
 int dhost_node(const struct dhost *h, const char *name);
 
+/* Shard chores between drains (the process owning the postmasters calls them). 0 or -1.
+ * dhost_rejoin: the stopped node `old` becomes a standby of `primary` (pg_node_follow), starts,
+ * and streams from it within 30 s.
+ * dhost_restore_sync_set: `primary` names every other node in "ANY 1 (...)", and within 30 s
+ * every other node streams from it as a quorum standby. */
+int dhost_rejoin(struct pg_shard *s, int old, int primary);
+int dhost_restore_sync_set(struct pg_shard *s, int primary);
+
 #endif

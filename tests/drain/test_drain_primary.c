@@ -146,39 +146,14 @@ static void check_writes(const char *when)
     assert_int_equal(missing, 0);
 }
 
-/* The old primary (stopped, fenced) rejoins as a standby of the new one and streams. */
 static void rejoin(int old)
 {
-    char sql[200];
-    assert_int_equal(pg_node_follow(&shard, old, primary), 0);
-    assert_int_equal(pg_node_start(&shard, old), 0);
-    (void)snprintf(sql, sizeof(sql),
-                   "SELECT count(*) FROM pg_stat_replication WHERE application_name = '%s' "
-                   "AND state = 'streaming'",
-                   shard.nodes[old].name);
-    assert_int_equal(pg_sql_wait(&shard, primary, sql, "1", 30000), 0);
+    assert_int_equal(dhost_rejoin(&shard, old, primary), 0);
 }
 
-/* The shard as the tests start it: every standby in the synchronous set. */
 static void restore_sync_set(void)
 {
-    char names[128] = "ANY 1 (", out[128];
-    for (int i = 0, k = 0; i < shard.n; i++)
-        if (i != primary)
-            (void)snprintf(names + strlen(names), sizeof(names) - strlen(names), "%s%s",
-                           k++ ? ", " : "", shard.nodes[i].name);
-    strcat(names, ")");
-    char sql[256];
-    (void)snprintf(sql, sizeof(sql), "ALTER SYSTEM SET synchronous_standby_names = '%s'", names);
-    assert_int_equal(pg_sql(&shard, primary, sql, 5000, NULL, 0), 0);
-    assert_int_equal(pg_sql(&shard, primary, "SELECT pg_reload_conf()", 5000, NULL, 0), 0);
-    assert_int_equal(pg_sql_wait(&shard, primary,
-                                 "SELECT count(*) FROM pg_stat_replication WHERE sync_state = "
-                                 "'quorum' AND state = 'streaming'",
-                                 "2", 30000),
-                     0);
-    assert_int_equal(
-        pg_sql(&shard, primary, "SHOW synchronous_standby_names", 5000, out, sizeof(out)), 0);
+    assert_int_equal(dhost_restore_sync_set(&shard, primary), 0);
 }
 
 static int setup(void **st)
