@@ -220,6 +220,13 @@ void writer_get_stats(const struct writer *w, struct writer_stats *out)
     pthread_mutex_unlock(lock_of(w));
 }
 
+void writer_reset_stall(struct writer *w)
+{
+    pthread_mutex_lock(&w->lock);
+    w->stats.longest_stall_ms = 0;
+    pthread_mutex_unlock(&w->lock);
+}
+
 void writer_free(struct writer *w)
 {
     if (!w)

@@ -55,6 +55,10 @@ void writer_stop(struct writer *w);
 /* A consistent snapshot of the counters. */
 void writer_get_stats(const struct writer *w, struct writer_stats *out);
 
+/* Start a new measuring window: longest_stall_ms counts from the next acknowledged commit on
+ * (a benchmark measures each operation's stall on its own). */
+void writer_reset_stall(struct writer *w);
+
 /* Stop if needed and free. Accepts NULL. */
 void writer_free(struct writer *w);
 
