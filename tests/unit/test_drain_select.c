@@ -60,6 +60,28 @@ static void test_pick_caught_up_over_lagging(void **state)
     assert_int_equal(got, 2);
 }
 
+/* A standby that lacks the old primary's final WAL (unfit) is never the candidate, however far
+ * ahead it looks, but still counts as the standby the new primary needs. */
+static void test_pick_never_unfit(void **state)
+{
+    (void)state;
+    struct drain_node nodes[] = {
+        PRIMARY("p-0", "a", 0),
+        STANDBY("p-1", "a", 1, 300, 300),
+        STANDBY("p-2", "a", 2, 200, 150),
+    };
+    size_t got = 99;
+
+    nodes[1].unfit = 1;
+    assert_int_equal(drain_pick_candidate(nodes, N(nodes), DRAIN_AT_LEAST_2, 0, &got, NULL, 0), 0);
+    assert_int_equal(got, 2);
+    nodes[2].unfit = 1;
+    got = 99;
+    assert_int_equal(drain_pick_candidate(nodes, N(nodes), DRAIN_AT_LEAST_2, 0, &got, NULL, 0),
+                     -ENOENT);
+    assert_int_equal(got, 99);
+}
+
 static void test_pick_received_beats_replayed(void **state)
 {
     (void)state;
@@ -416,6 +438,7 @@ int main(void)
         cmocka_unit_test(test_policy_parse),
         cmocka_unit_test(test_pick_caught_up_over_lagging),
         cmocka_unit_test(test_pick_received_beats_replayed),
+        cmocka_unit_test(test_pick_never_unfit),
         cmocka_unit_test(test_pick_tie_lowest_index_numeric),
         cmocka_unit_test(test_pick_never_unhealthy),
         cmocka_unit_test(test_pick_at_least_2_needs_a_standby_after_promotion),
