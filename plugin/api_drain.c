@@ -31,8 +31,9 @@ struct shard_probe {
     struct drain_node nodes[DRAIN_MAX_NODES];
     struct pg_node_status status[DRAIN_MAX_NODES];
     const char *conninfo[DRAIN_MAX_NODES];
-    int answered[DRAIN_MAX_NODES]; /* probed this call */
-    int running[DRAIN_MAX_NODES];  /* the host says its process runs (default: yes) */
+    int answered[DRAIN_MAX_NODES];   /* probed this call */
+    int host_ready[DRAIN_MAX_NODES]; /* the host's readiness; ready = host_ready && answered */
+    int running[DRAIN_MAX_NODES];    /* the host says its process runs (default: yes) */
     /* a stopped node, from the host's pg_controldata: "Database cluster state" and "Latest
      * checkpoint location" (0 when not reported) */
     const char *control_state[DRAIN_MAX_NODES];
@@ -44,14 +45,39 @@ static const char *str(const json_t *o, const char *k)
     return json_string_value(json_object_get(o, k));
 }
 
+/* An optional field: NULL when absent or null (review-notes rule 7). */
+static const json_t *opt(const json_t *o, const char *k)
+{
+    const json_t *v = json_object_get(o, k);
+    return json_is_null(v) ? NULL : v;
+}
+
 static void sleep_ms(long ms)
 {
     struct timespec ts = {ms / 1000, (ms % 1000) * 1000L * 1000L};
-    nanosleep(&ts, NULL);
+    (void)nanosleep(&ts, NULL); /* a shorter pause (a signal) only makes a poll come sooner */
 }
 
-static json_t *step_result(const char *state, const char *next, const char *why)
+/* A node name as PostgreSQL's cluster_name holds it: 1..63 bytes of printable ASCII, no space
+ * (it is quoted into synchronous_standby_names and the switchover annotation). */
+static int valid_name(const char *n)
 {
+    size_t len = n ? strlen(n) : 0;
+    if (len == 0 || len > 63)
+        return 0;
+    for (; *n; n++)
+        if (*n <= ' ' || *n > '~')
+            return 0;
+    return 1;
+}
+
+static json_t *step_result(const char *state, const char *next, const char *why_in)
+{
+    char why[1024];
+    if (why_in) { /* PostgreSQL's messages may carry bytes that are not UTF-8 */
+        (void)snprintf(why, sizeof(why), "%s", why_in);
+        core_utf8_sanitize(why);
+    }
     json_t *r = json_pack("{s:s, s:[]}", "state", state, "actions");
     if (r && next) {
         json_t *a = json_pack("{s:s, s:{s:s}}", "type", "annotate", "annotations",
@@ -62,7 +88,7 @@ static json_t *step_result(const char *state, const char *next, const char *why)
             return NULL;
         }
     }
-    if (r && why && json_object_set_new(r, "message", json_string(why))) {
+    if (r && why_in && json_object_set_new(r, "message", json_string(why))) {
         json_decref(r);
         return NULL;
     }
@@ -119,17 +145,18 @@ static int32_t read_nodes(const json_t *req, struct shard_probe *s, char *msg, s
     }
     json_array_foreach (nodes, i, e) {
         uint64_t lsn = 0;
-        const json_t *ck = json_object_get(e, "checkpoint_lsn");
-        if (!str(e, "name") || !str(e, "conninfo") ||
-            (json_object_get(e, "cell") && !str(e, "cell")) ||
-            (json_object_get(e, "index") && !json_is_integer(json_object_get(e, "index"))) ||
-            (json_object_get(e, "ready") && !json_is_boolean(json_object_get(e, "ready"))) ||
-            (json_object_get(e, "running") && !json_is_boolean(json_object_get(e, "running"))) ||
-            (json_object_get(e, "control_state") && !str(e, "control_state")) ||
+        const json_t *ck = opt(e, "checkpoint_lsn");
+        if (!valid_name(str(e, "name")) || !str(e, "conninfo") ||
+            strlen(str(e, "conninfo")) > 1024 || (opt(e, "cell") && !str(e, "cell")) ||
+            (opt(e, "index") && !json_is_integer(opt(e, "index"))) ||
+            (opt(e, "ready") && !json_is_boolean(opt(e, "ready"))) ||
+            (opt(e, "running") && !json_is_boolean(opt(e, "running"))) ||
+            (opt(e, "control_state") && !str(e, "control_state")) ||
             (ck && (!json_is_string(ck) || pg_lsn_parse(json_string_value(ck), &lsn) != 0)) ||
-            (json_object_get(e, "drain") && !str(e, "drain"))) {
+            (opt(e, "drain") && !str(e, "drain"))) {
             (void)snprintf(msg, size,
-                           "request: nodes[%zu]: needs \"name\" and \"conninfo\" strings; "
+                           "request: nodes[%zu]: needs \"name\" (1 to 63 printable ASCII "
+                           "characters, no space) and \"conninfo\" (at most 1024 bytes); "
                            "\"cell\" a string, \"index\" an integer, \"ready\" and "
                            "\"running\" booleans, \"drain\" its drain state, "
                            "\"control_state\" a string, \"checkpoint_lsn\" an LSN "
@@ -151,7 +178,7 @@ static int32_t read_nodes(const json_t *req, struct shard_probe *s, char *msg, s
         d->name = str(e, "name");
         d->cell = str(e, "cell");
         d->index = (long)json_integer_value(json_object_get(e, "index"));
-        d->ready = !json_is_false(json_object_get(e, "ready"));
+        d->ready = s->host_ready[s->n] = !json_is_false(json_object_get(e, "ready"));
         s->running[s->n] = !json_is_false(json_object_get(e, "running"));
         s->control_state[s->n] = str(e, "control_state");
         s->checkpoint_lsn[s->n] = lsn;
@@ -167,30 +194,38 @@ static int32_t read_nodes(const json_t *req, struct shard_probe *s, char *msg, s
     return MGO_OK;
 }
 
-/* Probe one node; 0, or -ELIBACC when libpq is missing; a node that does not answer is left
- * unanswered and not ready. */
+/* Probe one node: it answered (ready again if the host says so) or not (not ready). 0, or
+ * -ELIBACC when libpq is missing, -ENOMEM. */
 static int probe_one(struct shard_probe *s, size_t i, int64_t deadline)
 {
     char err[512];
     struct pg_conn *c = NULL;
     s->answered[i] = 0;
-    if (!s->running[i]) {
-        s->nodes[i].ready = 0;
+    s->nodes[i].ready = 0;
+    if (!s->running[i])
         return 0;
-    }
     int rc = pg_connect(s->conninfo[i], deadline, &c, err, sizeof(err));
-    if (rc == -ELIBACC)
-        return rc;
     if (rc == 0)
         rc = pg_node_probe(c, deadline, &s->status[i], err, sizeof(err));
     pg_close(c);
+    if (rc == -ELIBACC || rc == -ENOMEM)
+        return rc;
     if (rc != 0) {
-        s->nodes[i].ready = 0;
         core_log(MGO_LOG_INFO, "drain: %s did not answer: %s", s->nodes[i].name, err);
         return 0;
     }
     s->answered[i] = 1;
+    s->nodes[i].ready = s->host_ready[i];
     return 0;
+}
+
+/* The status for a probe_one() failure. */
+static int32_t probe_failed(int rc, char *msg, size_t size)
+{
+    if (rc == -ENOMEM)
+        return MGO_ENOMEM;
+    (void)snprintf(msg, size, "postgres driver: libpq.so.5 cannot be loaded");
+    return MGO_EUNSUPPORTED;
 }
 
 /* Probe every node the host says runs. The primary is the one node that answers and is not in
@@ -202,10 +237,9 @@ static int32_t probe_shard(struct shard_probe *s, int64_t deadline, char *msg, s
     s->primary = SIZE_MAX;
     for (size_t i = 0; i < s->n; i++) {
         s->nodes[i].primary = s->nodes[i].streaming = 0;
-        if (probe_one(s, i, deadline) == -ELIBACC) {
-            (void)snprintf(msg, size, "postgres driver: libpq.so.5 cannot be loaded");
-            return MGO_EUNSUPPORTED;
-        }
+        int rc = probe_one(s, i, deadline);
+        if (rc != 0)
+            return probe_failed(rc, msg, size);
         if (s->answered[i] && !s->status[i].in_recovery) {
             s->primary = i;
             s->primaries++;
@@ -281,8 +315,11 @@ static int32_t leave_sync_set(struct shard_probe *s, enum drain_policy policy, i
     }
     if (drain_sync_names(s->nodes, s->n, policy, s->primary, s->victim, names, sizeof(names)))
         return MGO_EINTERNAL;
-    if (alter_system(s->conninfo[s->primary], "synchronous_standby_names", names, deadline, err,
-                     sizeof(err)) != 0) {
+    int rc = alter_system(s->conninfo[s->primary], "synchronous_standby_names", names, deadline,
+                          err, sizeof(err));
+    if (rc == -ENOMEM)
+        return MGO_ENOMEM;
+    if (rc != 0) {
         (void)snprintf(msg, size, "drain of %s: primary %s: %s", s->nodes[s->victim].name,
                        s->nodes[s->primary].name, err);
         return MGO_EAGAIN;
@@ -464,9 +501,11 @@ static int32_t step_fenced(struct shard_probe *s, enum drain_policy policy, cons
         if (chosen != SIZE_MAX || pg_now_ms() + 150 >= deadline)
             break;
         sleep_ms(50);
-        for (size_t i = 0; i < s->n; i++)
-            if (i != v && probe_one(s, i, deadline) != 0)
-                return MGO_EUNSUPPORTED;
+        for (size_t i = 0; i < s->n; i++) {
+            int rc = i != v ? probe_one(s, i, deadline) : 0;
+            if (rc != 0)
+                return probe_failed(rc, msg, size);
+        }
     }
     pg_lsn_format(s->checkpoint_lsn[v], lsn, sizeof(lsn));
     if (chosen == SIZE_MAX) {
@@ -487,12 +526,14 @@ static int32_t step_fenced(struct shard_probe *s, enum drain_policy policy, cons
 }
 
 /* Poll the node at i (a fresh probe each time) until its synchronous_standby_names reads
- * `names`. 0, or -ETIMEDOUT. */
+ * `names`. 0, -ETIMEDOUT, or probe_one()'s failure. */
 static int wait_setting(struct shard_probe *s, size_t i, const char *names, int64_t deadline)
 {
     for (;;) {
-        if (probe_one(s, i, deadline) == 0 && s->answered[i] &&
-            strcmp(s->status[i].sync_standby_names, names) == 0)
+        int rc = probe_one(s, i, deadline);
+        if (rc != 0)
+            return rc;
+        if (s->answered[i] && strcmp(s->status[i].sync_standby_names, names) == 0)
             return 0;
         if (pg_now_ms() + 100 >= deadline)
             return -ETIMEDOUT;
@@ -510,6 +551,113 @@ static int streams_from(const struct pg_node_status *p, const char *name)
     return 0;
 }
 
+/* Switchover, step 5: C gets the synchronous set `names` (live before it takes writes), then is
+ * promoted. pg_promote() is called also when C is already the primary: it then only runs the
+ * CHECKPOINT a promotion needs (P3), which a host that died right after the promotion skipped. */
+static int32_t promote(struct shard_probe *s, size_t c, const char *names, int64_t deadline,
+                       char *msg, size_t size)
+{
+    char err[512] = "";
+    int rc = 0;
+    if (strcmp(s->status[c].sync_standby_names, names) != 0) {
+        rc = alter_system(s->conninfo[c], "synchronous_standby_names", names, deadline, err,
+                          sizeof(err));
+        if (rc == 0)
+            rc = wait_setting(s, c, names, deadline);
+        if (rc == -ETIMEDOUT)
+            (void)snprintf(err, sizeof(err), "the new synchronous_standby_names is not live yet");
+        else if (rc == -ELIBACC)
+            return probe_failed(rc, msg, size);
+    }
+    if (rc == 0) {
+        struct pg_conn *conn = NULL;
+        int was_standby = s->status[c].in_recovery;
+        rc = pg_connect(s->conninfo[c], deadline, &conn, err, sizeof(err));
+        if (rc == 0)
+            rc = pg_promote(conn, deadline, err, sizeof(err));
+        pg_close(conn);
+        if (rc == -EALREADY)
+            rc = 0;
+        if (rc == 0 && was_standby)
+            core_log(MGO_LOG_INFO, "drain: %s promoted", s->nodes[c].name);
+    }
+    if (rc == -ENOMEM)
+        return MGO_ENOMEM;
+    if (rc != 0) {
+        (void)snprintf(msg, size, "switchover from %s to %s: %s", s->nodes[s->victim].name,
+                       s->nodes[c].name, err);
+        return MGO_EAGAIN;
+    }
+    return MGO_OK;
+}
+
+/* Switchover, step 6: every other standby that answers gets C's conninfo as primary_conninfo
+ * (again every half second while it does not stream from C); done when the durability policy
+ * holds on C, every repoint succeeded, and every answering standby streams from C or half of the
+ * call's time went by (a standby whose replay is paused follows once it resumes: its repoint
+ * is durable). `waiting` gets the names that do not stream yet. */
+static int32_t repoint(struct shard_probe *s, enum drain_policy policy, size_t c, int64_t deadline,
+                       char *waiting, size_t wsize, char *msg, size_t size)
+{
+    size_t v = s->victim;
+    int64_t started = pg_now_ms(), half = started + (deadline - started) / 2, last = 0;
+    char err[512], failed[256];
+    for (;;) {
+        int rc = probe_one(s, c, deadline);
+        if (rc != 0)
+            return probe_failed(rc, msg, size);
+        if (!s->answered[c] || s->status[c].in_recovery) {
+            (void)snprintf(msg, size, "switchover from %s: %s does not answer as the primary yet",
+                           s->nodes[v].name, s->nodes[c].name);
+            return MGO_EAGAIN;
+        }
+        int again = pg_now_ms() - last >= 500;
+        size_t o = 0, f = 0;
+        waiting[0] = failed[0] = 0;
+        if (again)
+            last = pg_now_ms();
+        for (size_t i = 0; i < s->n; i++) {
+            s->nodes[i].streaming =
+                i != c && i != v && streams_from(&s->status[c], s->nodes[i].name);
+            if (i == c || i == v || !s->answered[i] || s->nodes[i].streaming)
+                continue;
+            if (again) {
+                rc = alter_system(s->conninfo[i], "primary_conninfo", s->conninfo[c], deadline, err,
+                                  sizeof(err));
+                if (rc == -ENOMEM)
+                    return MGO_ENOMEM;
+                if (rc != 0) {
+                    core_log(MGO_LOG_INFO, "drain: repointing %s: %s", s->nodes[i].name, err);
+                    f += (size_t)snprintf(failed + f, f < sizeof(failed) ? sizeof(failed) - f : 0,
+                                          "%s%s", f ? ", " : "", s->nodes[i].name);
+                    f = f < sizeof(failed) ? f : sizeof(failed) - 1;
+                }
+            }
+            o += (size_t)snprintf(waiting + o, o < wsize ? wsize - o : 0, "%s%s", o ? ", " : "",
+                                  s->nodes[i].name);
+            o = o < wsize ? o : wsize - 1;
+        }
+        if (!failed[0] && drain_policy_satisfied(s->nodes, s->n, policy, c, v, NULL, 0) == 1 &&
+            (!waiting[0] || pg_now_ms() >= half))
+            return MGO_OK;
+        if (pg_now_ms() + 150 >= deadline) {
+            (void)snprintf(msg, size, "switchover from %s to %s: %s%s", s->nodes[v].name,
+                           s->nodes[c].name,
+                           failed[0] ? "could not repoint "
+                                     : "waiting for a synchronous standby "
+                                       "to stream from it",
+                           failed);
+            return MGO_EAGAIN;
+        }
+        sleep_ms(20);
+        for (size_t i = 0; i < s->n; i++) {
+            rc = i != c && i != v ? probe_one(s, i, deadline) : 0;
+            if (rc != 0)
+                return probe_failed(rc, msg, size);
+        }
+    }
+}
+
 /* Switchover, steps 5 to 7, with the chosen standby persisted: give it the synchronous set it
  * will need, promote it (and checkpoint), repoint every other standby at it, and wait until they
  * stream from it. Each part is skipped when already done, so a resumed call finishes the job. */
@@ -519,7 +667,7 @@ static int32_t step_promoting(struct shard_probe *s, enum drain_policy policy,
 {
     size_t v = s->victim, c = node_index(s, cand_name);
     const char *vn = s->nodes[v].name;
-    char names[1024], err[512], waiting[512] = "";
+    char names[1024], waiting[256] = "";
     if (c == SIZE_MAX || c == v) {
         (void)snprintf(msg, size,
                        "request: the switchover's new primary \"%.64s\" is not "
@@ -553,70 +701,16 @@ static int32_t step_promoting(struct shard_probe *s, enum drain_policy policy,
                        cand_name);
         return MGO_EAGAIN;
     }
-    int rc = 0;
-    if (strcmp(s->status[c].sync_standby_names, names) != 0) {
-        rc = alter_system(s->conninfo[c], "synchronous_standby_names", names, deadline, err,
-                          sizeof(err));
-        if (rc == 0)
-            rc = wait_setting(s, c, names, deadline);
-        if (rc == -ETIMEDOUT)
-            (void)snprintf(err, sizeof(err), "the new synchronous_standby_names is not live yet");
-    }
-    if (rc == 0 && s->status[c].in_recovery) {
-        struct pg_conn *conn = NULL;
-        rc = pg_connect(s->conninfo[c], deadline, &conn, err, sizeof(err));
-        if (rc == 0)
-            rc = pg_promote(conn, deadline, err, sizeof(err));
-        pg_close(conn);
-        if (rc == -EALREADY)
-            rc = 0;
-        if (rc == 0)
-            core_log(MGO_LOG_INFO, "drain: %s promoted (switchover from %s)", cand_name, vn);
-    }
-    if (rc != 0) {
-        (void)snprintf(msg, size, "switchover from %s to %s: %s", vn, cand_name, err);
-        return MGO_EAGAIN;
-    }
-    int64_t budget = deadline - pg_now_ms();
-    for (int first = 1;; first = 0) {
-        if (probe_one(s, c, deadline) != 0 || !s->answered[c] || s->status[c].in_recovery) {
-            (void)snprintf(msg, size, "switchover from %s: %s does not answer as the primary yet",
-                           vn, cand_name);
-            return MGO_EAGAIN;
-        }
-        size_t o = 0;
-        waiting[0] = 0;
-        for (size_t i = 0; i < s->n; i++) {
-            s->nodes[i].streaming =
-                i != c && i != v && streams_from(&s->status[c], s->nodes[i].name);
-            if (i == c || i == v || !s->answered[i] || s->nodes[i].streaming)
-                continue;
-            if (first && alter_system(s->conninfo[i], "primary_conninfo", s->conninfo[c], deadline,
-                                      err, sizeof(err)) != 0)
-                core_log(MGO_LOG_INFO, "drain: repointing %s: %s", s->nodes[i].name, err);
-            o += (size_t)snprintf(waiting + o, o < sizeof(waiting) ? sizeof(waiting) - o : 0,
-                                  "%s%s", o ? ", " : "", s->nodes[i].name);
-        }
-        /* The policy must hold; a standby that answers but does not stream yet (its replay
-         * paused, say) was repointed durably (ALTER SYSTEM) and follows once it can. */
-        if (drain_policy_satisfied(s->nodes, s->n, policy, c, v, NULL, 0) == 1 &&
-            (!waiting[0] || pg_now_ms() + 150 >= deadline - budget / 2))
-            break;
-        if (pg_now_ms() + 150 >= deadline) {
-            (void)snprintf(msg, size, "switchover from %s to %s: waiting for %s to stream from it",
-                           vn, cand_name, waiting[0] ? waiting : "a synchronous standby");
-            return MGO_EAGAIN;
-        }
-        sleep_ms(20);
-        for (size_t i = 0; i < s->n; i++)
-            if (i != c && i != v)
-                (void)probe_one(s, i, deadline);
-    }
-    (void)snprintf(
-        msg, size,
-        "switchover done: %s is the primary (synchronous standbys %.300s); %s is fenced and "
-        "nothing replicates from it%s%.200s",
-        cand_name, names, vn, waiting[0] ? "; repointed, not streaming yet: " : "", waiting);
+    int32_t rc = promote(s, c, names, deadline, msg, size);
+    if (rc == MGO_OK)
+        rc = repoint(s, policy, c, deadline, waiting, sizeof(waiting), msg, size);
+    if (rc != MGO_OK)
+        return rc;
+    (void)snprintf(msg, size,
+                   "switchover done: %s is the primary (synchronous standbys %.300s); %s is "
+                   "fenced and nothing replicates from it%s%.200s",
+                   cand_name, names, vn, waiting[0] ? "; repointed, not streaming yet: " : "",
+                   waiting);
     *ret = step_result("draining", "acknowledged", msg);
     return *ret ? MGO_OK : MGO_ENOMEM;
 }

@@ -267,11 +267,11 @@ MGO_API int32_t mgo_topology(mgo_plugin *plugin, const char *request, size_t req
 /*
  * Advance the drain of one instance by one safe step (postgres driver; docs/abi.md "mgo_drain").
  * The request gives the instance, its current annotations, the shard's nodes and the durability
- * policy; the result the state reached and the annotate action that persists it. MGO_EAGAIN
- * when the step must wait (the durability policy would break, no single primary answers, a
- * reload not yet visible): call again later. Standbys only in this release: a primary's drain
- * (planned switchover) answers MGO_EUNSUPPORTED. Blocks up to the request's "deadline_ms"
- * (default 10000) while it talks to PostgreSQL.
+ * policy; the result the state reached and the actions the host performs in order: "annotate"
+ * (persist annotations), and for a primary's drain (a planned switchover) "stop" and "start" of
+ * an instance. MGO_EAGAIN when the step must wait (the durability policy would break, no single
+ * primary answers, a reload not yet visible, no switchover candidate): call again later. Blocks
+ * up to the request's "deadline_ms" (default 10000) while it talks to PostgreSQL.
  */
 MGO_API int32_t mgo_drain(mgo_plugin *plugin, const char *request, size_t request_len,
                           char **ret_result, size_t *ret_result_len);

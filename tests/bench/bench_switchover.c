@@ -82,17 +82,24 @@ int main(int argc, char **argv)
     mgo_host host = {.struct_size = sizeof(host), .abi_version = MGO_ABI_VERSION};
     mgo_plugin *plugin = NULL;
     char ci[256];
-    if (n < 1 || n > 1000 || pg_shard_start(&shard, 2, "ANY 1 (n1, n2)") != 0 ||
-        mgo_open(&host, &plugin) != MGO_OK)
+    int64_t *total = NULL, *window = NULL, *lost = NULL;
+    int rc = 1;
+    if (n < 1 || n > 1000) {
+        fprintf(stderr, "usage: bench_switchover [N], 1 <= N <= 1000\n");
+        return 2;
+    }
+    if (pg_shard_start(&shard, 2, "ANY 1 (n1, n2)") != 0)
         return 1;
+    if (mgo_open(&host, &plugin) != MGO_OK)
+        goto out;
     pg_node_conninfo(&shard, 0, ci, sizeof(ci));
     writer = writer_start(ci, 2000);
-    if (!writer)
-        return 1;
-    int64_t *total = calloc((size_t)n, sizeof(int64_t)),
-            *window = calloc((size_t)n, sizeof(int64_t));
-    int64_t *lost = calloc((size_t)n, sizeof(int64_t));
-    int rc = 0;
+    total = calloc((size_t)n, sizeof(int64_t));
+    window = calloc((size_t)n, sizeof(int64_t));
+    lost = calloc((size_t)n, sizeof(int64_t));
+    if (!writer || !total || !window || !lost)
+        goto out;
+    rc = 0;
     pause_ms(500);
     printf("bench_switchover: %d planned switchovers, 1 primary + 2 synchronous standbys "
            "(ANY 1), continuous single-row commits\n",
@@ -148,8 +155,10 @@ int main(int argc, char **argv)
         summary("acknowledged commits lost", lost, n);
         printf("  writer: %zu commits acknowledged in all\n", st.acked);
     }
+out:
     writer_free(writer);
-    mgo_close(plugin);
+    if (plugin)
+        mgo_close(plugin);
     pg_shard_stop(&shard);
     free(total);
     free(window);

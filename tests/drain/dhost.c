@@ -90,9 +90,13 @@ static int apply(struct dhost *h, const json_t *a)
 int32_t dhost_call(struct dhost *h)
 {
     json_t *req = request(h);
-    char *text = json_dumps(req, JSON_COMPACT), *res = NULL;
+    char *text = req ? json_dumps(req, JSON_COMPACT) : NULL, *res = NULL;
     size_t len = 0;
     json_decref(req);
+    if (!text) {
+        (void)snprintf(h->message, sizeof(h->message), "dhost: out of memory");
+        return h->last_rc = MGO_ENOMEM;
+    }
     h->calls++;
     int32_t rc = mgo_drain(h->plugin, text, strlen(text), &res, &len);
     free(text);
@@ -161,12 +165,12 @@ int dhost_rejoin(struct pg_shard *s, int old, int primary)
 
 int dhost_restore_sync_set(struct pg_shard *s, int primary)
 {
-    char names[160] = "", sql[256], count[16];
+    char names[400] = "", sql[512], count[16];
     size_t o = 0;
     for (int i = 0, k = 0; i < s->n; i++)
         if (i != primary)
-            o += (size_t)snprintf(names + o, sizeof(names) - o, "%s%s", k++ ? ", " : "",
-                                  s->nodes[i].name);
+            o += (size_t)snprintf(names + o, o < sizeof(names) ? sizeof(names) - o : 0, "%s\"%s\"",
+                                  k++ ? ", " : "", s->nodes[i].name);
     (void)snprintf(sql, sizeof(sql), "ALTER SYSTEM SET synchronous_standby_names = 'ANY 1 (%s)'",
                    names);
     (void)snprintf(count, sizeof(count), "%d", s->n - 1);

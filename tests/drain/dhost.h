@@ -16,12 +16,12 @@
 struct dhost {
     mgo_plugin *plugin;
     struct pg_shard *shard;                  /* its nodes are the shard's nodes, in order */
-    char instance[32];                       /* the instance being drained */
+    char instance[64];                       /* the instance being drained */
     char durability[32];                     /* AT_LEAST_2 unless set */
     int deadline_ms;                         /* per call */
     char state[32];                          /* drain.multigres.com/state of the instance */
     char switchover[96];                     /* drain.multigres.com/switchover, "" when none */
-    char node_drain[PG_SHARD_MAX_NODES][32]; /* other nodes' drain states ("" none) */
+    char node_drain[PG_SHARD_MAX_NODES][64]; /* other nodes' drain states ("" none) */
     /* hooks; 0 on success */
     int (*stop)(struct dhost *h, int node);           /* fast shutdown, then immediate */
     int (*start)(struct dhost *h, int node);          /* start it as it is configured */

@@ -66,6 +66,14 @@ static int load(struct dhost *h)
                    json_string_value(json_object_get(sh, "dir")));
     (void)snprintf(shard.sockdir, sizeof(shard.sockdir), "%s",
                    json_string_value(json_object_get(sh, "sockdir")));
+    if (json_array_size(json_object_get(sh, "nodes")) > PG_SHARD_MAX_NODES ||
+        !json_string_value(json_object_get(doc, "instance")) ||
+        !json_string_value(json_object_get(doc, "state")) ||
+        !json_string_value(json_object_get(doc, "switchover"))) {
+        fprintf(stderr, "drain_host: %s: malformed state\n", state_path);
+        json_decref(doc);
+        return -1;
+    }
     json_array_foreach (json_object_get(sh, "nodes"), i, n) {
         struct pg_node *p = &shard.nodes[shard.n++];
         p->port = (int)json_integer_value(json_object_get(n, "port"));

@@ -47,8 +47,7 @@ static void pause_ms(long ms)
 
 static struct {
     pthread_t thread;
-    volatile int stop;
-    int max_primaries, observations;
+    _Atomic int stop, max_primaries, observations;
 } obs;
 
 static void *observe(void *arg)

@@ -630,25 +630,34 @@ static void node_log_path(const struct pg_shard *s, int i, const char *suffix, c
 static int node_spawn(struct pg_shard *s, int i)
 {
     struct pg_node *node = &s->nodes[i];
-    char program[300], port[32], cluster[64], sockets[300], log[300];
-    char *argv[] = {program,
-                    "-D",
-                    node->datadir,
-                    "-c",
-                    port,
-                    "-c",
-                    cluster,
-                    "-c",
-                    sockets,
-                    "-c",
-                    "listen_addresses=127.0.0.1",
-                    NULL};
+    char program[300], port[32], cluster[96], sockets[300], log[300];
+    char *argv[3 + 2 * 64 + 1] = {program,
+                                  "-D",
+                                  node->datadir,
+                                  "-c",
+                                  port,
+                                  "-c",
+                                  cluster,
+                                  "-c",
+                                  sockets,
+                                  "-c",
+                                  "listen_addresses=127.0.0.1",
+                                  NULL};
     pid_t pid;
 
     snprintf(program, sizeof(program), "%s/postgres", pg_bindir);
     snprintf(port, sizeof(port), "port=%d", node->port);
     snprintf(cluster, sizeof(cluster), "cluster_name=%s", node->name);
     snprintf(sockets, sizeof(sockets), "unix_socket_directories=%s", s->sockdir);
+    if (node->nsettings > 0) { /* the host's command line, as it is */
+        const char *c = node->settings;
+        int a = 3;
+        for (int k = 0; k < node->nsettings && k < 64; k++, c += strlen(c) + 1) {
+            argv[a++] = "-c";
+            argv[a++] = (char *)c;
+        }
+        argv[a] = NULL;
+    }
     node_log_path(s, i, ".log", log, sizeof(log));
     pid = spawn(argv, s->dir, log, 0, SIGQUIT);
     if (pid < 0)
@@ -732,6 +741,16 @@ static int start_new_nodes(struct pg_shard *s, int first, int last)
         for (int i = first; i <= last; i++) {
             if (!pending[i])
                 continue;
+            if (s->nodes[i].fixed_port) {
+                if (attempt > 0) {
+                    fprintf(stderr, "pg_harness: %s: port %d is fixed; not retrying\n",
+                            s->nodes[i].name, s->nodes[i].port);
+                    return -1;
+                }
+                if (node_spawn(s, i) < 0)
+                    return -1;
+                continue;
+            }
             s->nodes[i].port = free_port();
             if (s->nodes[i].port <= 0) {
                 fprintf(stderr, "pg_harness: no free loopback port\n");
@@ -860,17 +879,38 @@ static int base_backups(struct pg_shard *s)
 
 /* ---- public: shard -------------------------------------------------------------------- */
 
-int pg_shard_start(struct pg_shard *s, int standbys, const char *sync_names)
+/* Create dir and its missing parents below s->dir, for the user PostgreSQL runs as. */
+static int make_dirs(const struct pg_shard *s, const char *dir)
+{
+    char path[600];
+    size_t base = strlen(s->dir);
+    if (snprintf(path, sizeof(path), "%s", dir) >= (int)sizeof(path) ||
+        strncmp(path, s->dir, base) != 0)
+        return -1;
+    for (char *p = path + base + 1;; p++) {
+        if (*p != '/' && *p != '\0')
+            continue;
+        char c = *p;
+        *p = '\0';
+        if (mkdir(path, 0700) != 0 && errno != EEXIST) {
+            fprintf(stderr, "pg_harness: mkdir %s: %s\n", path, strerror(errno));
+            return -1;
+        }
+        if (as_postgres && chown(path, pg_uid, pg_gid) != 0) {
+            fprintf(stderr, "pg_harness: chown %s: %s\n", path, strerror(errno));
+            return -1;
+        }
+        if (c == '\0')
+            return 0;
+        *p = c;
+    }
+}
+
+/* The temporary directory and the handlers: the start of every shard. */
+static int shard_begin(struct pg_shard *s)
 {
     const char *base;
-    char expect[16];
 
-    memset(s, 0, sizeof(*s));
-    if (standbys < 0 || standbys >= PG_SHARD_MAX_NODES) {
-        fprintf(stderr, "pg_harness: %d standbys: must be 0..%d\n", standbys,
-                PG_SHARD_MAX_NODES - 1);
-        return -1;
-    }
     if (setup() < 0)
         return -1;
     install_handlers();
@@ -890,21 +930,22 @@ int pg_shard_start(struct pg_shard *s, int standbys, const char *sync_names)
     }
     if (chmod(s->dir, 0755) != 0 || (as_postgres && chown(s->dir, pg_uid, pg_gid) != 0)) {
         fprintf(stderr, "pg_harness: chmod/chown %s: %s\n", s->dir, strerror(errno));
-        goto fail;
+        return -1;
     }
     snprintf(s->sockdir, sizeof(s->sockdir), "%s", s->dir);
-    s->n = standbys + 1;
-    for (int i = 0; i < s->n; i++) {
-        snprintf(s->nodes[i].name, sizeof(s->nodes[i].name), "n%d", i);
-        snprintf(s->nodes[i].datadir, sizeof(s->nodes[i].datadir), "%s/n%d", s->dir, i);
-    }
-    if (run_initdb(s) < 0 || write_primary_conf(s, sync_names) < 0 || start_new_nodes(s, 0, 0) < 0)
-        goto fail;
-    if (standbys == 0)
+    return 0;
+}
+
+/* Base backups of node 0 for every other node, started as its standbys, all streaming. */
+static int start_standbys(struct pg_shard *s)
+{
+    char expect[16];
+
+    if (s->n == 1)
         return 0;
     if (base_backups(s) < 0 || start_new_nodes(s, 1, s->n - 1) < 0)
-        goto fail;
-    snprintf(expect, sizeof(expect), "%d", standbys);
+        return -1;
+    snprintf(expect, sizeof(expect), "%d", s->n - 1);
     /* until its first reply, a streaming standby has no flush position: it cannot acknowledge
      * a synchronous commit yet, and pg_stat_replication shows it as async, priority 0 */
     if (pg_sql_wait(s, 0,
@@ -916,8 +957,95 @@ int pg_shard_start(struct pg_shard *s, int standbys, const char *sync_names)
             node_log_path(s, i, ".log", log, sizeof(log));
             print_log_tail(log);
         }
-        goto fail;
+        return -1;
     }
+    return 0;
+}
+
+int pg_shard_start(struct pg_shard *s, int standbys, const char *sync_names)
+{
+    memset(s, 0, sizeof(*s));
+    if (standbys < 0 || standbys >= PG_SHARD_MAX_NODES) {
+        fprintf(stderr, "pg_harness: %d standbys: must be 0..%d\n", standbys,
+                PG_SHARD_MAX_NODES - 1);
+        return -1;
+    }
+    if (shard_begin(s) < 0)
+        goto fail;
+    s->n = standbys + 1;
+    for (int i = 0; i < s->n; i++) {
+        snprintf(s->nodes[i].name, sizeof(s->nodes[i].name), "n%d", i);
+        snprintf(s->nodes[i].datadir, sizeof(s->nodes[i].datadir), "%s/n%d", s->dir, i);
+    }
+    if (run_initdb(s) < 0 || write_primary_conf(s, sync_names) < 0 ||
+        start_new_nodes(s, 0, 0) < 0 || start_standbys(s) < 0)
+        goto fail;
+    return 0;
+fail:
+    pg_shard_stop(s);
+    return -1;
+}
+
+int pg_shard_start_spec(struct pg_shard *s, int n, const struct pg_node_spec *specs,
+                        const char *const *primary_sql)
+{
+    memset(s, 0, sizeof(*s));
+    if (n < 1 || n > PG_SHARD_MAX_NODES || !specs) {
+        fprintf(stderr, "pg_harness: %d nodes: must be 1..%d\n", n, PG_SHARD_MAX_NODES);
+        return -1;
+    }
+    if (shard_begin(s) < 0)
+        goto fail;
+    s->n = n;
+    for (int i = 0; i < n; i++) {
+        struct pg_node *node = &s->nodes[i];
+        char *dirname_end;
+        size_t o = 0;
+        if (!specs[i].name || !specs[i].datadir || !specs[i].settings || specs[i].port <= 0 ||
+            snprintf(node->name, sizeof(node->name), "%s", specs[i].name) >=
+                (int)sizeof(node->name) ||
+            snprintf(node->datadir, sizeof(node->datadir), "%s/%s", s->dir, specs[i].datadir) >=
+                (int)sizeof(node->datadir)) {
+            fprintf(stderr,
+                    "pg_harness: node %d: a name, a data directory, a port and "
+                    "settings are required (and must fit)\n",
+                    i);
+            goto fail;
+        }
+        node->port = specs[i].port;
+        node->fixed_port = 1;
+        /* the data directory's parent exists; initdb and pg_basebackup make the rest */
+        dirname_end = strrchr(node->datadir, '/');
+        *dirname_end = '\0';
+        if (make_dirs(s, node->datadir) < 0)
+            goto fail;
+        *dirname_end = '/';
+        for (const char *const *set = specs[i].settings; *set; set++) {
+            char value[700];
+            const char *v = *set;
+            if (strncmp(v, "unix_socket_directories=", 24) == 0 && v[24] != '/') {
+                snprintf(value, sizeof(value), "%s/%s", s->dir, v + 24);
+                if (make_dirs(s, value) < 0)
+                    goto fail;
+                snprintf(value, sizeof(value), "unix_socket_directories=%s/%s", s->dir, v + 24);
+                v = value;
+            }
+            if (node->nsettings == 64 || o + strlen(v) + 1 > sizeof(node->settings)) {
+                fprintf(stderr, "pg_harness: %s: too many settings\n", node->name);
+                goto fail;
+            }
+            memcpy(node->settings + o, v, strlen(v) + 1);
+            o += strlen(v) + 1;
+            node->nsettings++;
+        }
+    }
+    if (run_initdb(s) < 0 || write_primary_conf(s, NULL) < 0 || start_new_nodes(s, 0, 0) < 0)
+        goto fail;
+    for (const char *const *sql = primary_sql; sql && *sql; sql++)
+        if (pg_sql(s, 0, *sql, 10000, NULL, 0) != 0)
+            goto fail;
+    if (start_standbys(s) < 0)
+        goto fail;
     return 0;
 fail:
     pg_shard_stop(s);

@@ -36,10 +36,14 @@
 
 struct pg_node {
     int port;
-    char name[32];     /* "n<i>": cluster_name, hence the walreceiver's application_name */
+    char name[64];     /* "n<i>": cluster_name, hence the walreceiver's application_name */
     char datadir[512]; /* <dir>/n<i>; the server log is <dir>/n<i>.log */
     int running;       /* the postmaster was started and has not been seen to exit */
     pid_t pid;         /* the postmaster (a child of this process), 0 when not running */
+    /* pg_shard_start_spec: the whole command line ("-c" each), NUL-separated, and whether the
+     * port is fixed (never retried with another) */
+    char settings[2048];
+    int nsettings, fixed_port;
 };
 
 struct pg_shard {
@@ -67,6 +71,27 @@ struct pg_shard {
  * signal handlers keep a pointer to it). At most 8 shards run at once per process.
  */
 int pg_shard_start(struct pg_shard *s, int standbys, const char *sync_names);
+
+/*
+ * A shard laid out by its host (the tests' process host runs one from mgo's process render):
+ * node i is named specs[i].name, its data directory is specs[i].datadir relative to the shard's
+ * directory (parents created for the user postgres), it listens on specs[i].port (fixed: no
+ * retry on another port), and its command line is exactly specs[i].settings ("name=value"
+ * each, NULL-terminated; a relative unix_socket_directories is resolved against the shard's
+ * directory, and created). Node 0 is initdb'ed as the primary (with the same test settings in
+ * postgresql.conf as pg_shard_start(), which the command line overrides); after it started,
+ * each of primary_sql (NULL-terminated, may be NULL) runs on it alone (ALTER SYSTEM of reload
+ * settings and synchronous_standby_names, say); then every other node is a base backup of it,
+ * started as its standby; returns once they all stream, like pg_shard_start().
+ */
+struct pg_node_spec {
+    const char *name;
+    const char *datadir;
+    int port;
+    const char *const *settings;
+};
+int pg_shard_start_spec(struct pg_shard *s, int n, const struct pg_node_spec *specs,
+                        const char *const *primary_sql);
 
 /* Stop every running node (fast shutdown, all at once; immediate after 30 s, SIGKILL after 10
  * more), remove the directory. Idempotent; accepts a zeroed or stopped shard. */

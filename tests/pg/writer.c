@@ -222,9 +222,9 @@ void writer_get_stats(const struct writer *w, struct writer_stats *out)
 
 void writer_reset_stall(struct writer *w)
 {
-    pthread_mutex_lock(&w->lock);
+    pthread_mutex_lock(lock_of(w));
     w->stats.longest_stall_ms = 0;
-    pthread_mutex_unlock(&w->lock);
+    pthread_mutex_unlock(lock_of(w));
 }
 
 void writer_free(struct writer *w)

@@ -55,8 +55,9 @@ void writer_stop(struct writer *w);
 /* A consistent snapshot of the counters. */
 void writer_get_stats(const struct writer *w, struct writer_stats *out);
 
-/* Start a new measuring window: longest_stall_ms counts from the next acknowledged commit on
- * (a benchmark measures each operation's stall on its own). */
+/* Start a new measuring window: longest_stall_ms becomes the longest gap between two
+ * consecutive acknowledged commits among the gaps that END after this call (the first may begin
+ * before it), so that a benchmark measures each operation's stall on its own. */
 void writer_reset_stall(struct writer *w);
 
 /* Stop if needed and free. Accepts NULL. */
