@@ -164,6 +164,14 @@ static int32_t read_nodes(const json_t *req, struct shard_probe *s, char *msg, s
                            i);
             return MGO_EINVAL;
         }
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(str(json_array_get(nodes, j), "name"), str(e, "name")) == 0) {
+                (void)snprintf(msg, size,
+                               "request: nodes[%zu]: the name \"%s\" appears twice; node names "
+                               "must be unique",
+                               i, str(e, "name"));
+                return MGO_EINVAL;
+            }
         const char *drain = str(e, "drain");
         int mine = strcmp(str(e, "name"), instance) == 0;
         if (!mine && drain &&
@@ -564,6 +572,9 @@ static int32_t promote(struct shard_probe *s, size_t c, const char *names, int64
                           sizeof(err));
         if (rc == 0)
             rc = wait_setting(s, c, names, deadline);
+        if (rc == 0)
+            core_log(MGO_LOG_INFO, "drain: %s has synchronous_standby_names %s", s->nodes[c].name,
+                     names);
         if (rc == -ETIMEDOUT)
             (void)snprintf(err, sizeof(err), "the new synchronous_standby_names is not live yet");
         else if (rc == -ELIBACC)
@@ -602,6 +613,7 @@ static int32_t repoint(struct shard_probe *s, enum drain_policy policy, size_t c
     size_t v = s->victim;
     int64_t started = pg_now_ms(), half = started + (deadline - started) / 2, last = 0;
     char err[512], failed[256];
+    int repointed[DRAIN_MAX_NODES] = {0}; /* the last ALTER SYSTEM on it succeeded */
     for (;;) {
         int rc = probe_one(s, c, deadline);
         if (rc != 0)
@@ -626,12 +638,17 @@ static int32_t repoint(struct shard_probe *s, enum drain_policy policy, size_t c
                                   sizeof(err));
                 if (rc == -ENOMEM)
                     return MGO_ENOMEM;
-                if (rc != 0) {
+                repointed[i] = rc == 0;
+                if (rc == 0)
+                    core_log(MGO_LOG_INFO, "drain: %s repointed at %s", s->nodes[i].name,
+                             s->nodes[c].name);
+                else
                     core_log(MGO_LOG_INFO, "drain: repointing %s: %s", s->nodes[i].name, err);
-                    f += (size_t)snprintf(failed + f, f < sizeof(failed) ? sizeof(failed) - f : 0,
-                                          "%s%s", f ? ", " : "", s->nodes[i].name);
-                    f = f < sizeof(failed) ? f : sizeof(failed) - 1;
-                }
+            }
+            if (!repointed[i]) {
+                f += (size_t)snprintf(failed + f, f < sizeof(failed) ? sizeof(failed) - f : 0,
+                                      "%s%s", f ? ", " : "", s->nodes[i].name);
+                f = f < sizeof(failed) ? f : sizeof(failed) - 1;
             }
             o += (size_t)snprintf(waiting + o, o < wsize ? wsize - o : 0, "%s%s", o ? ", " : "",
                                   s->nodes[i].name);

@@ -6,10 +6,12 @@
  * postmasters (the test does), so a start action ends it with exit status 4 after the
  * annotations are persisted: the test starts the node and runs the host again.
  *
- *   drain_host STATE_FILE KILL_AT
+ *   drain_host STATE_FILE KILL_AT [KILL_ON]
  *
  * KILL_AT > 0: the host sends itself SIGKILL at the KILL_AT-th point, a point being just
- * before and just after each action. Exit 0 at ready-for-deletion, 1 on failure, 4 as above.
+ * before and just after each action. KILL_ON: it sends itself SIGKILL as soon as the library
+ * logs a message containing KILL_ON (inside an mgo_drain call: after a promotion, say).
+ * Exit 0 at ready-for-deletion, 1 on failure, 4 as above.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -23,7 +25,7 @@
 
 #include "dhost.h"
 
-static const char *state_path;
+static const char *state_path, *kill_on;
 static int kill_at, points;
 static struct pg_shard shard;
 
@@ -145,16 +147,31 @@ static void point(struct dhost *h, const char *what)
     }
 }
 
+static void on_log(void *user, int32_t level, const char *msg, size_t len)
+{
+    (void)user;
+    (void)level;
+    fprintf(stderr, "drain_host: mgo: %.*s\n", (int)len, msg);
+    if (kill_on && strstr(msg, kill_on)) {
+        fprintf(stderr, "drain_host: SIGKILL on \"%s\"\n", kill_on);
+        raise(SIGKILL);
+    }
+}
+
 int main(int argc, char **argv)
 {
     struct dhost h;
-    mgo_host host = {.struct_size = sizeof(host), .abi_version = MGO_ABI_VERSION};
-    if (argc != 3) {
-        fprintf(stderr, "usage: drain_host STATE_FILE KILL_AT\n");
+    mgo_host host = {.struct_size = sizeof(host),
+                     .abi_version = MGO_ABI_VERSION,
+                     .log = on_log,
+                     .log_level = MGO_LOG_INFO};
+    if (argc != 3 && argc != 4) {
+        fprintf(stderr, "usage: drain_host STATE_FILE KILL_AT [KILL_ON]\n");
         return 2;
     }
     state_path = argv[1];
-    kill_at = atoi(argv[2]);
+    kill_at = (int)strtol(argv[2], NULL, 10);
+    kill_on = argc == 4 ? argv[3] : NULL;
     memset(&h, 0, sizeof(h));
     if (load(&h) != 0 || mgo_open(&host, &h.plugin) != MGO_OK)
         return 1;

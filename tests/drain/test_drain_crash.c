@@ -110,16 +110,22 @@ static void follow(void)
     }
 }
 
-/* Run the host once: kill_at > 0 a kill point, kill_after_ms > 0 a SIGKILL from here. The exit
- * status (0, 1, 4), or -SIGKILL when it was killed. */
-static int run_host(int kill_at, int kill_after_ms)
+#define HOST_TIME_LIMIT_MS 120000
+
+/* Run the host once: kill_at > 0 a kill point, kill_on a log message to die on, kill_after_ms
+ * > 0 a SIGKILL from here. The exit status (0, 1, 4), or -SIGKILL when it was killed. A host
+ * that runs past HOST_TIME_LIMIT_MS is killed and the test fails. */
+static int run_host_on(int kill_at, const char *kill_on, int kill_after_ms)
 {
     char arg[16];
     (void)snprintf(arg, sizeof(arg), "%d", kill_at);
     pid_t pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) {
-        execl(DRAIN_HOST, DRAIN_HOST, state_path, arg, (char *)NULL);
+        if (kill_on)
+            execl(DRAIN_HOST, DRAIN_HOST, state_path, arg, kill_on, (char *)NULL);
+        else
+            execl(DRAIN_HOST, DRAIN_HOST, state_path, arg, (char *)NULL);
         _exit(127);
     }
     int64_t start = now_ms();
@@ -128,7 +134,11 @@ static int run_host(int kill_at, int kill_after_ms)
         pid_t r = waitpid(pid, &status, WNOHANG);
         if (r == pid)
             break;
-        assert_true(r == 0);
+        if (r != 0 || now_ms() - start > HOST_TIME_LIMIT_MS) {
+            kill(pid, SIGKILL);
+            (void)waitpid(pid, &status, 0);
+            fail_msg("drain_host ran past %d ms", HOST_TIME_LIMIT_MS);
+        }
         follow();
         int p = count_primaries();
         if (p > max_primaries)
@@ -148,11 +158,17 @@ static int run_host(int kill_at, int kill_after_ms)
     return WEXITSTATUS(status);
 }
 
+static int run_host(int kill_at, int kill_after_ms)
+{
+    return run_host_on(kill_at, NULL, kill_after_ms);
+}
+
 /* Drive the drain of `instance` to the end: the killed run, then fresh hosts until done. */
-static void drain_with_kill(const char *instance, int kill_at, int kill_after_ms, int *killed)
+static void drain_with_kill_on(const char *instance, int kill_at, const char *kill_on,
+                               int kill_after_ms, int *killed)
 {
     write_state(instance);
-    int rc = run_host(kill_at, kill_after_ms);
+    int rc = run_host_on(kill_at, kill_on, kill_after_ms);
     *killed = rc == -SIGKILL;
     for (int tries = 0; rc != 0 && tries < 10; tries++) {
         assert_true(rc == -SIGKILL || rc == 4);
@@ -169,14 +185,28 @@ static void drain_with_kill(const char *instance, int kill_at, int kill_after_ms
     char state[64], sw[96];
     read_state(state, sizeof(state), sw, sizeof(sw));
     assert_string_equal(state, "ready-for-deletion");
+    assert_int_equal(count_primaries(), 1);
+}
+
+static void drain_with_kill(const char *instance, int kill_at, int kill_after_ms, int *killed)
+{
+    drain_with_kill_on(instance, kill_at, NULL, kill_after_ms, killed);
 }
 
 static void check_writes(const char *when)
 {
     char ci[256], report[1024];
     size_t missing = 0;
-    struct writer_stats st;
-    pause_ms(200);
+    struct writer_stats st, before;
+    /* writes go on through the new primary */
+    writer_get_stats(writer, &before);
+    for (int i = 0; i < 200; i++) {
+        writer_get_stats(writer, &st);
+        if (st.acked > before.acked + 10)
+            break;
+        pause_ms(50);
+    }
+    assert_true(st.acked > before.acked + 10);
     pg_node_conninfo(&shard, primary, ci, sizeof(ci));
     assert_int_equal(writer_check(ci, writer, &missing, report, sizeof(report)), 0);
     writer_get_stats(writer, &st);
@@ -207,18 +237,40 @@ static int teardown(void **st)
     return 0;
 }
 
-static void primary_drain(int kill_at, int kill_after_ms, int *killed)
+static void primary_drain_on(int kill_at, const char *kill_on, int kill_after_ms, int *killed)
 {
     int old = primary;
-    char when[96];
-    drain_with_kill(shard.nodes[old].name, kill_at, kill_after_ms, killed);
+    char when[160];
+    drain_with_kill_on(shard.nodes[old].name, kill_at, kill_on, kill_after_ms, killed);
     assert_int_not_equal(primary, old);
-    (void)snprintf(when, sizeof(when), "primary drain, kill %s %d%s",
-                   kill_at ? "at point" : "after ms", kill_at ? kill_at : kill_after_ms,
-                   *killed ? "" : " (the drain finished first)");
+    if (kill_on)
+        (void)snprintf(when, sizeof(when), "primary drain, kill on \"%s\"%s", kill_on,
+                       *killed ? "" : " (never logged)");
+    else
+        (void)snprintf(when, sizeof(when), "primary drain, kill %s %d%s",
+                       kill_at ? "at point" : "after ms", kill_at ? kill_at : kill_after_ms,
+                       *killed ? "" : " (the drain finished first)");
     check_writes(when);
     assert_int_equal(dhost_rejoin(&shard, old, primary), 0);
     assert_int_equal(dhost_restore_sync_set(&shard, primary), 0);
+}
+
+static void primary_drain(int kill_at, int kill_after_ms, int *killed)
+{
+    primary_drain_on(kill_at, NULL, kill_after_ms, killed);
+}
+
+/* Inside mgo_drain calls, at each sub-step the library logs: the host dies right after it. */
+static void test_primary_kill_inside_calls(void **st)
+{
+    (void)st;
+    static const char *const labels[] = {"has synchronous_standby_names", "promoted",
+                                         "repointed at"};
+    for (size_t i = 0; i < sizeof(labels) / sizeof(labels[0]); i++) {
+        int killed = 0;
+        primary_drain_on(0, labels[i], 0, &killed);
+        assert_true(killed);
+    }
 }
 
 static void test_primary_kill_points(void **st)
@@ -232,14 +284,14 @@ static void test_primary_kill_points(void **st)
 static void test_primary_kill_times(void **st)
 {
     (void)st;
-    /* a drain takes a few hundred milliseconds here: kills every 25 ms land inside calls */
+    /* a drain takes a few hundred milliseconds here: kills every 25 ms land at various places
+     * (where each landed is printed; the deterministic kills are the other tests) */
     int killed, n = 0;
     for (int ms = 25; ms <= 500; ms += 25) {
         primary_drain(0, ms, &killed);
         n += killed;
     }
     print_message("%d of 20 timed kills landed before the drain finished\n", n);
-    assert_true(n >= 5);
 }
 
 static void test_standby_kill_points(void **st)
@@ -250,6 +302,14 @@ static void test_standby_kill_points(void **st)
         int victim = primary == 2 ? 1 : 2;
         char when[64];
         drain_with_kill(shard.nodes[victim].name, k, 0, &killed);
+        if (k == 1) {
+            /* and once inside the call that takes it out of the synchronous set */
+            int in_call = 0;
+            assert_int_equal(dhost_restore_sync_set(&shard, primary), 0);
+            drain_with_kill_on(shard.nodes[victim].name, 0, "left the synchronous set", 0,
+                               &in_call);
+            assert_true(in_call);
+        }
         (void)snprintf(when, sizeof(when), "standby drain, kill at point %d%s", k,
                        killed ? "" : " (finished first)");
         check_writes(when);
@@ -261,6 +321,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_primary_kill_points),
+        cmocka_unit_test(test_primary_kill_inside_calls),
         cmocka_unit_test(test_primary_kill_times),
         cmocka_unit_test(test_standby_kill_points),
     };

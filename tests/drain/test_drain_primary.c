@@ -136,7 +136,16 @@ static void check_writes(const char *when)
 {
     char ci[256], report[1024];
     size_t missing = 0;
-    struct writer_stats st;
+    struct writer_stats st, before;
+    /* writes go on through the current primary */
+    writer_get_stats(writer, &before);
+    for (int i = 0; i < 200; i++) {
+        writer_get_stats(writer, &st);
+        if (st.acked > before.acked + 10)
+            break;
+        pause_ms(50);
+    }
+    assert_true(st.acked > before.acked + 10);
     pg_node_conninfo(&shard, primary, ci, sizeof(ci));
     assert_int_equal(writer_check(ci, writer, &missing, report, sizeof(report)), 0);
     writer_get_stats(writer, &st);
@@ -272,21 +281,38 @@ static int lose_standbys(struct dhost *h, int i)
     return rc;
 }
 
+static int start_fails(struct dhost *h, int i)
+{
+    (void)h;
+    (void)i;
+    return -1;
+}
+
 static void test_abandoned(void **st)
 {
     (void)st;
     struct dhost h;
+    char out[16];
     int old = primary;
     host_init(&h, shard.nodes[old].name);
     h.deadline_ms = 2000;
     h.stop = lose_standbys;
+    /* the host dies after persisting the abandonment, before it starts the primary */
+    h.start = start_fails;
+    assert_int_equal(dhost_run(&h, "ready-for-deletion", 8, 100), -1000);
+    assert_string_equal(h.switchover, "");
+    assert_false(dhost_node_running(&h, old));
+    /* the next call finds the primary stopped with no switchover holding it: start */
+    h.start = hook_start;
     int32_t rc = dhost_run(&h, "ready-for-deletion", 8, 100);
     assert_int_equal(rc, MGO_EAGAIN);
     assert_int_equal(h.stops, 1);
-    assert_int_equal(h.starts, 1);
+    assert_int_equal(h.starts, 2);
     assert_string_equal(h.switchover, "");
     assert_non_null(strstr(h.message, "blocked"));
     assert_true(dhost_node_running(&h, old));
+    assert_int_equal(pg_sql(&shard, old, "SELECT pg_is_in_recovery()", 5000, out, sizeof(out)), 0);
+    assert_string_equal(out, "f");
     assert_int_equal(primary, old);
     /* the standbys come back as they were; the drain then goes through */
     for (int k = 0; k < shard.n; k++)
@@ -302,12 +328,191 @@ static void test_abandoned(void **st)
     assert_int_equal(obs.max_primaries, 1);
 }
 
+/* The candidate stops replaying once it is chosen (fenced:C persisted): it lacks the final
+ * checkpoint, so the other standby, which has it, is promoted instead. */
+static int paused[PG_SHARD_MAX_NODES];
+
+static int persist_pause_candidate(struct dhost *h)
+{
+    if (strncmp(h->switchover, "fenced:", 7) == 0) {
+        int c = dhost_node(h, h->switchover + 7);
+        if (c < 0 || pg_sql(&shard, c, "SELECT pg_wal_replay_pause()", 5000, NULL, 0) != 0)
+            return -1;
+        paused[c] = 1;
+    }
+    if (strncmp(h->switchover, "promoting:", 10) == 0)
+        for (int i = 0; i < shard.n; i++)
+            if (paused[i]) {
+                if (pg_sql(&shard, i, "SELECT pg_wal_replay_resume()", 5000, NULL, 0) != 0)
+                    return -1;
+                paused[i] = 0;
+            }
+    return hook_persist(h);
+}
+
+static void test_candidate_behind_after_fence(void **st)
+{
+    (void)st;
+    struct dhost h;
+    int old = primary;
+    host_init(&h, shard.nodes[old].name);
+    h.persist = persist_pause_candidate;
+    assert_int_equal(dhost_run(&h, "ready-for-deletion", 40, 100), 0);
+    int fenced = -1;
+    for (int i = 0; i < shard.n; i++)
+        if (i != old && i != primary)
+            fenced = i;
+    /* the chosen candidate was paused, so the other one was promoted */
+    assert_int_not_equal(primary, old);
+    assert_int_not_equal(primary, fenced);
+    check_writes("after a switchover past a candidate that fell behind");
+    rejoin(old);
+    restore_sync_set();
+    assert_int_equal(obs.max_primaries, 1);
+}
+
+/* Both standbys stop replaying once the primary is fenced: none holds the final checkpoint,
+ * so the switchover is abandoned and the old primary takes writes again. */
+static int persist_pause_all(struct dhost *h)
+{
+    if (strncmp(h->switchover, "fenced:", 7) == 0)
+        for (int i = 0; i < shard.n; i++)
+            if (i != primary && !paused[i]) {
+                if (pg_sql(&shard, i, "SELECT pg_wal_replay_pause()", 5000, NULL, 0) != 0)
+                    return -1;
+                paused[i] = 1;
+            }
+    return hook_persist(h);
+}
+
+static void test_no_standby_caught_up(void **st)
+{
+    (void)st;
+    struct dhost h;
+    char out[16];
+    int old = primary;
+    host_init(&h, shard.nodes[old].name);
+    h.deadline_ms = 2000;
+    h.persist = persist_pause_all;
+    /* the standbys do not replay the shutdown checkpoint: abandoned, started, fenced again... */
+    (void)dhost_run(&h, "ready-for-deletion", 5, 100);
+    assert_true(h.starts >= 1);
+    assert_int_equal(primary, old);
+    for (int i = 0; i < shard.n; i++)
+        if (paused[i]) {
+            assert_int_equal(pg_sql(&shard, i, "SELECT pg_wal_replay_resume()", 5000, NULL, 0), 0);
+            paused[i] = 0;
+        }
+    /* the old primary is running and writable, or stopped under a fresh fence: let the
+     * drain finish now that the standbys replay again */
+    h.persist = hook_persist;
+    assert_int_equal(dhost_run(&h, "ready-for-deletion", 40, 100), 0);
+    assert_int_not_equal(primary, old);
+    assert_int_equal(pg_sql(&shard, primary, "SELECT pg_is_in_recovery()", 5000, out, sizeof(out)),
+                     0);
+    assert_string_equal(out, "f");
+    check_writes("after an abandoned switchover (standbys behind), then completed");
+    rejoin(old);
+    restore_sync_set();
+    assert_int_equal(obs.max_primaries, 1);
+}
+
+/* The primary does not stop cleanly (immediate shutdown: pg_control says "in production"):
+ * the standby that received the most is promoted once every standby answers. */
+static int stop_immediate(struct dhost *h, int i)
+{
+    (void)h;
+    return pg_node_stop(&shard, i, "immediate");
+}
+
+static char promoting_message[1024];
+
+static int persist_note(struct dhost *h)
+{
+    if (strncmp(h->switchover, "promoting:", 10) == 0 && !promoting_message[0])
+        (void)snprintf(promoting_message, sizeof(promoting_message), "%s", h->message);
+    return hook_persist(h);
+}
+
+static void test_unclean_stop(void **st)
+{
+    (void)st;
+    struct dhost h;
+    int old = primary;
+    host_init(&h, shard.nodes[old].name);
+    h.stop = stop_immediate;
+    h.persist = persist_note;
+    assert_int_equal(dhost_run(&h, "ready-for-deletion", 40, 100), 0);
+    assert_int_not_equal(primary, old);
+    /* chosen by the rule for a crashed primary (lifecycle.md, step 4) */
+    assert_non_null(strstr(promoting_message, "crashed primary"));
+    check_writes("after a switchover from a primary that stopped uncleanly");
+    /* the crashed old primary may hold WAL the new one never got: its rejoin needs pg_rewind
+     * (the host's business); this is the last test, so it stays down */
+    assert_int_equal(obs.max_primaries, 1);
+}
+
+/* Bad requests: the exact error, and nothing touched. */
+static void test_bad_requests(void **st)
+{
+    (void)st;
+    char p[256], others[2][256];
+    int o = 0;
+    pg_node_conninfo(&shard, primary, p, sizeof(p));
+    for (int i = 0; i < shard.n; i++)
+        if (i != primary)
+            pg_node_conninfo(&shard, i, others[o++], sizeof(others[0]));
+    const char *pn = shard.nodes[primary].name;
+    struct {
+        const char *switchover;
+        const char *extra; /* JSON fields of the victim's node entry */
+        const char *dup;   /* a name given to a second node */
+        const char *want;
+    } cases[] = {
+        {"handing-over:x", "", NULL, "must be \\\"fenced:<instance>\\\" or"},
+        {"promoting:nobody", "", NULL, "is not among the nodes"},
+        {NULL, ", \"running\": \"no\"", NULL, "nodes[0]: needs"},
+        {NULL, ", \"control_state\": 3", NULL, "nodes[0]: needs"},
+        {NULL, ", \"checkpoint_lsn\": \"0/XYZ\"", NULL, "nodes[0]: needs"},
+        {"fenced:x", ", \"running\": false", NULL, "(pg_controldata)"},
+        {NULL, "", "dup", "appears twice"},
+    };
+    for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
+        char req[4096], *res = NULL, sw[128] = "";
+        size_t len = 0;
+        if (cases[k].switchover)
+            (void)snprintf(sw, sizeof(sw), ", \"drain.multigres.com/switchover\": \"%s\"",
+                           cases[k].switchover);
+        (void)snprintf(req, sizeof(req),
+                       "{\"instance\": \"%s\", \"annotations\": {\"drain.multigres.com/state\": "
+                       "\"draining\"%s}, \"nodes\": [{\"name\": \"%s\", \"conninfo\": \"%s\"%s}, "
+                       "{\"name\": \"%s\", \"conninfo\": \"%s\"}, {\"name\": \"%s\", \"conninfo\": "
+                       "\"%s\"}]}",
+                       pn, sw, pn, p, cases[k].extra, cases[k].dup ? pn : "o1", others[0], "o2",
+                       others[1]);
+        int32_t rc = mgo_drain(plugin, req, strlen(req), &res, &len);
+        print_message("case %zu: %d %.*s\n", k, rc, (int)len, res ? res : "");
+        assert_int_equal(rc, MGO_EINVAL);
+        assert_non_null(res);
+        assert_non_null(strstr(res, cases[k].want));
+        mgo_free(res);
+    }
+    char out[64];
+    assert_int_equal(pg_sql(&shard, primary, "SELECT pg_is_in_recovery()", 5000, out, sizeof(out)),
+                     0);
+    assert_string_equal(out, "f");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_switchover),
         cmocka_unit_test(test_lagging_not_chosen),
         cmocka_unit_test(test_abandoned),
+        cmocka_unit_test(test_candidate_behind_after_fence),
+        cmocka_unit_test(test_no_standby_caught_up),
+        cmocka_unit_test(test_bad_requests),
+        cmocka_unit_test(test_unclean_stop),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
