@@ -1168,6 +1168,24 @@ int pg_node_follow(struct pg_shard *s, int i, int primary)
     return 0;
 }
 
+int pg_node_rewind(struct pg_shard *s, int i, int source)
+{
+    char program[300], log[300], server[160], what[96];
+    char *argv[] = {program, "-D", s ? s->nodes[i].datadir : NULL, "--source-server", server, NULL};
+
+    if (!valid_node(s, i) || !valid_node(s, source) || i == source || !s->dir[0])
+        return -EINVAL;
+    if (!reap(&s->nodes[i]))
+        return -EBUSY;
+    snprintf(program, sizeof(program), "%s/pg_rewind", pg_bindir);
+    snprintf(server, sizeof(server), "host=127.0.0.1 port=%d user=postgres dbname=postgres",
+             s->nodes[source].port);
+    node_log_path(s, i, ".rewind.log", log, sizeof(log));
+    snprintf(what, sizeof(what), "pg_rewind of %s from %s", s->nodes[i].name,
+             s->nodes[source].name);
+    return run_tool(argv, s->dir, log, what) < 0 ? -1 : 0;
+}
+
 void pg_node_conninfo(const struct pg_shard *s, int i, char *buf, size_t size)
 {
     if (!buf || size == 0)

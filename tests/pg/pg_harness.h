@@ -122,6 +122,13 @@ int pg_node_start(struct pg_shard *s, int i);
 int pg_node_follow(struct pg_shard *s, int i, int primary);
 
 /*
+ * pg_rewind the STOPPED node i from the running node `source` (its history then follows the
+ * source's; after an unclean stop pg_rewind first runs crash recovery itself). The data
+ * directory's configuration files are the source's afterwards (facts P1): follow with
+ * pg_node_follow(). 0, -EBUSY when node i runs, -EINVAL, or -1 after printing why.
+ */
+int pg_node_rewind(struct pg_shard *s, int i, int source);
+/*
  * "host=127.0.0.1 port=N user=postgres dbname=postgres connect_timeout=5" for node i
  * (truncated to size; "" for a bad index).
  */
