@@ -206,7 +206,7 @@ static void test_switchover(void **st)
     assert_int_equal(h.starts, 0);
     assert_false(dhost_node_running(&h, old));
     /* the new primary takes writes and names only the remaining standby */
-    char out[128], want[64];
+    char out[256], want[128];
     assert_int_equal(pg_sql(&shard, primary, "SELECT pg_is_in_recovery()", 5000, out, sizeof(out)),
                      0);
     assert_string_equal(out, "f");

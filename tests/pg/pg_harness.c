@@ -869,7 +869,7 @@ static int base_backups(struct pg_shard *s)
             rc = -1;
     }
     for (int i = 1; i < s->n; i++) {
-        char what[64];
+        char what[96];
         snprintf(what, sizeof(what), "pg_basebackup of %s", s->nodes[i].name);
         if (pids[i] > 0 && finish_tool(pids[i], what, logs[i], deadline) < 0)
             rc = -1;
@@ -1170,7 +1170,7 @@ int pg_node_follow(struct pg_shard *s, int i, int primary)
 
 int pg_node_rewind(struct pg_shard *s, int i, int source)
 {
-    char program[300], log[300], server[160], what[96];
+    char program[300], log[300], server[160], what[160];
     char *argv[] = {program, "-D", s ? s->nodes[i].datadir : NULL, "--source-server", server, NULL};
 
     if (!valid_node(s, i) || !valid_node(s, source) || i == source || !s->dir[0])
@@ -1200,7 +1200,7 @@ void pg_node_conninfo(const struct pg_shard *s, int i, char *buf, size_t size)
 int pg_node_controldata(const struct pg_shard *s, int i, const char *field, char *out,
                         size_t out_size)
 {
-    char program[300], log[300], line[512], what[64];
+    char program[300], log[300], line[512], what[96];
     char *argv[] = {program, "-D", NULL, NULL};
     size_t field_len;
     FILE *f;
