@@ -310,3 +310,21 @@ MGO_API int32_t mgo_scale(mgo_plugin *plugin, const char *request, size_t reques
     return api_run_hook(do_unsupported_scale, plugin, request, request_len, ret_result,
                         ret_result_len);
 }
+
+int api_deadline_ms(const json_t *req, const char *key, int64_t dflt, int64_t *ret, char *msg,
+                    size_t msg_size)
+{
+    const json_t *v = json_object_get(req, key);
+    if (!v || json_is_null(v)) {
+        *ret = dflt;
+        return 0;
+    }
+    if (!json_is_integer(v) || json_integer_value(v) < 1 ||
+        json_integer_value(v) > API_MAX_DEADLINE_MS) {
+        (void)snprintf(msg, msg_size, "request: \"%s\" must be an integer from 1 to %d", key,
+                       API_MAX_DEADLINE_MS);
+        return -EINVAL;
+    }
+    *ret = json_integer_value(v);
+    return 0;
+}

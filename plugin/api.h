@@ -39,6 +39,14 @@ int32_t api_evaluate(const mgo_plugin *p, struct request *r, json_t **ret_report
 const json_t *api_pick_cluster(const json_t *clusters, const json_t *report, const char *name,
                                char *msg, size_t msg_size);
 
+/* The longest "deadline_ms" a request may give: ten minutes. */
+#define API_MAX_DEADLINE_MS 600000
+
+/* The request's `key` (a deadline in milliseconds): absent or null gives dflt; otherwise an
+ * integer 1..API_MAX_DEADLINE_MS. 0 and *ret; -EINVAL (msg: "request: ...") for anything else. */
+int api_deadline_ms(const json_t *req, const char *key, int64_t dflt, int64_t *ret, char *msg,
+                    size_t msg_size);
+
 /* A result document holding only {"error"}; returns code. message may be cut user text. */
 int32_t api_fail(int32_t code, char *message, char **ret_result, size_t *ret_len);
 

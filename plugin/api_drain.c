@@ -8,6 +8,7 @@
  */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -31,6 +32,7 @@ struct shard_probe {
     struct drain_node nodes[DRAIN_MAX_NODES];
     struct pg_node_status status[DRAIN_MAX_NODES];
     const char *conninfo[DRAIN_MAX_NODES];
+    int64_t deadline;                /* of the call */
     int answered[DRAIN_MAX_NODES];   /* probed this call */
     int host_ready[DRAIN_MAX_NODES]; /* the host's readiness; ready = host_ready && answered */
     int running[DRAIN_MAX_NODES];    /* the host says its process runs (default: yes) */
@@ -212,9 +214,15 @@ static int probe_one(struct shard_probe *s, size_t i, int64_t deadline)
     s->nodes[i].ready = 0;
     if (!s->running[i])
         return 0;
-    int rc = pg_connect(s->conninfo[i], deadline, &c, err, sizeof(err));
+    /* a share of the time left, so that one node that hangs (a frozen host, packets dropped)
+     * cannot take the whole call from the others */
+    int64_t now = pg_now_ms(), share = (deadline - now) / (int64_t)(s->n + 1);
+    int64_t until = now + (share > 300 ? share : 300);
+    if (until > deadline)
+        until = deadline;
+    int rc = pg_connect(s->conninfo[i], until, &c, err, sizeof(err));
     if (rc == 0)
-        rc = pg_node_probe(c, deadline, &s->status[i], err, sizeof(err));
+        rc = pg_node_probe(c, until, &s->status[i], err, sizeof(err));
     pg_close(c);
     if (rc == -ELIBACC || rc == -ENOMEM)
         return rc;
@@ -315,14 +323,19 @@ static int alter_system(const char *conninfo, const char *setting, const char *v
 static int32_t leave_sync_set(struct shard_probe *s, enum drain_policy policy, int64_t deadline,
                               char *msg, size_t size)
 {
-    char why[256], names[1024], err[512];
+    char why[256], names[PG_SYNC_NAMES_SIZE], err[512];
     int may = drain_standby_may_leave(s->nodes, s->n, policy, s->victim, why, sizeof(why));
     if (may <= 0) {
         (void)snprintf(msg, size, "drain of %s blocked: %s", s->nodes[s->victim].name, why);
         return may < 0 ? MGO_EINVAL : MGO_EAGAIN;
     }
-    if (drain_sync_names(s->nodes, s->n, policy, s->primary, s->victim, names, sizeof(names)))
-        return MGO_EINTERNAL;
+    if (drain_sync_names(s->nodes, s->n, policy, s->primary, s->victim, names, sizeof(names))) {
+        (void)snprintf(msg, size,
+                       "request: nodes: the standby names do not fit in "
+                       "synchronous_standby_names (%zu bytes at most)",
+                       sizeof(names) - 1);
+        return MGO_EINVAL;
+    }
     int rc = alter_system(s->conninfo[s->primary], "synchronous_standby_names", names, deadline,
                           err, sizeof(err));
     if (rc == -ENOMEM)
@@ -407,7 +420,13 @@ static void mark_standbys(struct shard_probe *s, size_t old)
         struct drain_node *d = &s->nodes[i];
         d->primary = i == old;
         d->streaming = i != old && s->answered[i] && s->status[i].in_recovery;
-        d->received_lsn = d->streaming ? s->status[i].received_lsn : 0;
+        /* what it holds: a standby restarted while the primary is down reports as received
+         * the start of its last segment (or nothing) until it streams again, while its replay
+         * position still covers the WAL it has (replay runs through pg_wal first) */
+        uint64_t got = s->status[i].received_lsn > s->status[i].replayed_lsn
+                           ? s->status[i].received_lsn
+                           : s->status[i].replayed_lsn;
+        d->received_lsn = d->streaming ? got : 0;
         d->replayed_lsn = d->streaming ? s->status[i].replayed_lsn : 0;
         d->unfit = 0;
     }
@@ -425,6 +444,20 @@ static int32_t begin_switchover(struct shard_probe *s, enum drain_policy policy,
         (void)snprintf(msg, size, "switchover of primary %s blocked: %s", s->nodes[s->victim].name,
                        why);
         return rc == -ENOENT ? MGO_EAGAIN : MGO_EINVAL;
+    }
+    /* the synchronous set the candidate will need must fit, before anything is fenced */
+    char names[PG_SYNC_NAMES_SIZE];
+    s->nodes[s->victim].primary = 0;
+    s->nodes[cand].primary = 1;
+    rc = drain_sync_names(s->nodes, s->n, policy, cand, s->victim, names, sizeof(names));
+    s->nodes[cand].primary = 0;
+    s->nodes[s->victim].primary = 1;
+    if (rc != 0) {
+        (void)snprintf(msg, size,
+                       "request: nodes: the standby names do not fit in "
+                       "synchronous_standby_names (%d bytes at most)",
+                       PG_SYNC_NAMES_SIZE - 1);
+        return MGO_EINVAL;
     }
     (void)snprintf(value, sizeof(value), "%s%s", SW_FENCED, s->nodes[cand].name);
     (void)snprintf(msg, size, "switchover from %s to %s: fencing %s", s->nodes[s->victim].name,
@@ -684,7 +717,7 @@ static int32_t step_promoting(struct shard_probe *s, enum drain_policy policy,
 {
     size_t v = s->victim, c = node_index(s, cand_name);
     const char *vn = s->nodes[v].name;
-    char names[1024], waiting[256] = "";
+    char names[PG_SYNC_NAMES_SIZE], waiting[256] = "";
     if (c == SIZE_MAX || c == v) {
         (void)snprintf(msg, size,
                        "request: the switchover's new primary \"%.64s\" is not "
@@ -735,17 +768,17 @@ static int32_t step_promoting(struct shard_probe *s, enum drain_policy policy,
 /* The draining step. A standby: out of the synchronous set, verified on the primary, then
  * acknowledged. The primary: a planned switchover first, one persisted sub-step per call
  * (annotation drain.multigres.com/switchover: fenced:<candidate>, then promoting:<new primary>). */
-static int32_t step_draining(const json_t *req, json_t **ret, char *msg, size_t size)
+static int32_t step_draining_on(struct shard_probe *sp, const json_t *req, json_t **ret, char *msg,
+                                size_t size)
 {
-    struct shard_probe s;
     enum drain_policy policy;
-    const json_t *dl = json_object_get(req, "deadline_ms");
-    int64_t deadline = pg_now_ms() + (json_is_integer(dl) && json_integer_value(dl) > 0
-                                          ? json_integer_value(dl)
-                                          : DRAIN_DEFAULT_DEADLINE_MS);
+    int64_t deadline;
+    if (api_deadline_ms(req, "deadline_ms", DRAIN_DEFAULT_DEADLINE_MS, &deadline, msg, size))
+        return MGO_EINVAL;
+    deadline += pg_now_ms();
     const json_t *swj = json_object_get(json_object_get(req, "annotations"), DRAIN_SWITCHOVER);
     const char *sw = json_string_value(swj);
-    int32_t rc = read_nodes(req, &s, msg, size);
+    int32_t rc = read_nodes(req, sp, msg, size);
     if (rc == MGO_OK && swj && !json_is_null(swj) &&
         (!sw || (strncmp(sw, SW_FENCED, strlen(SW_FENCED)) != 0 &&
                  strncmp(sw, SW_PROMOTING, strlen(SW_PROMOTING)) != 0))) {
@@ -763,60 +796,72 @@ static int32_t step_draining(const json_t *req, json_t **ret, char *msg, size_t 
                        "MULTI_CELL_AT_LEAST_2");
         rc = MGO_EINVAL;
     }
-    for (size_t i = 0; rc == MGO_OK && policy == DRAIN_MULTI_CELL_AT_LEAST_2 && i < s.n; i++)
-        if (!s.nodes[i].cell || !s.nodes[i].cell[0]) {
+    for (size_t i = 0; rc == MGO_OK && policy == DRAIN_MULTI_CELL_AT_LEAST_2 && i < sp->n; i++)
+        if (!sp->nodes[i].cell || !sp->nodes[i].cell[0]) {
             (void)snprintf(msg, size,
                            "request: nodes: MULTI_CELL_AT_LEAST_2 needs every node's "
                            "\"cell\" (%s has none)",
-                           s.nodes[i].name);
+                           sp->nodes[i].name);
             rc = MGO_EINVAL;
         }
-    if (rc == MGO_OK && s.other_draining) {
+    if (rc == MGO_OK && sp->other_draining && !sw) {
+        /* (a primary whose switchover began goes on: the other drain waits for a primary) */
         /* one drain per shard: never two standbys leaving the synchronous set at once */
         (void)snprintf(msg, size, "drain of %s waits: another drain is under way (%s)",
-                       s.nodes[s.victim].name, s.other_draining);
+                       sp->nodes[sp->victim].name, sp->other_draining);
         rc = MGO_EAGAIN;
     }
     if (rc == MGO_OK)
-        rc = probe_shard(&s, deadline, msg, size);
+        rc = probe_shard(sp, deadline, msg, size);
     if (rc != MGO_OK)
         return rc;
     if (sw && strncmp(sw, SW_FENCED, strlen(SW_FENCED)) == 0)
-        return step_fenced(&s, policy, sw + strlen(SW_FENCED), deadline, ret, msg, size);
+        return step_fenced(sp, policy, sw + strlen(SW_FENCED), deadline, ret, msg, size);
     if (sw)
-        return step_promoting(&s, policy, sw + strlen(SW_PROMOTING), deadline, ret, msg, size);
-    if (s.primaries == 0 && !s.running[s.victim] && s.control_state[s.victim] &&
-        (strcmp(s.control_state[s.victim], "shut down") == 0 ||
-         strcmp(s.control_state[s.victim], "in production") == 0)) {
+        return step_promoting(sp, policy, sw + strlen(SW_PROMOTING), deadline, ret, msg, size);
+    if (sp->primaries == 0 && !sp->running[sp->victim] && sp->control_state[sp->victim] &&
+        (strcmp(sp->control_state[sp->victim], "shut down") == 0 ||
+         strcmp(sp->control_state[sp->victim], "in production") == 0)) {
         /* a switchover abandoned before the host restarted the primary (see step_fenced) */
         (void)snprintf(msg, size,
                        "%s, the primary, is stopped and no switchover holds it: "
                        "starting it",
-                       s.nodes[s.victim].name);
-        *ret = switchover_result(NULL, 0, "start", s.nodes[s.victim].name, msg);
+                       sp->nodes[sp->victim].name);
+        *ret = switchover_result(NULL, 0, "start", sp->nodes[sp->victim].name, msg);
         return *ret ? MGO_OK : MGO_ENOMEM;
     }
-    if (s.primaries != 1) {
+    if (sp->primaries != 1) {
         (void)snprintf(msg, size, "drain: the shard has %zu answering primaries; waiting for one",
-                       s.primaries);
+                       sp->primaries);
         return MGO_EAGAIN;
     }
-    if (s.victim == s.primary)
-        return begin_switchover(&s, policy, ret, msg, size);
-    s.nodes[s.victim].draining = 1;
-    if (primary_waits_on(&s.status[s.primary], s.nodes[s.victim].name)) {
-        rc = leave_sync_set(&s, policy, deadline, msg, size);
+    if (sp->victim == sp->primary)
+        return begin_switchover(sp, policy, ret, msg, size);
+    sp->nodes[sp->victim].draining = 1;
+    if (primary_waits_on(&sp->status[sp->primary], sp->nodes[sp->victim].name)) {
+        rc = leave_sync_set(sp, policy, deadline, msg, size);
         if (rc != MGO_OK)
             return rc;
         /* the reload takes effect asynchronously: confirm on the next call */
         *ret = step_result("draining", NULL, "left the synchronous set; confirming");
         return *ret ? MGO_OK : MGO_ENOMEM;
     }
-    rc = waiters_released(&s, deadline, msg, size);
+    rc = waiters_released(sp, deadline, msg, size);
     if (rc != MGO_OK)
         return rc;
     *ret = step_result("draining", "acknowledged", "the primary no longer waits on it");
     return *ret ? MGO_OK : MGO_ENOMEM;
+}
+
+/* The shard's facts are large (every node's status): on the heap, not a host thread's stack. */
+static int32_t step_draining(const json_t *req, json_t **ret, char *msg, size_t size)
+{
+    struct shard_probe *sp = malloc(sizeof(*sp));
+    if (!sp)
+        return MGO_ENOMEM;
+    int32_t rc = step_draining_on(sp, req, ret, msg, size);
+    free(sp);
+    return rc;
 }
 
 int32_t api_drain(mgo_plugin *p, const char *request, size_t len, char **ret_result,
@@ -845,9 +890,27 @@ int32_t api_drain(mgo_plugin *p, const char *request, size_t len, char **ret_res
                        RECONCILE_DRAIN_STATE);
         rc = MGO_EINVAL;
     } else if (strcmp(state, "requested") == 0) {
-        /* persisted before any work: a resumed drain knows work may have begun */
-        out = step_result(state, "draining", NULL);
-        rc = out ? MGO_OK : MGO_ENOMEM;
+        /* persisted before any work: a resumed drain knows work may have begun. One drain per
+         * shard: it begins only while no other node is draining (a primary mid-switchover
+         * must not wait on a standby drain that waits for a primary). */
+        struct shard_probe *s = json_object_get(req, "nodes") ? calloc(1, sizeof(*s)) : NULL;
+        const char *busy = NULL;
+        rc = MGO_OK;
+        if (json_object_get(req, "nodes") && !s)
+            rc = MGO_ENOMEM;
+        else if (s && (rc = read_nodes(req, s, msg, sizeof(msg))) == MGO_OK)
+            for (size_t i = 0; i < s->n; i++)
+                if (i != s->victim && s->nodes[i].draining)
+                    busy = s->nodes[i].name;
+        if (rc == MGO_OK && busy) {
+            (void)snprintf(msg, sizeof(msg), "drain of %s waits: another drain is under way (%s)",
+                           str(req, "instance"), busy);
+            rc = MGO_EAGAIN;
+        } else if (rc == MGO_OK) {
+            out = step_result(state, "draining", NULL);
+            rc = out ? MGO_OK : MGO_ENOMEM;
+        }
+        free(s);
     } else if (strcmp(state, "draining") == 0) {
         rc = step_draining(req, &out, msg, sizeof(msg));
     } else if (strcmp(state, "acknowledged") == 0) {

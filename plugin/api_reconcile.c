@@ -119,15 +119,17 @@ static int32_t read_options(const json_t *root, struct options *o, char *msg, si
         !is_bool_or_absent(json_object_get(o->topology, "register")) ||
         (json_object_get(o->topology, "deadline_ms") &&
          (!json_is_integer(json_object_get(o->topology, "deadline_ms")) ||
-          json_integer_value(json_object_get(o->topology, "deadline_ms")) < 1)) ||
+          json_integer_value(json_object_get(o->topology, "deadline_ms")) < 1 ||
+          json_integer_value(json_object_get(o->topology, "deadline_ms")) > API_MAX_DEADLINE_MS)) ||
         (json_object_get(o->topology, "keep_cells") &&
          !json_is_array(json_object_get(o->topology, "keep_cells")))) {
-        (void)snprintf(msg, size,
-                       "request: \"observed\" must be {\"objects\": [..], \"status\": {..}}, "
-                       "\"topology\" an object, \"generation\" an integer, \"process\" "
-                       "{\"port_base\": 1..65000}, \"deleting\", \"include_desired\" and "
-                       "\"topology.register\" booleans, \"topology.deadline_ms\" a positive "
-                       "integer and \"topology.keep_cells\" an array");
+        (void)snprintf(
+            msg, size,
+            "request: \"observed\" must be {\"objects\": [..], \"status\": {..}}, "
+            "\"topology\" an object, \"generation\" an integer, \"process\" "
+            "{\"port_base\": 1..65000}, \"deleting\", \"include_desired\" and "
+            "\"topology.register\" booleans, \"topology.deadline_ms\" an integer "
+            "1..600000 and \"topology.keep_cells\" an array");
         return MGO_EINVAL;
     }
     if (check_observed(o->observed, msg, size) != MGO_OK)

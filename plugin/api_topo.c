@@ -364,9 +364,11 @@ int32_t api_topology(mgo_plugin *p, const char *request, size_t len, char **ret_
         (void)snprintf(msg, sizeof(msg), "request: a JSON object with an \"op\" is required");
         return api_fail(MGO_EINVAL, msg, ret_result, ret_len);
     }
-    const json_t *dl = json_object_get(req, "deadline_ms");
-    int64_t timeout = json_is_integer(dl) && json_integer_value(dl) > 0 ? json_integer_value(dl)
-                                                                        : DEFAULT_DEADLINE_MS;
+    int64_t timeout;
+    if (api_deadline_ms(req, "deadline_ms", DEFAULT_DEADLINE_MS, &timeout, msg, sizeof(msg))) {
+        json_decref(req);
+        return api_fail(MGO_EINVAL, msg, ret_result, ret_len);
+    }
     int64_t deadline = topo_deadline_after(timeout);
     const char *op = str(req, "op");
     if (strcmp(op, "register") == 0)

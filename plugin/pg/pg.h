@@ -69,6 +69,9 @@ struct pg_replica {
 
 #define PG_MAX_REPLICAS 32
 
+/* The longest synchronous_standby_names mgo reads or writes, NUL included. */
+#define PG_SYNC_NAMES_SIZE 1024
+
 struct pg_node_status {
     int in_recovery;                     /* 1 standby, 0 primary */
     uint64_t current_lsn;                /* primary: pg_current_wal_lsn(); standby: 0 */
@@ -81,7 +84,7 @@ struct pg_node_status {
      * received WAL, else pg_control_checkpoint().timeline_id (that of its last restartpoint).
      */
     int timeline;
-    char sync_standby_names[512]; /* current_setting('synchronous_standby_names') */
+    char sync_standby_names[PG_SYNC_NAMES_SIZE]; /* current_setting(...) */
     /* standby: "sender_host:sender_port" of pg_stat_wal_receiver ("[host]:port" for IPv6),
      * "" without a WAL receiver (and on a primary) */
     char upstream[256];

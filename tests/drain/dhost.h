@@ -53,6 +53,9 @@ int dhost_node(const struct dhost *h, const char *name);
  * dhost_restore_sync_set: `primary` names every other node in "ANY 1 (...)", and within 30 s
  * every other node streams from it as a quorum standby. */
 int dhost_rejoin(struct pg_shard *s, int old, int primary);
+
+/* A loopback port the kernel reports free now (bind to port 0), or -1. */
+int dhost_free_port(void);
 int dhost_restore_sync_set(struct pg_shard *s, int primary);
 
 #endif
