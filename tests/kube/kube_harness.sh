@@ -22,6 +22,9 @@
 # --owner PID: a watchdog stops the servers (and removes the directory) once PID is gone, so a
 # test that dies without running `down` leaves nothing behind.
 #
+# KUBE_APISERVER_EXTRA_ARGS (whitespace-separated) is appended to kube-apiserver's command line,
+# e.g. --watch-cache-sizes=podtemplates#0 to serve one resource's watches from etcd itself.
+#
 # The server has no controller-manager, scheduler or kubelet: no garbage collection, no namespace
 # finalization, no service-account tokens. The ServiceAccount admission plugin, which would
 # refuse pods in namespaces whose "default" ServiceAccount the missing controller never made,
@@ -151,7 +154,8 @@ start_etcd() { # start_etcd DIR: on fresh ports; sets etcd_url; 1 when a port wa
 }
 
 start_apiserver() { # start_apiserver DIR: on a fresh port; sets server; 1 when it was taken
-    local d=$1 port
+    local d=$1 port extra=()
+    read -ra extra <<<"${KUBE_APISERVER_EXTRA_ARGS:-}"
     port=$(free_port) || die "no free port"
     server=https://127.0.0.1:$port
     setsid "$apiserver" \
@@ -170,6 +174,7 @@ start_apiserver() { # start_apiserver DIR: on a fresh port; sets server; 1 when 
         --audit-policy-file="$d/audit-policy.yaml" --audit-log-path="$d/audit.log" \
         --audit-log-format=json --audit-log-mode=blocking \
         --cert-dir="$d/cert-dir" \
+        "${extra[@]}" \
         </dev/null >"$d/apiserver.log" 2>&1 &
     echo $! >"$d/apiserver.pid"
     local i code
