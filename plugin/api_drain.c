@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "core/core.h"
@@ -167,10 +168,10 @@ static int32_t read_nodes(const json_t *req, struct shard_probe *s, char *msg, s
             return MGO_EINVAL;
         }
         for (size_t j = 0; j < i; j++)
-            if (strcmp(str(json_array_get(nodes, j), "name"), str(e, "name")) == 0) {
+            if (strcasecmp(str(json_array_get(nodes, j), "name"), str(e, "name")) == 0) {
                 (void)snprintf(msg, size,
                                "request: nodes[%zu]: the name \"%s\" appears twice; node names "
-                               "must be unique",
+                               "must be unique (PostgreSQL compares them without regard to case)",
                                i, str(e, "name"));
                 return MGO_EINVAL;
             }
@@ -400,7 +401,7 @@ static int32_t waiters_released(struct shard_probe *s, int64_t deadline, char *m
     pg_close(c);
     (void)snprintf(msg, size, "drain of %s: waiting for commits it held to be released: %s",
                    s->nodes[s->victim].name, err);
-    return MGO_EAGAIN;
+    return rc == -ENOMEM ? MGO_ENOMEM : MGO_EAGAIN;
 }
 
 /* The node named `name`, or SIZE_MAX. */
@@ -480,7 +481,10 @@ static int mark_complete(struct shard_probe *s, size_t v, int clean, uint64_t fi
     for (size_t i = 0; i < s->n; i++) {
         if (i == v)
             continue;
-        if (!s->nodes[i].streaming)
+        /* A standby that reports nothing received was restarted and is still replaying its
+         * own WAL: what it holds is not known until it asks to stream (then it reports the
+         * start of the segment it asks for, and its replay position is the end of its WAL). */
+        if (!s->nodes[i].streaming || (!clean && s->status[i].received_lsn == 0))
             all = 0;
         else if (s->nodes[i].received_lsn > most)
             most = s->nodes[i].received_lsn;
@@ -613,7 +617,10 @@ static int32_t promote(struct shard_probe *s, size_t c, const char *names, int64
         else if (rc == -ELIBACC)
             return probe_failed(rc, msg, size);
     }
-    if (rc == 0) {
+    /* promoted and checkpointed already (a resumed call): nothing to do (P3) */
+    int done =
+        !s->status[c].in_recovery && s->status[c].checkpoint_timeline == s->status[c].timeline;
+    if (rc == 0 && !done) {
         struct pg_conn *conn = NULL;
         int was_standby = s->status[c].in_recovery;
         rc = pg_connect(s->conninfo[c], deadline, &conn, err, sizeof(err));
@@ -746,9 +753,25 @@ static int32_t step_promoting(struct shard_probe *s, enum drain_policy policy,
     s->nodes[v].primary = 0;
     s->nodes[v].draining = 1;
     s->nodes[c].primary = 1;
-    if (drain_sync_names(s->nodes, s->n, policy, c, v, names, sizeof(names)) || !names[0]) {
-        (void)snprintf(msg, size, "switchover from %s to %s: no standby is left to name", vn,
-                       cand_name);
+    int named = drain_sync_names(s->nodes, s->n, policy, c, v, names, sizeof(names));
+    if (named == -ERANGE) {
+        /* instances added since the switchover began: name the ones that answer as standbys
+         * (ANY 1 over a subset stays safe), never leaving the promotion stuck */
+        struct drain_node sub[DRAIN_MAX_NODES];
+        size_t k = 0, sc = 0;
+        for (size_t i = 0; i < s->n; i++)
+            if (i == c || (i != v && s->nodes[i].streaming && s->nodes[i].ready)) {
+                if (i == c)
+                    sc = k;
+                sub[k++] = s->nodes[i];
+            }
+        named = drain_sync_names(sub, k, policy, sc, SIZE_MAX, names, sizeof(names));
+    }
+    if (named != 0 || !names[0]) {
+        (void)snprintf(msg, size, "switchover from %s to %s: %s", vn, cand_name,
+                       named == -ERANGE ? "the standby names do not fit in "
+                                          "synchronous_standby_names"
+                                        : "no standby is left to name");
         return MGO_EAGAIN;
     }
     int32_t rc = promote(s, c, names, deadline, msg, size);
@@ -804,13 +827,6 @@ static int32_t step_draining_on(struct shard_probe *sp, const json_t *req, json_
                            sp->nodes[i].name);
             rc = MGO_EINVAL;
         }
-    if (rc == MGO_OK && sp->other_draining && !sw) {
-        /* (a primary whose switchover began goes on: the other drain waits for a primary) */
-        /* one drain per shard: never two standbys leaving the synchronous set at once */
-        (void)snprintf(msg, size, "drain of %s waits: another drain is under way (%s)",
-                       sp->nodes[sp->victim].name, sp->other_draining);
-        rc = MGO_EAGAIN;
-    }
     if (rc == MGO_OK)
         rc = probe_shard(sp, deadline, msg, size);
     if (rc != MGO_OK)
@@ -829,6 +845,14 @@ static int32_t step_draining_on(struct shard_probe *sp, const json_t *req, json_
                        sp->nodes[sp->victim].name);
         *ret = switchover_result(NULL, 0, "start", sp->nodes[sp->victim].name, msg);
         return *ret ? MGO_OK : MGO_ENOMEM;
+    }
+    if (sp->other_draining) {
+        /* one drain per shard: never two standbys leaving the synchronous set at once. (A
+         * primary whose switchover began, or that waits to be started again, goes on above:
+         * the other drain waits for a primary.) */
+        (void)snprintf(msg, size, "drain of %s waits: another drain is under way (%s)",
+                       sp->nodes[sp->victim].name, sp->other_draining);
+        return MGO_EAGAIN;
     }
     if (sp->primaries != 1) {
         (void)snprintf(msg, size, "drain: the shard has %zu answering primaries; waiting for one",
@@ -893,15 +917,23 @@ int32_t api_drain(mgo_plugin *p, const char *request, size_t len, char **ret_res
         /* persisted before any work: a resumed drain knows work may have begun. One drain per
          * shard: it begins only while no other node is draining (a primary mid-switchover
          * must not wait on a standby drain that waits for a primary). */
-        struct shard_probe *s = json_object_get(req, "nodes") ? calloc(1, sizeof(*s)) : NULL;
-        const char *busy = NULL;
+        struct shard_probe *s = opt(req, "nodes") ? calloc(1, sizeof(*s)) : NULL;
+        const char *busy = NULL, *me = str(req, "instance");
         rc = MGO_OK;
-        if (json_object_get(req, "nodes") && !s)
+        if (opt(req, "nodes") && !s)
             rc = MGO_ENOMEM;
-        else if (s && (rc = read_nodes(req, s, msg, sizeof(msg))) == MGO_OK)
-            for (size_t i = 0; i < s->n; i++)
+        else if (s && (rc = read_nodes(req, s, msg, sizeof(msg))) == MGO_OK) {
+            size_t i;
+            const json_t *e;
+            for (i = 0; i < s->n; i++)
                 if (i != s->victim && s->nodes[i].draining)
                     busy = s->nodes[i].name;
+            /* two drains requested at once: the one whose name sorts first begins */
+            json_array_foreach (json_object_get(req, "nodes"), i, e)
+                if (!busy && str(e, "drain") && strcmp(str(e, "drain"), "requested") == 0 &&
+                    strcmp(str(e, "name"), me) < 0)
+                    busy = str(e, "name");
+        }
         if (rc == MGO_OK && busy) {
             (void)snprintf(msg, sizeof(msg), "drain of %s waits: another drain is under way (%s)",
                            str(req, "instance"), busy);

@@ -123,13 +123,12 @@ static int32_t read_options(const json_t *root, struct options *o, char *msg, si
           json_integer_value(json_object_get(o->topology, "deadline_ms")) > API_MAX_DEADLINE_MS)) ||
         (json_object_get(o->topology, "keep_cells") &&
          !json_is_array(json_object_get(o->topology, "keep_cells")))) {
-        (void)snprintf(
-            msg, size,
-            "request: \"observed\" must be {\"objects\": [..], \"status\": {..}}, "
-            "\"topology\" an object, \"generation\" an integer, \"process\" "
-            "{\"port_base\": 1..65000}, \"deleting\", \"include_desired\" and "
-            "\"topology.register\" booleans, \"topology.deadline_ms\" an integer "
-            "1..600000 and \"topology.keep_cells\" an array");
+        (void)snprintf(msg, size,
+                       "request: \"observed\" must be {\"objects\": [..], \"status\": {..}}, "
+                       "\"topology\" an object, \"generation\" an integer, \"process\" "
+                       "{\"port_base\": 1..65000}, \"deleting\", \"include_desired\" and "
+                       "\"topology.register\" booleans, \"topology.deadline_ms\" an integer "
+                       "1..600000 and \"topology.keep_cells\" an array");
         return MGO_EINVAL;
     }
     if (check_observed(o->observed, msg, size) != MGO_OK)

@@ -573,8 +573,7 @@ static const char probe_sql[] =
     " CASE WHEN s.rec THEN pg_last_wal_receive_lsn() END,"
     " CASE WHEN s.rec THEN pg_last_wal_replay_lsn() END,"
     " CASE WHEN NOT s.rec THEN pg_walfile_name(pg_current_wal_lsn()) END,"
-    " CASE WHEN s.rec AND coalesce(r.received_tli, 0) = 0"
-    " THEN (SELECT timeline_id FROM pg_control_checkpoint()) END,"
+    " (SELECT timeline_id FROM pg_control_checkpoint()),"
     " current_setting('synchronous_standby_names'),"
     " r.status, r.sender_host, r.sender_port, r.received_tli,"
     " pg_has_role(current_user, 'pg_read_all_stats', 'USAGE')"
@@ -768,8 +767,11 @@ static int read_facts(struct pg_conn *c, const struct pq_api_result *res, struct
                 c->target);
         return -EACCES;
     }
-    if (!s->in_recovery)
+    if (!s->in_recovery) {
+        s->checkpoint_timeline = checkpoint_tli;
         return cell_walfile_timeline(&x, F_WALFILE, fact_names[F_WALFILE], &s->timeline);
+    }
+    s->checkpoint_timeline = checkpoint_tli;
     s->timeline = received_tli ? received_tli : checkpoint_tli;
     if (!host[0])
         return 0;

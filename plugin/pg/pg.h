@@ -84,6 +84,9 @@ struct pg_node_status {
      * received WAL, else pg_control_checkpoint().timeline_id (that of its last restartpoint).
      */
     int timeline;
+    int checkpoint_timeline; /* pg_control_checkpoint().timeline_id: that of the last checkpoint
+                              * (restartpoint on a standby); below `timeline` on a primary
+                              * promoted since its last checkpoint (P3) */
     char sync_standby_names[PG_SYNC_NAMES_SIZE]; /* current_setting(...) */
     /* standby: "sender_host:sender_port" of pg_stat_wal_receiver ("[host]:port" for IPv6),
      * "" without a WAL receiver (and on a primary) */

@@ -166,6 +166,13 @@ static int teardown(void **st)
     return 0;
 }
 
+static int start_fails(struct dhost *h, int i)
+{
+    (void)h;
+    (void)i;
+    return -1;
+}
+
 static void test_fenced_primary_not_blocked(void **st)
 {
     (void)st;
@@ -187,9 +194,16 @@ static void test_fenced_primary_not_blocked(void **st)
      * draining standby does not count and the other cannot be promoted without it), so the
      * primary is writable again rather than waiting on a drain that waits for a primary */
     (void)snprintf(h.node_drain[1], sizeof(h.node_drain[1]), "draining");
-    assert_int_equal(dhost_call(&h), MGO_OK);
+    /* ... and the host dies after persisting the abandonment, before it starts the primary: the
+     * next call still starts it (the other drain does not hold that up either) */
+    h.start = start_fails;
+    assert_int_equal(dhost_call(&h), -1000);
     assert_string_equal(h.switchover, "");
-    assert_non_null(strstr(h.message, "abandoned"));
+    assert_non_null(strstr(h.message, "(start) failed"));
+    assert_false(dhost_node_running(&h, 0));
+    h.start = hook_start;
+    assert_int_equal(dhost_call(&h), MGO_OK);
+    assert_non_null(strstr(h.message, "starting it"));
     assert_true(dhost_node_running(&h, 0));
     assert_int_equal(primary, 0);
     check_writes("after the fenced primary went on past another drain");
@@ -375,6 +389,32 @@ static void test_long_names(void **st)
     reset_shard();
 }
 
+/* Two drains requested at once (a host that did not wait): the one whose name sorts first
+ * begins, the other waits; names that differ only in case are duplicates. */
+static void test_two_requested(void **st)
+{
+    (void)st;
+    struct dhost a, b;
+    int s1 = primary == 1 ? 2 : 1, s2 = primary == 3 ? 2 : 3;
+    host_init(&a, shard.nodes[s1].name); /* sorts first */
+    host_init(&b, shard.nodes[s2].name);
+    (void)snprintf(a.node_drain[s2], sizeof(a.node_drain[s2]), "requested");
+    (void)snprintf(b.node_drain[s1], sizeof(b.node_drain[s1]), "requested");
+    assert_int_equal(dhost_call(&b), MGO_EAGAIN);
+    assert_string_equal(b.state, "requested");
+    assert_int_equal(dhost_call(&a), MGO_OK);
+    assert_string_equal(a.state, "draining");
+    char req[1024], out[1024], ci[256];
+    pg_node_conninfo(&shard, primary, ci, sizeof(ci));
+    (void)snprintf(req, sizeof(req),
+                   "{\"instance\": \"n1\", \"annotations\": {\"drain.multigres.com/state\": "
+                   "\"draining\"}, \"nodes\": [{\"name\": \"n1\", \"conninfo\": \"%s\"}, "
+                   "{\"name\": \"N1\", \"conninfo\": \"%s\"}]}",
+                   ci, ci);
+    assert_int_equal(call_raw(req, out, sizeof(out)), MGO_EINVAL);
+    assert_non_null(strstr(out, "appears twice"));
+}
+
 static void test_deadline_values(void **st)
 {
     (void)st;
@@ -399,9 +439,8 @@ int main(void)
         cmocka_unit_test(test_fenced_primary_not_blocked),
     };
     const struct CMUnitTest four[] = {
-        cmocka_unit_test(test_deadline_values),
-        cmocka_unit_test(test_long_names),
-        cmocka_unit_test(test_unclean_restarted_standby),
+        cmocka_unit_test(test_deadline_values), cmocka_unit_test(test_two_requested),
+        cmocka_unit_test(test_long_names),      cmocka_unit_test(test_unclean_restarted_standby),
         cmocka_unit_test(test_hung_standby),
     };
     int failed = cmocka_run_group_tests_name("named", named, setup_named, teardown);
