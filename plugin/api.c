@@ -304,6 +304,12 @@ MGO_API int32_t mgo_drain(mgo_plugin *plugin, const char *request, size_t reques
     return api_run_hook(api_drain, plugin, request, request_len, ret_result, ret_result_len);
 }
 
+MGO_API int32_t mgo_observe(mgo_plugin *plugin, const char *request, size_t request_len,
+                            char **ret_result, size_t *ret_result_len)
+{
+    return api_run_hook(api_observe, plugin, request, request_len, ret_result, ret_result_len);
+}
+
 MGO_API int32_t mgo_scale(mgo_plugin *plugin, const char *request, size_t request_len,
                           char **ret_result, size_t *ret_result_len)
 {

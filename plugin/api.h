@@ -68,6 +68,10 @@ int32_t api_topo_register(const mgo_plugin *p, const json_t *req, const json_t *
 int32_t api_drain(mgo_plugin *p, const char *request, size_t len, char **ret_result,
                   size_t *ret_len);
 
+/* The observer's body (plugin/api_observe.c). */
+int32_t api_observe(mgo_plugin *p, const char *request, size_t len, char **ret_result,
+                    size_t *ret_len);
+
 /* The reconcile hook's body (plugin/api_reconcile.c). */
 int32_t api_reconcile(mgo_plugin *p, const char *request, size_t len, char **ret_result,
                       size_t *ret_len);

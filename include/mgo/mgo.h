@@ -6,9 +6,9 @@
  *
  * Shape of the interface:
  *   - a host fills an mgo_host callback table and opens a handle with mgo_open();
- *   - it calls hooks (mgo_validate, mgo_reconcile, mgo_topology, mgo_drain, mgo_scale) with a JSON
- *     (UTF-8) request and its length; each hook returns an int32_t status and a library-owned
- *     UTF-8 JSON result that the host releases with mgo_free();
+ *   - it calls hooks (mgo_validate, mgo_reconcile, mgo_topology, mgo_drain, mgo_observe,
+ *     mgo_scale) with a JSON (UTF-8) request and its length; each hook returns an int32_t status
+ *     and a library-owned UTF-8 JSON result that the host releases with mgo_free();
  *   - it closes the handle with mgo_close().
  *
  * Conventions that hold for every function below:
@@ -275,6 +275,18 @@ MGO_API int32_t mgo_topology(mgo_plugin *plugin, const char *request, size_t req
  */
 MGO_API int32_t mgo_drain(mgo_plugin *plugin, const char *request, size_t request_len,
                           char **ret_result, size_t *ret_result_len);
+
+/*
+ * Check the live state of shards against the lifecycle's invariants (postgres driver;
+ * docs/abi.md "mgo_observe"): exactly one primary per shard, every standby named in the
+ * primary's synchronous_standby_names connected and streaming, the durability policy
+ * satisfiable, no drain past its deadline; with each standby's role, state and replication lag.
+ * The request gives each shard's nodes (name, conninfo, drain state); the result lists the
+ * violations with their evidence ("ok" when there is none). Read-only. Blocks up to the
+ * request's "deadline_ms" (default 10000) while it talks to PostgreSQL.
+ */
+MGO_API int32_t mgo_observe(mgo_plugin *plugin, const char *request, size_t request_len,
+                            char **ret_result, size_t *ret_result_len);
 
 /*
  * Plan a pool's change of size. Not implemented in this release: returns MGO_EUNSUPPORTED with a

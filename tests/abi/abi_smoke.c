@@ -318,6 +318,11 @@ static void check_unsupported(void)
     CHECK(res && len == strlen(res), "ret_result_len matches");
     mgo_free(res);
     res = NULL;
+    rc = mgo_observe(p, req, sizeof(req) - 1, &res, &len);
+    CHECK(rc == MGO_EINVAL, "mgo_observe of no shards -> %d (MGO_EINVAL)", rc);
+    CHECK(res && strstr(res, "must be an array"), "its result says why: %s", res ? res : "(null)");
+    mgo_free(res);
+    res = NULL;
     rc = mgo_scale(p, req, sizeof(req) - 1, &res, &len);
     CHECK(rc == MGO_EUNSUPPORTED, "mgo_scale -> %d (MGO_EUNSUPPORTED)", rc);
     CHECK(res && strstr(res, "not implemented") && strstr(res, "\"class\":3"),
@@ -379,6 +384,8 @@ static void check_null_outputs(void)
     CHECK(rc == MGO_EARG && res == NULL, "reconcile with request NULL, length 5 -> %d", rc);
     rc = mgo_drain(p, "{}", 2, NULL, NULL);
     CHECK(rc == MGO_EARG, "drain with both outputs NULL -> %d", rc);
+    rc = mgo_observe(p, "{}", 2, NULL, &len);
+    CHECK(rc == MGO_EARG, "observe with ret_result NULL -> %d", rc);
     rc = mgo_scale(NULL, "{}", 2, &res, &len);
     CHECK(rc == MGO_EARG, "scale with plugin NULL -> %d", rc);
     mgo_close(p);

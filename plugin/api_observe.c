@@ -1,0 +1,340 @@
+/*
+ * The observer (docs/abi.md "mgo_observe"): the live state of each shard checked against the
+ * invariants of docs/spec/lifecycle.md, each violation with its evidence. Read-only: it probes
+ * PostgreSQL (plugin/pg) and changes nothing.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "core/core.h"
+#include "drain/select.h"
+#include "pg/pg.h"
+#include "reconcile/reconcile.h"
+#include "api.h"
+
+#define OBSERVE_DEFAULT_DEADLINE_MS 10000
+#define OBSERVE_MAX_NODES           32
+#define OBSERVE_MAX_SHARDS          256
+
+struct obs_node {
+    const char *name, *cell, *conninfo, *drain, *requested_at;
+    long index;
+    int running, answered;
+    struct pg_node_status st;
+};
+
+static const char *str(const json_t *o, const char *k)
+{
+    return json_string_value(json_object_get(o, k));
+}
+
+/* An optional field: NULL when absent or null. */
+static const json_t *opt(const json_t *o, const char *k)
+{
+    const json_t *v = json_object_get(o, k);
+    return json_is_null(v) ? NULL : v;
+}
+
+static int64_t wall_ms(const mgo_plugin *p)
+{
+    struct timespec ts;
+    if (p->host.now_ms)
+        return p->host.now_ms(p->host.user);
+    if (clock_gettime(CLOCK_REALTIME, &ts) != 0)
+        return 0;
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int valid_name(const char *n)
+{
+    size_t len = n ? strlen(n) : 0;
+    if (len == 0 || len > 63)
+        return 0;
+    for (; *n; n++)
+        if (*n <= ' ' || *n > '~')
+            return 0;
+    return 1;
+}
+
+/* The shard's nodes, checked. MGO_OK, or MGO_EINVAL with msg. */
+static int32_t read_shard(const json_t *sh, size_t k, struct obs_node *v, size_t *ret_n,
+                          enum drain_policy *policy, char *msg, size_t size)
+{
+    const json_t *nodes = json_object_get(sh, "nodes"), *e;
+    size_t i;
+    const char *d = str(sh, "durability");
+    if (!str(sh, "name") || !json_is_array(nodes) || json_array_size(nodes) == 0 ||
+        json_array_size(nodes) > OBSERVE_MAX_NODES ||
+        (opt(sh, "durability") && drain_policy_parse(d, policy) != 0)) {
+        (void)snprintf(msg, size,
+                       "request: shards[%zu]: needs \"name\" (a string), \"nodes\" (1..%d) and "
+                       "\"durability\" AT_LEAST_2 (default) or MULTI_CELL_AT_LEAST_2",
+                       k, OBSERVE_MAX_NODES);
+        return MGO_EINVAL;
+    }
+    if (!opt(sh, "durability"))
+        *policy = DRAIN_AT_LEAST_2;
+    json_array_foreach (nodes, i, e) {
+        if (!valid_name(str(e, "name")) || !str(e, "conninfo") ||
+            strlen(str(e, "conninfo")) > 1024 || (opt(e, "cell") && !str(e, "cell")) ||
+            (opt(e, "index") && !json_is_integer(opt(e, "index"))) ||
+            (opt(e, "running") && !json_is_boolean(opt(e, "running"))) ||
+            (opt(e, "drain") && !str(e, "drain")) ||
+            (opt(e, "requested_at") && !str(e, "requested_at"))) {
+            (void)snprintf(msg, size,
+                           "request: shards[%zu].nodes[%zu]: needs \"name\" (1 to 63 printable "
+                           "ASCII characters, no space) and \"conninfo\" (at most 1024 bytes); "
+                           "\"cell\", \"drain\", \"requested_at\" strings, \"index\" an "
+                           "integer, \"running\" a boolean",
+                           k, i);
+            return MGO_EINVAL;
+        }
+        for (size_t j = 0; j < i; j++)
+            if (strcasecmp(v[j].name, str(e, "name")) == 0) {
+                (void)snprintf(msg, size,
+                               "request: shards[%zu].nodes[%zu]: the name \"%s\" appears twice", k,
+                               i, str(e, "name"));
+                return MGO_EINVAL;
+            }
+        if (*policy == DRAIN_MULTI_CELL_AT_LEAST_2 && !str(e, "cell")) {
+            (void)snprintf(msg, size,
+                           "request: shards[%zu].nodes[%zu]: MULTI_CELL_AT_LEAST_2 needs "
+                           "\"cell\"",
+                           k, i);
+            return MGO_EINVAL;
+        }
+        v[i] = (struct obs_node){.name = str(e, "name"),
+                                 .cell = str(e, "cell"),
+                                 .conninfo = str(e, "conninfo"),
+                                 .drain = str(e, "drain"),
+                                 .requested_at = str(e, "requested_at"),
+                                 .index = (long)json_integer_value(opt(e, "index")),
+                                 .running = !json_is_false(json_object_get(e, "running"))};
+    }
+    *ret_n = json_array_size(nodes);
+    return MGO_OK;
+}
+
+static int add_violation(json_t *out, const char *invariant, const char *shard,
+                         const char *instance, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+
+static int add_violation(json_t *out, const char *invariant, const char *shard,
+                         const char *instance, const char *fmt, ...)
+{
+    char text[768];
+    va_list ap;
+    va_start(ap, fmt);
+    (void)vsnprintf(text, sizeof(text), fmt, ap);
+    va_end(ap);
+    core_utf8_sanitize(text);
+    json_t *x =
+        json_pack("{s:s, s:s, s:s}", "invariant", invariant, "shard", shard, "evidence", text);
+    if (x && instance && json_object_set_new(x, "instance", json_string(instance))) {
+        json_decref(x);
+        return -1;
+    }
+    return x ? json_array_append_new(out, x) : -1;
+}
+
+static const struct pg_replica *replica_of(const struct pg_node_status *p, const char *name)
+{
+    for (size_t r = 0; r < p->nreplicas; r++)
+        if (strcmp(p->replicas[r].name, name) == 0)
+            return &p->replicas[r];
+    return NULL;
+}
+
+/* Probe, check and describe one shard; violations appended to `violations`. */
+static int32_t observe_shard(const mgo_plugin *p, const char *shard, struct obs_node *v, size_t n,
+                             enum drain_policy policy, int64_t deadline, json_t *violations,
+                             json_t **ret, char *msg, size_t size)
+{
+    char err[512], names[768] = "";
+    size_t primary = SIZE_MAX, primaries = 0, o = 0;
+    for (size_t i = 0; i < n; i++) {
+        struct pg_conn *c = NULL;
+        v[i].answered = 0;
+        if (!v[i].running)
+            continue;
+        /* a share of the time left: one node that hangs cannot take the others' time */
+        int64_t now = pg_now_ms(), share = (deadline - now) / (int64_t)(n - i + 1);
+        int64_t until = now + (share > 300 ? share : 300);
+        int rc =
+            pg_connect(v[i].conninfo, until < deadline ? until : deadline, &c, err, sizeof(err));
+        if (rc == 0)
+            rc = pg_node_probe(c, until < deadline ? until : deadline, &v[i].st, err, sizeof(err));
+        pg_close(c);
+        if (rc == -ELIBACC) {
+            (void)snprintf(msg, size, "postgres driver: libpq.so.5 cannot be loaded");
+            return MGO_EUNSUPPORTED;
+        }
+        if (rc == -ENOMEM)
+            return MGO_ENOMEM;
+        if (rc != 0) {
+            core_log(MGO_LOG_INFO, "observe: %s did not answer: %s", v[i].name, err);
+            continue;
+        }
+        v[i].answered = 1;
+        if (!v[i].st.in_recovery) {
+            primary = i;
+            primaries++;
+            o += (size_t)snprintf(names + o, o < sizeof(names) ? sizeof(names) - o : 0, "%s%s",
+                                  o ? ", " : "", v[i].name);
+            o = o < sizeof(names) ? o : sizeof(names) - 1;
+        }
+    }
+    int bad = 0;
+    if (primaries == 0)
+        bad |= add_violation(violations, "one-primary", shard, NULL,
+                             "no instance answers as the primary");
+    else if (primaries > 1)
+        bad |= add_violation(violations, "one-primary", shard, NULL,
+                             "%zu instances answer as primaries: %s", primaries, names);
+    if (primaries != 1)
+        primary = SIZE_MAX;
+
+    struct drain_node dn[OBSERVE_MAX_NODES];
+    json_t *list = json_array();
+    for (size_t i = 0; i < n && list; i++) {
+        const struct pg_replica *r =
+            primary != SIZE_MAX && i != primary ? replica_of(&v[primary].st, v[i].name) : NULL;
+        int named = primary != SIZE_MAX && i != primary &&
+                    drain_names_mention(v[primary].st.sync_standby_names, v[i].name);
+        int streaming = r && strcmp(r->state, "streaming") == 0;
+        const char *role = !v[i].answered ? "down" : v[i].st.in_recovery ? "standby" : "primary";
+        json_t *e =
+            json_pack("{s:s, s:s, s:b}", "name", v[i].name, "role", role, "synchronous", named);
+        if (e && r) {
+            json_int_t lag = v[primary].st.current_lsn > r->replay_lsn && r->replay_lsn
+                                 ? (json_int_t)(v[primary].st.current_lsn - r->replay_lsn)
+                                 : 0;
+            if (json_object_set_new(e, "state", json_string(r->state)) ||
+                json_object_set_new(e, "sync_state", json_string(r->sync_state)) ||
+                json_object_set_new(e, "lag_bytes", json_integer(lag)))
+                bad = 1;
+        }
+        if (!e || json_array_append_new(list, e))
+            bad = 1;
+        if (named && !streaming)
+            bad |= add_violation(violations, "sync-standby-streaming", shard, v[i].name,
+                                 "named in %s's synchronous_standby_names (%.300s) but %s",
+                                 v[primary].name, v[primary].st.sync_standby_names,
+                                 r                ? r->state
+                                 : !v[i].answered ? "not answering"
+                                                  : "not connected to it");
+        int draining = v[i].drain && strcmp(v[i].drain, "requested") != 0;
+        dn[i] = (struct drain_node){.name = v[i].name,
+                                    .cell = v[i].cell,
+                                    .index = v[i].index,
+                                    .ready = v[i].answered,
+                                    .primary = i == primary,
+                                    .streaming = named && streaming,
+                                    .draining = draining};
+        int64_t at = v[i].drain ? plan_parse_rfc3339(v[i].requested_at) : -1;
+        if (at >= 0 && strcmp(v[i].drain, "ready-for-deletion") != 0 &&
+            wall_ms(p) - at > RECONCILE_DRAIN_DEADLINE_MS)
+            bad |=
+                add_violation(violations, "drain-deadline", shard, v[i].name,
+                              "drain in state %s since %s, past its %d-minute deadline", v[i].drain,
+                              v[i].requested_at, RECONCILE_DRAIN_DEADLINE_MS / 60000);
+    }
+    if (primary != SIZE_MAX) {
+        char why[256] = "";
+        if (drain_policy_satisfied(dn, n, policy, primary, SIZE_MAX, why, sizeof(why)) != 1)
+            bad |= add_violation(violations, "durability", shard, NULL,
+                                 "the durability policy cannot be satisfied: %s", why);
+    }
+    *ret = list ? json_pack("{s:s, s:o, s:o}", "name", shard, "primary",
+                            primary != SIZE_MAX ? json_string(v[primary].name) : json_null(),
+                            "nodes", list)
+                : NULL;
+    if (*ret && primary != SIZE_MAX &&
+        json_object_set_new(*ret, "synchronous_standby_names",
+                            json_string(v[primary].st.sync_standby_names)))
+        bad = 1;
+    if (!*ret || bad) {
+        json_decref(*ret);
+        *ret = NULL;
+        return MGO_ENOMEM;
+    }
+    return MGO_OK;
+}
+
+int32_t api_observe(mgo_plugin *p, const char *request, size_t len, char **ret_result,
+                    size_t *ret_len)
+{
+    char msg[768] = "";
+    json_error_t jerr;
+    int64_t deadline;
+    int32_t rc = MGO_OK;
+    json_t *req = json_loadb(request, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!req || !json_is_object(req)) {
+        json_decref(req);
+        if (!req && json_error_code(&jerr) == json_error_out_of_memory)
+            return MGO_ENOMEM;
+        (void)snprintf(msg, sizeof(msg), "request: a JSON object is required");
+        return api_fail(MGO_EINVAL, msg, ret_result, ret_len);
+    }
+    const json_t *shards = json_object_get(req, "shards");
+    if (api_deadline_ms(req, "deadline_ms", OBSERVE_DEFAULT_DEADLINE_MS, &deadline, msg,
+                        sizeof(msg)))
+        rc = MGO_EINVAL;
+    else if (!json_is_array(shards) || json_array_size(shards) > OBSERVE_MAX_SHARDS) {
+        (void)snprintf(msg, sizeof(msg), "request: \"shards\" must be an array of at most %d",
+                       OBSERVE_MAX_SHARDS);
+        rc = MGO_EINVAL;
+    }
+    deadline += pg_now_ms();
+    struct obs_node *v = calloc(OBSERVE_MAX_NODES, sizeof(*v));
+    json_t *violations = json_array(), *out_shards = json_array();
+    if (rc == MGO_OK && (!v || !violations || !out_shards))
+        rc = MGO_ENOMEM;
+    size_t k;
+    const json_t *sh;
+    /* every shard is checked before any is probed: bad input changes nothing and costs nothing */
+    json_array_foreach (shards, k, sh) {
+        size_t n = 0;
+        enum drain_policy policy;
+        if (rc != MGO_OK)
+            break;
+        if (!json_is_object(sh)) {
+            (void)snprintf(msg, sizeof(msg), "request: shards[%zu] must be an object", k);
+            rc = MGO_EINVAL;
+        } else {
+            rc = read_shard(sh, k, v, &n, &policy, msg, sizeof(msg));
+        }
+    }
+    json_array_foreach (shards, k, sh) {
+        size_t n = 0;
+        enum drain_policy policy;
+        json_t *one = NULL;
+        if (rc != MGO_OK)
+            break;
+        rc = read_shard(sh, k, v, &n, &policy, msg, sizeof(msg));
+        if (rc == MGO_OK)
+            rc = observe_shard(p, str(sh, "name"), v, n, policy, deadline, violations, &one, msg,
+                               sizeof(msg));
+        if (rc == MGO_OK && json_array_append_new(out_shards, one))
+            rc = MGO_ENOMEM;
+    }
+    free(v);
+    json_decref(req);
+    if (rc != MGO_OK) {
+        json_decref(violations);
+        json_decref(out_shards);
+        if (rc == MGO_ENOMEM)
+            return rc;
+        return api_fail(rc, msg, ret_result, ret_len);
+    }
+    json_t *out = json_pack("{s:b, s:o, s:o}", "ok", json_array_size(violations) == 0, "violations",
+                            violations, "shards", out_shards);
+    if (!out)
+        return MGO_ENOMEM;
+    return api_finish(out, MGO_OK, ret_result, ret_len);
+}
