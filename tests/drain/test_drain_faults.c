@@ -207,7 +207,13 @@ static void test_fenced_primary_not_blocked(void **st)
     assert_true(dhost_node_running(&h, 0));
     assert_int_equal(primary, 0);
     check_writes("after the fenced primary went on past another drain");
-    /* without the other drain, it completes */
+    /* without the other drain, it completes (once the standbys stream from the restarted
+     * primary again: a WAL receiver retries every 5 s) */
+    assert_int_equal(pg_sql_wait(&shard, 0,
+                                 "SELECT count(*) FROM pg_stat_replication WHERE state = "
+                                 "'streaming'",
+                                 "2", 30000),
+                     0);
     h.node_drain[1][0] = '\0';
     assert_int_equal(dhost_run(&h, "ready-for-deletion", 20, 100), 0);
     assert_int_not_equal(primary, 0);

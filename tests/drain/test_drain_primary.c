@@ -200,7 +200,7 @@ static void test_switchover(void **st)
     int old = primary;
     pause_ms(500);
     host_init(&h, shard.nodes[old].name);
-    assert_int_equal(dhost_run(&h, "ready-for-deletion", 40, 100), 0);
+    assert_int_equal(dhost_run(&h, "ready-for-deletion", 100, 100), 0);
     assert_int_not_equal(primary, old);
     assert_int_equal(h.stops, 1);
     assert_int_equal(h.starts, 0);
@@ -258,7 +258,7 @@ static void test_lagging_not_chosen(void **st)
     host_init(&h, shard.nodes[old].name);
     h.persist = persist_resume;
     lagging = lag;
-    int32_t rc = dhost_run(&h, "ready-for-deletion", 40, 100);
+    int32_t rc = dhost_run(&h, "ready-for-deletion", 100, 100);
     if (lagging >= 0)
         (void)pg_sql(&shard, lag, "SELECT pg_wal_replay_resume()", 5000, NULL, 0);
     assert_int_equal(rc, 0);
@@ -319,7 +319,7 @@ static void test_abandoned(void **st)
         if (k != old)
             assert_int_equal(pg_node_start(&shard, k), 0);
     h.stop = hook_stop;
-    assert_int_equal(dhost_run(&h, "ready-for-deletion", 40, 100), 0);
+    assert_int_equal(dhost_run(&h, "ready-for-deletion", 100, 100), 0);
     assert_int_not_equal(primary, old);
     pause_ms(300);
     check_writes("after the abandoned then completed switchover");
@@ -357,7 +357,7 @@ static void test_candidate_behind_after_fence(void **st)
     int old = primary;
     host_init(&h, shard.nodes[old].name);
     h.persist = persist_pause_candidate;
-    assert_int_equal(dhost_run(&h, "ready-for-deletion", 40, 100), 0);
+    assert_int_equal(dhost_run(&h, "ready-for-deletion", 100, 100), 0);
     int fenced = -1;
     for (int i = 0; i < shard.n; i++)
         if (i != old && i != primary)
@@ -406,7 +406,7 @@ static void test_no_standby_caught_up(void **st)
     /* the old primary is running and writable, or stopped under a fresh fence: let the
      * drain finish now that the standbys replay again */
     h.persist = hook_persist;
-    assert_int_equal(dhost_run(&h, "ready-for-deletion", 40, 100), 0);
+    assert_int_equal(dhost_run(&h, "ready-for-deletion", 100, 100), 0);
     assert_int_not_equal(primary, old);
     assert_int_equal(pg_sql(&shard, primary, "SELECT pg_is_in_recovery()", 5000, out, sizeof(out)),
                      0);
@@ -442,7 +442,7 @@ static void test_unclean_stop(void **st)
     host_init(&h, shard.nodes[old].name);
     h.stop = stop_immediate;
     h.persist = persist_note;
-    assert_int_equal(dhost_run(&h, "ready-for-deletion", 40, 100), 0);
+    assert_int_equal(dhost_run(&h, "ready-for-deletion", 100, 100), 0);
     assert_int_not_equal(primary, old);
     /* chosen by the rule for a crashed primary (lifecycle.md, step 4) */
     assert_non_null(strstr(promoting_message, "crashed primary"));

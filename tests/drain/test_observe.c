@@ -137,6 +137,64 @@ static void test_drain_deadline(void **st)
     json_decref(r);
 }
 
+/* A standby whose replay is paused lags: lag_bytes is at least the primary's own measure. */
+static void test_lag(void **st)
+{
+    (void)st;
+    int32_t rc;
+    char want[32];
+    assert_int_equal(pg_sql(&shard, 1, "SELECT pg_wal_replay_pause()", 5000, NULL, 0), 0);
+    assert_int_equal(pg_sql(&shard, 0,
+                            "CREATE TABLE IF NOT EXISTS observe_lag AS "
+                            "SELECT g FROM generate_series(1, 20000) AS g",
+                            10000, NULL, 0),
+                     0);
+    assert_int_equal(pg_sql_wait(&shard, 0,
+                                 "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn) > "
+                                 "100000 FROM pg_stat_replication WHERE application_name = 'n1'",
+                                 "t", 10000),
+                     0);
+    assert_int_equal(pg_sql(&shard, 0,
+                            "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn)::bigint "
+                            "FROM pg_stat_replication WHERE application_name = 'n1'",
+                            5000, want, sizeof(want)),
+                     0);
+    json_t *r = observe(NULL, &rc);
+    assert_int_equal(rc, MGO_OK);
+    json_int_t lag = json_integer_value(json_object_get(node(r, "n1"), "lag_bytes"));
+    print_message("lag of n1: %lld bytes (the primary said %s just before)\n", (long long)lag,
+                  want);
+    assert_true(lag >= strtoll(want, NULL, 10));
+    assert_true(lag > 100000);
+    json_decref(r);
+    assert_int_equal(pg_sql(&shard, 1, "SELECT pg_wal_replay_resume()", 5000, NULL, 0), 0);
+}
+
+/* The host's view of its processes against what answers. */
+static void test_process(void **st)
+{
+    (void)st;
+    int32_t rc;
+    json_t *r = observe(", \"running\": false", &rc);
+    assert_int_equal(rc, MGO_OK);
+    assert_int_equal(count(r, "process", "n2"), 1);
+    json_decref(r);
+    assert_int_equal(pg_node_stop(&shard, 2, "fast"), 0);
+    r = observe(", \"running\": true", &rc);
+    assert_int_equal(count(r, "process", "n2"), 1);
+    assert_non_null(json_string_value(json_object_get(node(r, "n2"), "error")));
+    json_decref(r);
+    r = observe(", \"running\": false", &rc);
+    assert_int_equal(count(r, "process", NULL), 0);
+    json_decref(r);
+    assert_int_equal(pg_node_start(&shard, 2), 0);
+    assert_int_equal(pg_sql_wait(&shard, 0,
+                                 "SELECT count(*) FROM pg_stat_replication WHERE state = "
+                                 "'streaming'",
+                                 "2", 30000),
+                     0);
+}
+
 static void test_standbys_down(void **st)
 {
     (void)st;
@@ -181,6 +239,15 @@ static void test_bad_requests(void **st)
          "\"a\", \"conninfo\": \"x\"}]}]}",
          "shards[0]: needs"},
         {"{\"deadline_ms\": 0, \"shards\": []}", "\\\"deadline_ms\\\" must be an integer"},
+        {"{\"shards\": [{\"name\": \"s\", \"nodes\": [{\"name\": \"a\", \"conninfo\": \"x\", "
+         "\"drain\": \"draining\"}]}]}",
+         "shards[0].nodes[0]: needs"},
+        {"{\"shards\": [{\"name\": \"s\", \"nodes\": [{\"name\": \"a\", \"conninfo\": \"x\", "
+         "\"drain\": \"leaving\", \"requested_at\": \"2026-11-26T11:54:00Z\"}]}]}",
+         "shards[0].nodes[0]: needs"},
+        {"{\"shards\": [{\"name\": \"s\", \"nodes\": [{\"name\": \"a\", \"conninfo\": \"x\"}]},"
+         " 7]}",
+         "shards[1] must be an object"},
         {"{\"shards\": {}}", "\\\"shards\\\" must be an array"},
     };
     for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
@@ -212,7 +279,8 @@ static void test_two_primaries(void **st)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_healthy),       cmocka_unit_test(test_drain_deadline),
+        cmocka_unit_test(test_healthy),       cmocka_unit_test(test_lag),
+        cmocka_unit_test(test_process),       cmocka_unit_test(test_drain_deadline),
         cmocka_unit_test(test_standbys_down), cmocka_unit_test(test_bad_requests),
         cmocka_unit_test(test_two_primaries),
     };
