@@ -202,3 +202,31 @@ int dhost_free_port(void)
         close(fd);
     return port;
 }
+
+int dhost_observe(mgo_plugin *plugin, const struct pg_shard *s, char *report, size_t size)
+{
+    struct dhost h = {.shard = (struct pg_shard *)s};
+    json_t *nodes = json_array();
+    for (int i = 0; i < s->n; i++) {
+        char ci[256];
+        pg_node_conninfo(s, i, ci, sizeof(ci));
+        json_array_append_new(nodes,
+                              json_pack("{s:s, s:s, s:b}", "name", s->nodes[i].name, "conninfo", ci,
+                                        "running", dhost_node_running(&h, i)));
+    }
+    json_t *req = json_pack("{s:i, s:[{s:s, s:o}]}", "deadline_ms", 10000, "shards", "name",
+                            "shard", "nodes", nodes);
+    char *text = req ? json_dumps(req, JSON_COMPACT) : NULL, *res = NULL;
+    size_t len = 0;
+    json_decref(req);
+    if (!text)
+        return -1;
+    int32_t rc = mgo_observe(plugin, text, strlen(text), &res, &len);
+    free(text);
+    (void)snprintf(report, size, "%.*s", (int)len, res ? res : "");
+    json_t *r = res ? json_loadb(res, len, 0, NULL) : NULL;
+    mgo_free(res);
+    int ok = rc != MGO_OK ? -1 : json_is_true(json_object_get(r, "ok")) ? 1 : 0;
+    json_decref(r);
+    return ok;
+}

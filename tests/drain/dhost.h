@@ -54,6 +54,10 @@ int dhost_node(const struct dhost *h, const char *name);
  * every other node streams from it as a quorum standby. */
 int dhost_rejoin(struct pg_shard *s, int old, int primary);
 
+/* mgo_observe over the shard (every node, `running` as its postmaster.pid says): 1 when it
+ * reports no violation, 0 when it does (report gets the result), -1 when the call failed. */
+int dhost_observe(mgo_plugin *plugin, const struct pg_shard *s, char *report, size_t size);
+
 /* A loopback port the kernel reports free now (bind to port 0), or -1. */
 int dhost_free_port(void);
 int dhost_restore_sync_set(struct pg_shard *s, int primary);

@@ -33,6 +33,18 @@ static struct writer *writer;
 static int primary;
 static char state_path[300];
 static int max_primaries;
+static mgo_plugin *plugin; /* the test's own, for mgo_observe */
+
+/* The restored shard, checked by the observer: no violation. */
+static void restore_and_observe(void)
+{
+    char report[8192];
+    assert_int_equal(dhost_restore_sync_set(&shard, primary), 0);
+    int ok = dhost_observe(plugin, &shard, report, sizeof(report));
+    if (ok != 1)
+        print_message("observe: %s\n", report);
+    assert_int_equal(ok, 1);
+}
 
 static void pause_ms(long ms)
 {
@@ -225,7 +237,8 @@ static int setup(void **st)
     char ci[256];
     pg_node_conninfo(&shard, 0, ci, sizeof(ci));
     writer = writer_start(ci, 2000);
-    return writer ? 0 : -1;
+    mgo_host host = {.struct_size = sizeof(host), .abi_version = MGO_ABI_VERSION};
+    return writer && mgo_open(&host, &plugin) == MGO_OK ? 0 : -1;
 }
 
 static int teardown(void **st)
@@ -233,6 +246,7 @@ static int teardown(void **st)
     (void)st;
     writer_stop(writer);
     writer_free(writer);
+    mgo_close(plugin);
     pg_shard_stop(&shard);
     return 0;
 }
@@ -252,7 +266,7 @@ static void primary_drain_on(int kill_at, const char *kill_on, int kill_after_ms
                        *killed ? "" : " (the drain finished first)");
     check_writes(when);
     assert_int_equal(dhost_rejoin(&shard, old, primary), 0);
-    assert_int_equal(dhost_restore_sync_set(&shard, primary), 0);
+    restore_and_observe();
 }
 
 static void primary_drain(int kill_at, int kill_after_ms, int *killed)
@@ -313,7 +327,7 @@ static void test_standby_kill_points(void **st)
         (void)snprintf(when, sizeof(when), "standby drain, kill at point %d%s", k,
                        killed ? "" : " (finished first)");
         check_writes(when);
-        assert_int_equal(dhost_restore_sync_set(&shard, primary), 0);
+        restore_and_observe();
     }
 }
 

@@ -159,9 +159,15 @@ static void rejoin(int old)
     assert_int_equal(dhost_rejoin(&shard, old, primary), 0);
 }
 
+/* The shard as the tests start it, checked by the observer: no violation. */
 static void restore_sync_set(void)
 {
+    char report[8192];
     assert_int_equal(dhost_restore_sync_set(&shard, primary), 0);
+    int ok = dhost_observe(plugin, &shard, report, sizeof(report));
+    if (ok != 1)
+        print_message("observe: %s\n", report);
+    assert_int_equal(ok, 1);
 }
 
 static int setup(void **st)
