@@ -49,6 +49,13 @@ alive() { # alive PID DIR: PID runs and is one of ours (its command line names D
         grep -qF -- "$2"
 }
 
+gone() { # gone PID: the process no longer runs (or is a zombie). Not `alive`: between the
+    # fork and the exec of a server just started, its command line is still the shell's
+    [ -z "$1" ] && return 0
+    kill -0 "$1" 2>/dev/null || return 0
+    grep -q '^State:[[:space:]]*Z' "/proc/$1/status" 2>/dev/null
+}
+
 stop_pid() { # stop_pid NAME PID DIR: TERM, wait up to 20 s for the exit, then KILL and wait
     local name=$1 pid=$2 dir=$3 i
     alive "$pid" "$dir" || return 0
@@ -139,7 +146,7 @@ start_etcd() { # start_etcd DIR: on fresh ports; sets etcd_url; 1 when a port wa
     echo $! >"$d/etcd.pid"
     local i
     for ((i = 0; i < 300; i++)); do # 30 s
-        if ! alive "$(cat "$d/etcd.pid")" "$d"; then
+        if gone "$(cat "$d/etcd.pid")"; then
             grep -q "address already in use" "$d/etcd.log" && return 1
             tail_logs "$d"
             die "etcd exited during start"
@@ -179,7 +186,7 @@ start_apiserver() { # start_apiserver DIR: on a fresh port; sets server; 1 when 
     echo $! >"$d/apiserver.pid"
     local i code
     for ((i = 0; i < 1200; i++)); do # 120 s
-        if ! alive "$(cat "$d/apiserver.pid")" "$d"; then
+        if gone "$(cat "$d/apiserver.pid")"; then
             grep -q "address already in use" "$d/apiserver.log" && return 1
             tail_logs "$d"
             die "kube-apiserver exited during start"
