@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "core/core.h"
 #include "spec/load.h"
@@ -333,4 +334,31 @@ int api_deadline_ms(const json_t *req, const char *key, int64_t dflt, int64_t *r
     }
     *ret = json_integer_value(v);
     return 0;
+}
+
+const json_t *api_opt(const json_t *o, const char *key)
+{
+    const json_t *v = json_object_get(o, key);
+    return json_is_null(v) ? NULL : v;
+}
+
+int api_valid_node_name(const char *name)
+{
+    size_t len = name ? strlen(name) : 0;
+    if (len == 0 || len > 63)
+        return 0;
+    for (; *name; name++)
+        if (*name <= ' ' || *name > '~')
+            return 0;
+    return 1;
+}
+
+int64_t api_now_ms(const mgo_plugin *p)
+{
+    struct timespec ts;
+    if (p->host.now_ms)
+        return p->host.now_ms(p->host.user);
+    if (clock_gettime(CLOCK_REALTIME, &ts) != 0)
+        return 0;
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }

@@ -39,6 +39,16 @@ int32_t api_evaluate(const mgo_plugin *p, struct request *r, json_t **ret_report
 const json_t *api_pick_cluster(const json_t *clusters, const json_t *report, const char *name,
                                char *msg, size_t msg_size);
 
+/* An optional request field: NULL when absent or null (review-notes rule 7). */
+const json_t *api_opt(const json_t *o, const char *key);
+
+/* A PostgreSQL instance name as mgo_drain and mgo_observe take it (cluster_name): 1..63 bytes of
+ * printable ASCII, no space. 1 when valid. */
+int api_valid_node_name(const char *name);
+
+/* The host's wall clock (mgo_host.now_ms), else the system's, in milliseconds since the epoch. */
+int64_t api_now_ms(const mgo_plugin *p);
+
 /* The longest "deadline_ms" a request may give: ten minutes. */
 #define API_MAX_DEADLINE_MS 600000
 

@@ -48,30 +48,10 @@ static const char *str(const json_t *o, const char *k)
     return json_string_value(json_object_get(o, k));
 }
 
-/* An optional field: NULL when absent or null (review-notes rule 7). */
-static const json_t *opt(const json_t *o, const char *k)
-{
-    const json_t *v = json_object_get(o, k);
-    return json_is_null(v) ? NULL : v;
-}
-
 static void sleep_ms(long ms)
 {
     struct timespec ts = {ms / 1000, (ms % 1000) * 1000L * 1000L};
     (void)nanosleep(&ts, NULL); /* a shorter pause (a signal) only makes a poll come sooner */
-}
-
-/* A node name as PostgreSQL's cluster_name holds it: 1..63 bytes of printable ASCII, no space
- * (it is quoted into synchronous_standby_names and the switchover annotation). */
-static int valid_name(const char *n)
-{
-    size_t len = n ? strlen(n) : 0;
-    if (len == 0 || len > 63)
-        return 0;
-    for (; *n; n++)
-        if (*n <= ' ' || *n > '~')
-            return 0;
-    return 1;
 }
 
 static json_t *step_result(const char *state, const char *next, const char *why_in)
@@ -148,15 +128,15 @@ static int32_t read_nodes(const json_t *req, struct shard_probe *s, char *msg, s
     }
     json_array_foreach (nodes, i, e) {
         uint64_t lsn = 0;
-        const json_t *ck = opt(e, "checkpoint_lsn");
-        if (!valid_name(str(e, "name")) || !str(e, "conninfo") ||
-            strlen(str(e, "conninfo")) > 1024 || (opt(e, "cell") && !str(e, "cell")) ||
-            (opt(e, "index") && !json_is_integer(opt(e, "index"))) ||
-            (opt(e, "ready") && !json_is_boolean(opt(e, "ready"))) ||
-            (opt(e, "running") && !json_is_boolean(opt(e, "running"))) ||
-            (opt(e, "control_state") && !str(e, "control_state")) ||
+        const json_t *ck = api_opt(e, "checkpoint_lsn");
+        if (!api_valid_node_name(str(e, "name")) || !str(e, "conninfo") ||
+            strlen(str(e, "conninfo")) > 1024 || (api_opt(e, "cell") && !str(e, "cell")) ||
+            (api_opt(e, "index") && !json_is_integer(api_opt(e, "index"))) ||
+            (api_opt(e, "ready") && !json_is_boolean(api_opt(e, "ready"))) ||
+            (api_opt(e, "running") && !json_is_boolean(api_opt(e, "running"))) ||
+            (api_opt(e, "control_state") && !str(e, "control_state")) ||
             (ck && (!json_is_string(ck) || pg_lsn_parse(json_string_value(ck), &lsn) != 0)) ||
-            (opt(e, "drain") && !str(e, "drain"))) {
+            (api_opt(e, "drain") && !str(e, "drain"))) {
             (void)snprintf(msg, size,
                            "request: nodes[%zu]: needs \"name\" (1 to 63 printable ASCII "
                            "characters, no space) and \"conninfo\" (at most 1024 bytes); "
@@ -917,10 +897,10 @@ int32_t api_drain(mgo_plugin *p, const char *request, size_t len, char **ret_res
         /* persisted before any work: a resumed drain knows work may have begun. One drain per
          * shard: it begins only while no other node is draining (a primary mid-switchover
          * must not wait on a standby drain that waits for a primary). */
-        struct shard_probe *s = opt(req, "nodes") ? calloc(1, sizeof(*s)) : NULL;
+        struct shard_probe *s = api_opt(req, "nodes") ? calloc(1, sizeof(*s)) : NULL;
         const char *busy = NULL, *me = str(req, "instance");
         rc = MGO_OK;
-        if (opt(req, "nodes") && !s)
+        if (api_opt(req, "nodes") && !s)
             rc = MGO_ENOMEM;
         else if (s && (rc = read_nodes(req, s, msg, sizeof(msg))) == MGO_OK) {
             size_t i;

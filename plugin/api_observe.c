@@ -41,34 +41,6 @@ static const char *str(const json_t *o, const char *k)
     return json_string_value(json_object_get(o, k));
 }
 
-/* An optional field: NULL when absent or null. */
-static const json_t *opt(const json_t *o, const char *k)
-{
-    const json_t *v = json_object_get(o, k);
-    return json_is_null(v) ? NULL : v;
-}
-
-static int64_t wall_ms(const mgo_plugin *p)
-{
-    struct timespec ts;
-    if (p->host.now_ms)
-        return p->host.now_ms(p->host.user);
-    if (clock_gettime(CLOCK_REALTIME, &ts) != 0)
-        return 0;
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int valid_name(const char *n)
-{
-    size_t len = n ? strlen(n) : 0;
-    if (len == 0 || len > 63)
-        return 0;
-    for (; *n; n++)
-        if (*n <= ' ' || *n > '~')
-            return 0;
-    return 1;
-}
-
 /* The shard's nodes, checked. MGO_OK, or MGO_EINVAL with msg. */
 static int32_t read_shard(const json_t *sh, size_t k, struct obs_node *v, size_t *ret_n,
                           enum drain_policy *policy, char *msg, size_t size)
@@ -78,7 +50,7 @@ static int32_t read_shard(const json_t *sh, size_t k, struct obs_node *v, size_t
     const char *d = str(sh, "durability");
     if (!str(sh, "name") || strlen(str(sh, "name")) > 253 || !json_is_array(nodes) ||
         json_array_size(nodes) == 0 || json_array_size(nodes) > OBSERVE_MAX_NODES ||
-        (opt(sh, "durability") && drain_policy_parse(d, policy) != 0)) {
+        (api_opt(sh, "durability") && drain_policy_parse(d, policy) != 0)) {
         (void)snprintf(msg, size,
                        "request: shards[%zu]: needs \"name\" (a string of at most 253 bytes), "
                        "\"nodes\" (1..%d) and \"durability\" AT_LEAST_2 (default) or "
@@ -86,16 +58,16 @@ static int32_t read_shard(const json_t *sh, size_t k, struct obs_node *v, size_t
                        k, OBSERVE_MAX_NODES);
         return MGO_EINVAL;
     }
-    if (!opt(sh, "durability"))
+    if (!api_opt(sh, "durability"))
         *policy = DRAIN_AT_LEAST_2;
     json_array_foreach (nodes, i, e) {
-        if (!valid_name(str(e, "name")) || !str(e, "conninfo") ||
-            strlen(str(e, "conninfo")) > 1024 || (opt(e, "cell") && !str(e, "cell")) ||
-            (opt(e, "index") && !json_is_integer(opt(e, "index"))) ||
-            (opt(e, "running") && !json_is_boolean(opt(e, "running"))) ||
-            (opt(e, "drain") && (!str(e, "drain") || !known_drain_state(str(e, "drain")) ||
-                                 plan_parse_rfc3339(str(e, "requested_at")) < 0)) ||
-            (opt(e, "requested_at") && !str(e, "requested_at"))) {
+        if (!api_valid_node_name(str(e, "name")) || !str(e, "conninfo") ||
+            strlen(str(e, "conninfo")) > 1024 || (api_opt(e, "cell") && !str(e, "cell")) ||
+            (api_opt(e, "index") && !json_is_integer(api_opt(e, "index"))) ||
+            (api_opt(e, "running") && !json_is_boolean(api_opt(e, "running"))) ||
+            (api_opt(e, "drain") && (!str(e, "drain") || !known_drain_state(str(e, "drain")) ||
+                                     plan_parse_rfc3339(str(e, "requested_at")) < 0)) ||
+            (api_opt(e, "requested_at") && !str(e, "requested_at"))) {
             (void)snprintf(msg, size,
                            "request: shards[%zu].nodes[%zu]: needs \"name\" (1 to 63 printable "
                            "ASCII characters, no space) and \"conninfo\" (at most 1024 bytes); "
@@ -119,14 +91,14 @@ static int32_t read_shard(const json_t *sh, size_t k, struct obs_node *v, size_t
                            k, i);
             return MGO_EINVAL;
         }
-        v[i] =
-            (struct obs_node){.name = str(e, "name"),
-                              .cell = str(e, "cell"),
-                              .conninfo = str(e, "conninfo"),
-                              .drain = str(e, "drain"),
-                              .requested_at = str(e, "requested_at"),
-                              .index = (long)json_integer_value(opt(e, "index")),
-                              .running = opt(e, "running") ? json_is_true(opt(e, "running")) : -1};
+        v[i] = (struct obs_node){
+            .name = str(e, "name"),
+            .cell = str(e, "cell"),
+            .conninfo = str(e, "conninfo"),
+            .drain = str(e, "drain"),
+            .requested_at = str(e, "requested_at"),
+            .index = (long)json_integer_value(api_opt(e, "index")),
+            .running = api_opt(e, "running") ? json_is_true(api_opt(e, "running")) : -1};
     }
     *ret_n = json_array_size(nodes);
     return MGO_OK;
@@ -252,7 +224,7 @@ static int describe_node(const mgo_plugin *p, const char *shard, struct obs_node
                              "does not know of)");
     int64_t at = v[i].drain ? plan_parse_rfc3339(v[i].requested_at) : -1;
     if (at >= 0 && strcmp(v[i].drain, "ready-for-deletion") != 0 &&
-        wall_ms(p) - at > RECONCILE_DRAIN_DEADLINE_MS)
+        api_now_ms(p) - at > RECONCILE_DRAIN_DEADLINE_MS)
         bad |= add_violation(violations, "drain-deadline", shard, v[i].name,
                              "drain in state %s since %s, past its %d-minute deadline", v[i].drain,
                              v[i].requested_at, RECONCILE_DRAIN_DEADLINE_MS / 60000);

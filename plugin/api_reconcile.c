@@ -13,17 +13,6 @@
 
 #define REGISTER_DEADLINE_MS 20000
 
-/* The host's clock, else the system's (mgo.h: now_ms NULL means the system clock). */
-static int64_t now_ms(const mgo_plugin *p)
-{
-    struct timespec ts;
-    if (p->host.now_ms)
-        return p->host.now_ms(p->host.user);
-    if (clock_gettime(CLOCK_REALTIME, &ts) != 0)
-        return 0;
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 struct options {
     const char *target; /* NULL: resolve only (the first release's answer) */
     const json_t *observed;
@@ -282,7 +271,7 @@ static int32_t pass(const mgo_plugin *p, const struct request *r, const struct o
             .m = &m,
             .desired = desired,
             .observed = o->observed,
-            .now_ms = now_ms(p),
+            .now_ms = api_now_ms(p),
             .generation = o->generation >= 0     ? o->generation
                           : json_is_integer(gen) ? json_integer_value(gen)
                                                  : -1,
@@ -351,14 +340,14 @@ static int32_t invalid_pass(const mgo_plugin *p, const struct request *r, const 
         struct reconcile_input in = {.m = &m,
                                      .desired = none,
                                      .observed = o->observed,
-                                     .now_ms = now_ms(p),
+                                     .now_ms = api_now_ms(p),
                                      .generation = generation,
                                      .deleting = 1};
         rc = !none || reconcile_plan(&in, &out);
         json_decref(none);
     } else if (!rc) {
         rc = reconcile_invalid(cluster ? cluster : "", ns ? ns : r->ns, o->observed, errors,
-                               now_ms(p), generation, &out);
+                               api_now_ms(p), generation, &out);
     }
     rc = rc || json_object_set(result, "actions", out.actions) ||
          json_object_set(result, "status", out.status) ||

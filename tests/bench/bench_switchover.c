@@ -37,31 +37,7 @@ static void pause_ms(long ms)
     nanosleep(&ts, NULL);
 }
 
-static int stop(struct dhost *h, int i)
-{
-    (void)h;
-    return pg_node_stop(&shard, i, "fast") == 0 ? 0 : pg_node_stop(&shard, i, "immediate");
-}
-
-static int start(struct dhost *h, int i)
-{
-    (void)h;
-    return pg_node_start(&shard, i);
-}
-
-static int persist(struct dhost *h)
-{
-    if (strncmp(h->switchover, "promoting:", 10) == 0) {
-        int i = dhost_node(h, h->switchover + 10);
-        char ci[256];
-        if (i < 0)
-            return -1;
-        pg_node_conninfo(&shard, i, ci, sizeof(ci));
-        writer_switch(writer, ci);
-        primary = i;
-    }
-    return 0;
-}
+static struct dhost_follow follow = {.primary = &primary};
 
 static int cmp(const void *a, const void *b)
 {
@@ -94,6 +70,7 @@ int main(int argc, char **argv)
         goto out;
     pg_node_conninfo(&shard, 0, ci, sizeof(ci));
     writer = writer_start(ci, 2000);
+    follow.writer = writer;
     total = calloc((size_t)n, sizeof(int64_t));
     window = calloc((size_t)n, sizeof(int64_t));
     lost = calloc((size_t)n, sizeof(int64_t));
@@ -110,15 +87,7 @@ int main(int argc, char **argv)
         struct dhost h;
         struct writer_stats a, b;
         int old = primary;
-        memset(&h, 0, sizeof(h));
-        h.plugin = plugin;
-        h.shard = &shard;
-        (void)snprintf(h.instance, sizeof(h.instance), "%s", shard.nodes[old].name);
-        (void)snprintf(h.state, sizeof(h.state), "requested");
-        h.deadline_ms = 5000;
-        h.stop = stop;
-        h.start = start;
-        h.persist = persist;
+        dhost_init(&h, plugin, &shard, shard.nodes[old].name, &follow);
         writer_get_stats(writer, &a);
         writer_reset_stall(writer);
         int64_t t0 = now_ms();

@@ -230,3 +230,71 @@ int dhost_observe(mgo_plugin *plugin, const struct pg_shard *s, char *report, si
     json_decref(r);
     return ok;
 }
+
+int dhost_stop_harness(struct dhost *h, int node)
+{
+    return pg_node_stop(h->shard, node, "fast") == 0 ? 0
+                                                     : pg_node_stop(h->shard, node, "immediate");
+}
+
+int dhost_start_harness(struct dhost *h, int node)
+{
+    return pg_node_start(h->shard, node);
+}
+
+int dhost_follow_switchover(struct dhost *h)
+{
+    struct dhost_follow *f = h->ctx;
+    if (!f || strncmp(h->switchover, "promoting:", 10) != 0)
+        return 0;
+    int i = dhost_node(h, h->switchover + 10);
+    if (i < 0)
+        return -1;
+    char ci[256];
+    pg_node_conninfo(h->shard, i, ci, sizeof(ci));
+    if (f->writer)
+        writer_switch(f->writer, ci);
+    if (f->primary)
+        *f->primary = i;
+    return 0;
+}
+
+void dhost_init(struct dhost *h, mgo_plugin *plugin, struct pg_shard *s, const char *instance,
+                struct dhost_follow *f)
+{
+    memset(h, 0, sizeof(*h));
+    h->plugin = plugin;
+    h->shard = s;
+    (void)snprintf(h->instance, sizeof(h->instance), "%s", instance);
+    (void)snprintf(h->state, sizeof(h->state), "requested");
+    h->deadline_ms = 5000;
+    h->stop = dhost_stop_harness;
+    h->start = dhost_start_harness;
+    h->persist = dhost_follow_switchover;
+    h->ctx = f;
+}
+
+int dhost_check_writes(struct writer *w, const struct pg_shard *s, int primary, char *report,
+                       size_t size)
+{
+    char ci[256], found[768];
+    size_t missing = 0;
+    struct writer_stats st, before;
+    writer_get_stats(w, &before);
+    for (int i = 0; i < 200; i++) {
+        writer_get_stats(w, &st);
+        if (st.acked > before.acked + 10)
+            break;
+        struct timespec ts = {0, 50 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    int resumed = st.acked > before.acked + 10;
+    pg_node_conninfo(s, primary, ci, sizeof(ci));
+    int rc = writer_check(ci, w, &missing, found, sizeof(found));
+    writer_get_stats(w, &st);
+    (void)snprintf(report, size,
+                   "%s%zu acknowledged, %zu failed, %zu timed out, longest stall %lld ms; %s",
+                   resumed ? "" : "writes did not resume; ", st.acked, st.failed, st.timed_out,
+                   (long long)st.longest_stall_ms, found);
+    return resumed && rc == 0 && missing == 0 ? 0 : -1;
+}

@@ -12,6 +12,7 @@
 
 #include "mgo/mgo.h"
 #include "pg_harness.h"
+#include "writer.h"
 
 struct dhost {
     mgo_plugin *plugin;
@@ -32,6 +33,30 @@ struct dhost {
     char message[1024]; /* the last call's message or error message */
     int calls, stops, starts;
 };
+
+/* What a host that follows the switchover keeps (h->ctx for dhost_follow_switchover): once a
+ * promotion may begin (promoting:<node>), the writer (when set) is pointed at the new primary
+ * and *primary (when set) becomes its index. */
+struct dhost_follow {
+    struct writer *writer;
+    int *primary;
+};
+
+/* A host in `requested` for `instance` on shard s, owning its postmasters (the hooks below),
+ * following the switchover with f (may be NULL), 5 s per call. */
+void dhost_init(struct dhost *h, mgo_plugin *plugin, struct pg_shard *s, const char *instance,
+                struct dhost_follow *f);
+
+/* Hooks for the process that owns the postmasters: stop fast, immediate when fast fails; start
+ * as configured; follow the switchover (h->ctx, a struct dhost_follow or NULL). 0 or -1. */
+int dhost_stop_harness(struct dhost *h, int node);
+int dhost_start_harness(struct dhost *h, int node);
+int dhost_follow_switchover(struct dhost *h);
+
+/* Writes go on (more than 10 commits acknowledged within 10 s) and every acknowledged commit is
+ * on node `primary`. 0, or -1; report says what was found either way. */
+int dhost_check_writes(struct writer *w, const struct pg_shard *s, int primary, char *report,
+                       size_t size);
 
 /* The postmaster of node i runs: its postmaster.pid exists. */
 int dhost_node_running(const struct dhost *h, int i);

@@ -41,63 +41,19 @@ static void pause_ms(long ms)
     nanosleep(&ts, NULL);
 }
 
-static int hook_stop(struct dhost *h, int i)
-{
-    (void)h;
-    return pg_node_stop(&shard, i, "fast") == 0 ? 0 : pg_node_stop(&shard, i, "immediate");
-}
-
-static int hook_start(struct dhost *h, int i)
-{
-    (void)h;
-    return pg_node_start(&shard, i);
-}
-
-static int hook_persist(struct dhost *h)
-{
-    if (strncmp(h->switchover, "promoting:", 10) == 0) {
-        int i = dhost_node(h, h->switchover + 10);
-        char ci[256];
-        if (i < 0)
-            return -1;
-        pg_node_conninfo(&shard, i, ci, sizeof(ci));
-        if (writer)
-            writer_switch(writer, ci);
-        primary = i;
-    }
-    return 0;
-}
+static struct dhost_follow follow = {.primary = &primary};
 
 static void host_init(struct dhost *h, const char *instance)
 {
-    memset(h, 0, sizeof(*h));
-    h->plugin = plugin;
-    h->shard = &shard;
-    (void)snprintf(h->instance, sizeof(h->instance), "%s", instance);
-    (void)snprintf(h->state, sizeof(h->state), "requested");
-    h->deadline_ms = 5000;
-    h->stop = hook_stop;
-    h->start = hook_start;
-    h->persist = hook_persist;
+    dhost_init(h, plugin, &shard, instance, &follow);
 }
 
 static void check_writes(const char *when)
 {
-    char ci[256], report[1024];
-    size_t missing = 0;
-    struct writer_stats st, before;
-    writer_get_stats(writer, &before);
-    for (int i = 0; i < 200; i++) {
-        writer_get_stats(writer, &st);
-        if (st.acked > before.acked + 10)
-            break;
-        pause_ms(50);
-    }
-    assert_true(st.acked > before.acked + 10);
-    pg_node_conninfo(&shard, primary, ci, sizeof(ci));
-    assert_int_equal(writer_check(ci, writer, &missing, report, sizeof(report)), 0);
+    char report[1024];
+    int rc = dhost_check_writes(writer, &shard, primary, report, sizeof(report));
     print_message("%s: %s\n", when, report);
-    assert_int_equal(missing, 0);
+    assert_int_equal(rc, 0);
 }
 
 static void set_setting(int i, const char *name, const char *value)
@@ -153,6 +109,7 @@ static int setup_named(void **st)
     char ci[256];
     pg_node_conninfo(&shard, 0, ci, sizeof(ci));
     writer = writer_start(ci, 2000);
+    follow.writer = writer;
     return writer ? 0 : -1;
 }
 
@@ -160,7 +117,7 @@ static int teardown(void **st)
 {
     (void)st;
     writer_free(writer);
-    writer = NULL;
+    writer = follow.writer = NULL;
     mgo_close(plugin);
     pg_shard_stop(&shard);
     return 0;
@@ -201,7 +158,7 @@ static void test_fenced_primary_not_blocked(void **st)
     assert_string_equal(h.switchover, "");
     assert_non_null(strstr(h.message, "(start) failed"));
     assert_false(dhost_node_running(&h, 0));
-    h.start = hook_start;
+    h.start = dhost_start_harness;
     assert_int_equal(dhost_call(&h), MGO_OK);
     assert_non_null(strstr(h.message, "starting it"));
     assert_true(dhost_node_running(&h, 0));
@@ -232,6 +189,7 @@ static int setup_four(void **st)
     char ci[256];
     pg_node_conninfo(&shard, 0, ci, sizeof(ci));
     writer = writer_start(ci, 2000);
+    follow.writer = writer;
     return writer ? 0 : -1;
 }
 
@@ -274,7 +232,7 @@ static int persist_cut_others(struct dhost *h)
             }
         pause_ms(500);
     }
-    return hook_persist(h);
+    return dhost_follow_switchover(h);
 }
 
 /* The primary crashes (immediate shutdown) and C restarts meanwhile. */
@@ -319,7 +277,7 @@ static int persist_freeze(struct dhost *h)
         if (frozen < 0 || kill(shard.nodes[frozen].pid, SIGSTOP) != 0)
             return -1;
     }
-    return hook_persist(h);
+    return dhost_follow_switchover(h);
 }
 
 static void test_hung_standby(void **st)

@@ -87,71 +87,20 @@ static void *observe(void *arg)
 
 /* ---- host hooks -------------------------------------------------------------------------- */
 
-static int hook_stop(struct dhost *h, int i)
-{
-    (void)h;
-    if (pg_node_stop(&shard, i, "fast") == 0)
-        return 0;
-    return pg_node_stop(&shard, i, "immediate");
-}
-
-static int hook_start(struct dhost *h, int i)
-{
-    (void)h;
-    return pg_node_start(&shard, i);
-}
-
-/* The writer follows the switchover: once a promotion may begin, point it at the new primary
- * (attempts fail and are retried until it takes writes). */
-static int hook_persist(struct dhost *h)
-{
-    const char *p = "promoting:";
-    if (strncmp(h->switchover, p, strlen(p)) == 0) {
-        int i = dhost_node(h, h->switchover + strlen(p));
-        if (i < 0)
-            return -1;
-        char ci[256];
-        pg_node_conninfo(&shard, i, ci, sizeof(ci));
-        writer_switch(writer, ci);
-        primary = i;
-    }
-    return 0;
-}
+static struct dhost_follow follow = {.primary = &primary};
 
 static void host_init(struct dhost *h, const char *instance)
 {
-    memset(h, 0, sizeof(*h));
-    h->plugin = plugin;
-    h->shard = &shard;
-    (void)snprintf(h->instance, sizeof(h->instance), "%s", instance);
-    (void)snprintf(h->state, sizeof(h->state), "requested");
-    h->deadline_ms = 5000;
-    h->stop = hook_stop;
-    h->start = hook_start;
-    h->persist = hook_persist;
+    dhost_init(h, plugin, &shard, instance, &follow);
 }
 
-/* Every acknowledged commit is on the current primary. */
+/* Writes go on, and every acknowledged commit is on the current primary. */
 static void check_writes(const char *when)
 {
-    char ci[256], report[1024];
-    size_t missing = 0;
-    struct writer_stats st, before;
-    /* writes go on through the current primary */
-    writer_get_stats(writer, &before);
-    for (int i = 0; i < 200; i++) {
-        writer_get_stats(writer, &st);
-        if (st.acked > before.acked + 10)
-            break;
-        pause_ms(50);
-    }
-    assert_true(st.acked > before.acked + 10);
-    pg_node_conninfo(&shard, primary, ci, sizeof(ci));
-    assert_int_equal(writer_check(ci, writer, &missing, report, sizeof(report)), 0);
-    writer_get_stats(writer, &st);
-    print_message("%s: %zu acknowledged, %zu failed, %zu timed out, longest stall %lld ms; %s\n",
-                  when, st.acked, st.failed, st.timed_out, (long long)st.longest_stall_ms, report);
-    assert_int_equal(missing, 0);
+    char report[1024];
+    int rc = dhost_check_writes(writer, &shard, primary, report, sizeof(report));
+    print_message("%s: %s\n", when, report);
+    assert_int_equal(rc, 0);
 }
 
 static void rejoin(int old)
@@ -181,6 +130,7 @@ static int setup(void **st)
     char ci[256];
     pg_node_conninfo(&shard, 0, ci, sizeof(ci));
     writer = writer_start(ci, COMMIT_TIMEOUT_MS);
+    follow.writer = writer;
     if (!writer)
         return -1;
     obs.stop = 0;
@@ -239,7 +189,7 @@ static int lagging = -1;
 
 static int persist_resume(struct dhost *h)
 {
-    int rc = hook_persist(h);
+    int rc = dhost_follow_switchover(h);
     if (rc == 0 && strncmp(h->switchover, "promoting:", 10) == 0 && lagging >= 0) {
         rc = pg_sql(&shard, lagging, "SELECT pg_wal_replay_resume()", 5000, NULL, 0);
         lagging = -1;
@@ -280,7 +230,7 @@ static void test_lagging_not_chosen(void **st)
  * is abandoned and the primary restarted; with the standbys back, the drain completes. */
 static int lose_standbys(struct dhost *h, int i)
 {
-    int rc = hook_stop(h, i);
+    int rc = dhost_stop_harness(h, i);
     for (int k = 0; k < shard.n; k++)
         if (k != i && pg_node_stop(&shard, k, "immediate") != 0)
             rc = -1;
@@ -309,7 +259,7 @@ static void test_abandoned(void **st)
     assert_string_equal(h.switchover, "");
     assert_false(dhost_node_running(&h, old));
     /* the next call finds the primary stopped with no switchover holding it: start */
-    h.start = hook_start;
+    h.start = dhost_start_harness;
     int32_t rc = dhost_run(&h, "ready-for-deletion", 8, 100);
     assert_int_equal(rc, MGO_EAGAIN);
     assert_int_equal(h.stops, 1);
@@ -324,7 +274,7 @@ static void test_abandoned(void **st)
     for (int k = 0; k < shard.n; k++)
         if (k != old)
             assert_int_equal(pg_node_start(&shard, k), 0);
-    h.stop = hook_stop;
+    h.stop = dhost_stop_harness;
     assert_int_equal(dhost_run(&h, "ready-for-deletion", 100, 100), 0);
     assert_int_not_equal(primary, old);
     pause_ms(300);
@@ -353,7 +303,7 @@ static int persist_pause_candidate(struct dhost *h)
                     return -1;
                 paused[i] = 0;
             }
-    return hook_persist(h);
+    return dhost_follow_switchover(h);
 }
 
 static void test_candidate_behind_after_fence(void **st)
@@ -388,7 +338,7 @@ static int persist_pause_all(struct dhost *h)
                     return -1;
                 paused[i] = 1;
             }
-    return hook_persist(h);
+    return dhost_follow_switchover(h);
 }
 
 static void test_no_standby_caught_up(void **st)
@@ -411,7 +361,7 @@ static void test_no_standby_caught_up(void **st)
         }
     /* the old primary is running and writable, or stopped under a fresh fence: let the
      * drain finish now that the standbys replay again */
-    h.persist = hook_persist;
+    h.persist = dhost_follow_switchover;
     assert_int_equal(dhost_run(&h, "ready-for-deletion", 100, 100), 0);
     assert_int_not_equal(primary, old);
     assert_int_equal(pg_sql(&shard, primary, "SELECT pg_is_in_recovery()", 5000, out, sizeof(out)),
@@ -437,7 +387,7 @@ static int persist_note(struct dhost *h)
 {
     if (strncmp(h->switchover, "promoting:", 10) == 0 && !promoting_message[0])
         (void)snprintf(promoting_message, sizeof(promoting_message), "%s", h->message);
-    return hook_persist(h);
+    return dhost_follow_switchover(h);
 }
 
 static void test_unclean_stop(void **st)

@@ -37,6 +37,7 @@ static struct pg_shard shard;
 static mgo_plugin *plugin;
 static struct writer *writer;
 static int primary;
+static struct dhost_follow follow = {.primary = &primary};
 static json_t *instances; /* the rendered Instance objects, bootstrap primary first */
 
 static int port_free(int port)
@@ -209,6 +210,7 @@ static int setup(void **st)
     char ci[256];
     pg_node_conninfo(&shard, 0, ci, sizeof(ci));
     writer = writer_start(ci, 2000);
+    follow.writer = writer;
     return writer ? 0 : -1;
 }
 
@@ -223,44 +225,10 @@ static int teardown(void **st)
     return 0;
 }
 
-static int hook_stop(struct dhost *h, int i)
-{
-    (void)h;
-    return pg_node_stop(&shard, i, "fast") == 0 ? 0 : pg_node_stop(&shard, i, "immediate");
-}
-
-static int hook_start(struct dhost *h, int i)
-{
-    (void)h;
-    return pg_node_start(&shard, i);
-}
-
-static int hook_persist(struct dhost *h)
-{
-    if (strncmp(h->switchover, "promoting:", 10) == 0) {
-        int i = dhost_node(h, h->switchover + 10);
-        char ci[256];
-        if (i < 0)
-            return -1;
-        pg_node_conninfo(&shard, i, ci, sizeof(ci));
-        writer_switch(writer, ci);
-        primary = i;
-    }
-    return 0;
-}
-
 static void drain(const char *name)
 {
     struct dhost h;
-    memset(&h, 0, sizeof(h));
-    h.plugin = plugin;
-    h.shard = &shard;
-    (void)snprintf(h.instance, sizeof(h.instance), "%s", name);
-    (void)snprintf(h.state, sizeof(h.state), "requested");
-    h.deadline_ms = 5000;
-    h.stop = hook_stop;
-    h.start = hook_start;
-    h.persist = hook_persist;
+    dhost_init(&h, plugin, &shard, name, &follow);
     assert_int_equal(dhost_run(&h, "ready-for-deletion", 40, 100), 0);
 }
 
