@@ -318,6 +318,12 @@ MGO_API int32_t mgo_scale(mgo_plugin *plugin, const char *request, size_t reques
                         ret_result_len);
 }
 
+MGO_API int32_t mgo_converge(mgo_plugin *plugin, const char *request, size_t request_len,
+                             char **ret_result, size_t *ret_result_len)
+{
+    return api_run_hook(api_converge, plugin, request, request_len, ret_result, ret_result_len);
+}
+
 int api_deadline_ms(const json_t *req, const char *key, int64_t dflt, int64_t *ret, char *msg,
                     size_t msg_size)
 {

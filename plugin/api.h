@@ -74,6 +74,18 @@ int32_t api_topology(mgo_plugin *p, const char *request, size_t len, char **ret_
 int32_t api_topo_register(const mgo_plugin *p, const json_t *req, const json_t *chosen,
                           int64_t deadline, json_t **ret, char *msg, size_t msg_size);
 
+struct etcd_client;
+
+/* A client of the etcd at `endpoints` (an array of addresses, each resolved through the host,
+ * "http://" added when there is no scheme; no TLS). MGO_OK and *ret (etcd_client_free), else a
+ * status with msg. */
+int32_t api_topo_client(const mgo_plugin *p, const json_t *endpoints, int64_t deadline,
+                        struct etcd_client **ret, char *msg, size_t msg_size);
+
+/* The converge hook's body (plugin/api_converge.c). */
+int32_t api_converge(mgo_plugin *p, const char *request, size_t len, char **ret_result,
+                     size_t *ret_len);
+
 /* The drain hook's body (plugin/api_drain.c). */
 int32_t api_drain(mgo_plugin *p, const char *request, size_t len, char **ret_result,
                   size_t *ret_len);
@@ -85,5 +97,13 @@ int32_t api_observe(mgo_plugin *p, const char *request, size_t len, char **ret_r
 /* The reconcile hook's body (plugin/api_reconcile.c). */
 int32_t api_reconcile(mgo_plugin *p, const char *request, size_t len, char **ret_result,
                       size_t *ret_len);
+
+/* Type-check every entry of observed's "objects" (docs/abi.md, "observed object"): MGO_OK, or
+ * MGO_EINVAL with msg "request: observed.objects[i]: ..." for the first that is malformed. */
+int32_t api_check_observed(const json_t *observed, char *msg, size_t size);
+
+/* The scale plan's body (plugin/api_scale.c). */
+int32_t api_scale(mgo_plugin *p, const char *request, size_t len, char **ret_result,
+                  size_t *ret_len);
 
 #endif

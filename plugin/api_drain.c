@@ -277,22 +277,10 @@ static int primary_waits_on(const struct pg_node_status *p, const char *name)
 static int alter_system(const char *conninfo, const char *setting, const char *value,
                         int64_t deadline, char *err, size_t err_size)
 {
-    char sql[2600];
-    size_t o = (size_t)snprintf(sql, sizeof(sql), "ALTER SYSTEM SET %s = '", setting);
-    for (const char *ch = value; *ch; ch++) {
-        if (o + 4 >= sizeof(sql)) {
-            (void)snprintf(err, err_size, "%s: value too long", setting);
-            return -E2BIG;
-        }
-        if (*ch == '\'') /* standard_conforming_strings: only quotes are doubled */
-            sql[o++] = *ch;
-        sql[o++] = *ch;
-    }
-    (void)snprintf(sql + o, sizeof(sql) - o, "'");
     struct pg_conn *c = NULL;
     int rc = pg_connect(conninfo, deadline, &c, err, err_size);
     if (rc == 0)
-        rc = pg_exec(c, sql, deadline, err, err_size);
+        rc = pg_alter_system(c, setting, value, deadline, err, err_size);
     if (rc == 0)
         rc = pg_exec(c, "SELECT pg_reload_conf()", deadline, err, err_size);
     pg_close(c);

@@ -148,6 +148,17 @@ static int32_t status_of(int rc)
     }
 }
 
+int32_t api_topo_client(const mgo_plugin *p, const json_t *endpoints, int64_t deadline,
+                        struct etcd_client **ret, char *msg, size_t msg_size)
+{
+    json_t *urls = NULL;
+    int32_t rc = endpoints_from(p, endpoints, deadline, &urls, msg, msg_size);
+    if (rc == MGO_OK)
+        rc = client_for(urls, NULL, ret, msg, msg_size);
+    json_decref(urls);
+    return rc;
+}
+
 /* The "etcd" override of a request: {"endpoints": [..], "root": ".."}. */
 static int32_t override_client(const mgo_plugin *p, const json_t *req, int64_t deadline,
                                const char *default_root, struct etcd_client **ret,

@@ -289,11 +289,31 @@ MGO_API int32_t mgo_observe(mgo_plugin *plugin, const char *request, size_t requ
                             char **ret_result, size_t *ret_result_len);
 
 /*
- * Plan a pool's change of size. Not implemented in this release: returns MGO_EUNSUPPORTED with a
- * result document saying so. Never blocks.
+ * Plan a pool's change of size (docs/abi.md "mgo_scale"). The request carries the manifests
+ * like mgo_validate, the "pool" (and optionally its "cell"), the new "replicas" per cell and,
+ * optionally, the host's "observed" objects as for mgo_reconcile. The result gives the cluster
+ * object with the new size written where it belongs ("spec", the field's "path"), the instances
+ * that will be created, and the ones that will be drained and deleted, in the order the
+ * reconcile pass takes them. Validates the changed cluster: MGO_EINVAL with the errors when it
+ * or the request is invalid. Pure: no I/O; never blocks. mgo_reconcile applies the same rules
+ * whenever the size in the spec changes; this hook only says what they will do.
  */
 MGO_API int32_t mgo_scale(mgo_plugin *plugin, const char *request, size_t request_len,
                           char **ret_result, size_t *ret_result_len);
+
+/*
+ * Bring one shard's live replication settings to what the spec wants (postgres driver;
+ * docs/abi.md "mgo_converge"): the reload-class PostgreSQL settings on every instance
+ * (ALTER SYSTEM, reload, then confirmed in pg_settings; never a restart), the primary's
+ * synchronous_standby_names (a standby joins once it streams, caught up; one that no longer
+ * exists leaves), and, when the request names the topology, each instance's pooler record with
+ * its live role (records of instances that no longer exist are deleted). Writes nothing when
+ * everything is in place. The result says what changed and whether the shard has converged.
+ * MGO_EAGAIN when no single primary answers or a change is not yet visible. Blocks up to the
+ * request's "deadline_ms" (default 10000) while it talks to PostgreSQL and etcd.
+ */
+MGO_API int32_t mgo_converge(mgo_plugin *plugin, const char *request, size_t request_len,
+                             char **ret_result, size_t *ret_result_len);
 
 #ifdef __cplusplus
 }

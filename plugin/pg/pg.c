@@ -560,6 +560,100 @@ int pg_exec(struct pg_conn *c, const char *sql, int64_t deadline_ms, char *err, 
     return run(c, what, sql, deadline_ms, 1, NULL, NULL, err, err_size);
 }
 
+int pg_alter_system(struct pg_conn *c, const char *setting, const char *value, int64_t deadline_ms,
+                    char *err, size_t err_size)
+{
+    char sql[2200];
+    size_t len = setting ? strlen(setting) : 0;
+    if (len == 0 || len > 63 ||
+        strspn(setting, "abcdefghijklmnopqrstuvwxyz"
+                        "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.") != len) {
+        set_err(err, err_size, "pg_alter_system: \"%.80s\" is not a parameter name",
+                setting ? setting : "");
+        return -EINVAL;
+    }
+    size_t o = (size_t)snprintf(
+        sql, sizeof(sql), value ? "ALTER SYSTEM SET %s = '" : "ALTER SYSTEM RESET %s", setting);
+    for (const char *ch = value; ch && *ch; ch++) {
+        if (o + 4 >= sizeof(sql)) {
+            set_err(err, err_size, "%s: value too long", setting);
+            return -E2BIG;
+        }
+        if (*ch == '\'') /* standard_conforming_strings: only quotes are doubled */
+            sql[o++] = *ch;
+        sql[o++] = *ch;
+    }
+    if (value)
+        (void)snprintf(sql + o, sizeof(sql) - o, "'");
+    return pg_exec(c, sql, deadline_ms, err, err_size);
+}
+
+/* ---- rows as text -------------------------------------------------------------------------- */
+
+struct rows {
+    json_t *rows;
+    size_t max;
+};
+
+static int rows_result(struct pg_conn *c, const struct pq_api_result *res, size_t index, void *arg,
+                       char *err, size_t err_size)
+{
+    (void)index;
+    struct rows *r = arg;
+    const struct pq_api *pq = c->pq;
+    int nrows = pq->ntuples(res), ncols = pq->nfields(res);
+    if (nrows <= 0 && json_array_size(r->rows) > 0)
+        return 0; /* keep the first result that has rows */
+    if (nrows > 0 && (size_t)nrows > r->max) {
+        set_err(err, err_size, "%s: query: %d rows, more than %zu", c->target, nrows, r->max);
+        return -E2BIG;
+    }
+    json_array_clear(r->rows);
+    for (int i = 0; i < nrows; i++) {
+        json_t *row = json_array();
+        if (!row || json_array_append_new(r->rows, row))
+            return -ENOMEM;
+        for (int k = 0; k < ncols; k++) {
+            json_t *v =
+                pq->getisnull(res, i, k) ? json_null() : json_string(pq->getvalue(res, i, k));
+            if (!v) {
+                /* not UTF-8: report it rather than drop the value */
+                set_err(err, err_size, "%s: query: row %d column %d is not UTF-8", c->target, i, k);
+                return -EPROTO;
+            }
+            if (json_array_append_new(row, v))
+                return -ENOMEM;
+        }
+    }
+    return 0;
+}
+
+int pg_query(struct pg_conn *c, const char *sql, int64_t deadline_ms, size_t max_rows,
+             json_t **ret_rows, char *err, size_t err_size)
+{
+    if (!c || !sql || !ret_rows) {
+        set_err(err, err_size, "pg_query: a connection, sql and ret_rows are required");
+        return -EINVAL;
+    }
+    struct rows r = {json_array(), max_rows};
+    if (!r.rows)
+        return -ENOMEM;
+    char what[64];
+    command_words(sql, what, sizeof(what));
+    int rc = run(c, what, sql, deadline_ms, 1, rows_result, &r, err, err_size);
+    if (rc) {
+        json_decref(r.rows);
+        return rc;
+    }
+    *ret_rows = r.rows;
+    return 0;
+}
+
+const char *pg_sqlstate(const struct pg_conn *c)
+{
+    return c ? c->sqlstate : "";
+}
+
 /* ---- probing ------------------------------------------------------------------------------- */
 
 /*

@@ -46,6 +46,7 @@
 #ifndef MGO_PG_PG_H
 #define MGO_PG_PG_H
 
+#include <jansson.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -126,6 +127,27 @@ void pg_close(struct pg_conn *c);
  * is closed).
  */
 int pg_exec(struct pg_conn *c, const char *sql, int64_t deadline_ms, char *err, size_t err_size);
+
+/*
+ * ALTER SYSTEM SET <setting> = '<value>' (value quoted as a literal), or ALTER SYSTEM RESET
+ * <setting> when value is NULL. `setting` must be a plain parameter name (letters, digits, '_'
+ * and '.'): -EINVAL otherwise. The caller reloads (pg_reload_conf()) and confirms. -E2BIG for a
+ * value longer than 2048 bytes; pg_exec()'s errors otherwise.
+ */
+int pg_alter_system(struct pg_conn *c, const char *setting, const char *value, int64_t deadline_ms,
+                    char *err, size_t err_size);
+
+/*
+ * Run one query and return its rows as text: *ret_rows is a new array (one array per row, each
+ * value a string or null), from the first result that has rows (the last one otherwise). For
+ * small catalog reads (pg_settings, pg_file_settings): more than max_rows rows is -E2BIG.
+ * -ENOMEM, and pg_exec()'s errors otherwise.
+ */
+int pg_query(struct pg_conn *c, const char *sql, int64_t deadline_ms, size_t max_rows,
+             json_t **ret_rows, char *err, size_t err_size);
+
+/* The SQLSTATE of the last statement's first server error on c ("" when none). */
+const char *pg_sqlstate(const struct pg_conn *c);
 
 /*
  * What the node is and knows, in one round trip (two statements in one query: the node's
