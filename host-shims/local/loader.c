@@ -90,6 +90,8 @@ int loader_load(struct loader_lib *lib, char *err, size_t err_size)
     BIND(reconcile, "mgo_reconcile");
     BIND(drain, "mgo_drain");
     BIND(scale, "mgo_scale");
+    BIND(observe, "mgo_observe");
+    BIND(converge, "mgo_converge");
     BIND(topology, "mgo_topology");
     if (lib->abi_version() != MGO_ABI_VERSION) {
         (void)snprintf(err, err_size, "%s: ABI version %u, this program needs %d", lib->path,

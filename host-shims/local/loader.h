@@ -18,6 +18,8 @@ struct loader_lib {
     loader_hook_fn reconcile;
     loader_hook_fn drain;
     loader_hook_fn scale;
+    loader_hook_fn observe;
+    loader_hook_fn converge;
     loader_hook_fn topology;
     char path[4096]; /* where it was found */
 };

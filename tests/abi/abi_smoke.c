@@ -323,6 +323,12 @@ static void check_unsupported(void)
     CHECK(res && strstr(res, "must be an array"), "its result says why: %s", res ? res : "(null)");
     mgo_free(res);
     res = NULL;
+    rc = mgo_converge(p, req, sizeof(req) - 1, &res, &len);
+    CHECK(rc == MGO_EINVAL, "mgo_converge of no nodes -> %d (MGO_EINVAL)", rc);
+    CHECK(res && strstr(res, "(1..32) is required"), "its result says why: %s",
+          res ? res : "(null)");
+    mgo_free(res);
+    res = NULL;
     rc = mgo_scale(p, req, sizeof(req) - 1, &res, &len);
     CHECK(rc == MGO_EUNSUPPORTED, "mgo_scale -> %d (MGO_EUNSUPPORTED)", rc);
     CHECK(res && strstr(res, "not implemented") && strstr(res, "\"class\":3"),
@@ -388,6 +394,8 @@ static void check_null_outputs(void)
     CHECK(rc == MGO_EARG, "observe with ret_result NULL -> %d", rc);
     rc = mgo_scale(NULL, "{}", 2, &res, &len);
     CHECK(rc == MGO_EARG, "scale with plugin NULL -> %d", rc);
+    rc = mgo_converge(p, "{}", 2, &res, NULL);
+    CHECK(rc == MGO_EARG, "converge with ret_result_len NULL -> %d", rc);
     mgo_close(p);
 }
 
