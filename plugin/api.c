@@ -351,7 +351,8 @@ const json_t *api_opt(const json_t *o, const char *key)
 int api_valid_node_name(const char *name)
 {
     size_t len = name ? strlen(name) : 0;
-    if (len == 0 || len > 63)
+    /* "*" would be read as a wildcard in synchronous_standby_names, quoted or not */
+    if (len == 0 || len > 63 || strcmp(name, "*") == 0)
         return 0;
     for (; *name; name++)
         if (*name <= ' ' || *name > '~')

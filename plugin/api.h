@@ -43,7 +43,7 @@ const json_t *api_pick_cluster(const json_t *clusters, const json_t *report, con
 const json_t *api_opt(const json_t *o, const char *key);
 
 /* A PostgreSQL instance name as mgo_drain and mgo_observe take it (cluster_name): 1..63 bytes of
- * printable ASCII, no space. 1 when valid. */
+ * printable ASCII, no space, not "*" (a wildcard in synchronous_standby_names). 1 when valid. */
 int api_valid_node_name(const char *name);
 
 /* The host's wall clock (mgo_host.now_ms), else the system's, in milliseconds since the epoch. */

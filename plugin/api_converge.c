@@ -33,6 +33,12 @@ static const char *const managed_settings[] = {"primary_conninfo", "synchronous_
                                                "primary_slot_name", "recovery_target_timeline",
                                                NULL};
 
+/* Recovery settings a host may write with a standby's setup: never reset (they are set when the
+ * spec has them). */
+static const char *const host_settings[] = {"restore_command", "archive_cleanup_command",
+                                            "recovery_end_command", "recovery_min_apply_delay",
+                                            NULL};
+
 struct cnode {
     const char *name, *cell, *conninfo, *drain;
     long index;
@@ -47,6 +53,7 @@ struct converge {
     struct cnode *nodes;
     enum drain_policy policy;
     const json_t *settings, *topology;
+    json_t *want; /* the settings: normalised name -> value */
     int64_t deadline;
     json_t *changes, *waiting;
     char sync_names[PG_SYNC_NAMES_SIZE];
@@ -104,16 +111,23 @@ static int wait_for(struct converge *c, const char *instance, const char *fmt, .
     va_start(ap, fmt);
     (void)vsnprintf(why, sizeof(why), fmt, ap);
     va_end(ap);
+    core_utf8_sanitize(why); /* cut mid-character, or bytes from the server */
     return add_entry(c->waiting, json_pack("{s:s, s:s}", "instance", instance, "reason", why));
 }
 
 /* ---- the request --------------------------------------------------------------------------- */
 
-static int32_t read_settings(const json_t *settings, char *msg, size_t size)
+/* The request's settings, checked, into c->want: names trimmed and lower-cased as validation
+ * reads postgresConfig, each a known reload-class parameter mgo does not manage itself, each value
+ * one that validation accepts. */
+static int32_t read_settings(struct converge *c, const json_t *settings, char *msg, size_t size)
 {
     const char *key;
     const json_t *v;
-    if (!settings || json_is_null(settings))
+    c->want = json_object();
+    if (!c->want)
+        return MGO_ENOMEM;
+    if (!settings)
         return MGO_OK;
     if (!json_is_object(settings) || json_object_size(settings) > CONVERGE_MAX_SETTINGS) {
         (void)snprintf(msg, size, "request: \"settings\" must be an object of at most %d strings",
@@ -121,28 +135,39 @@ static int32_t read_settings(const json_t *settings, char *msg, size_t size)
         return MGO_EINVAL;
     }
     json_object_foreach ((json_t *)settings, key, v) {
-        const struct pg_param *prm = pg_param_lookup(key);
-        if (!json_is_string(v) || strlen(json_string_value(v)) > CONVERGE_MAX_VALUE) {
-            (void)snprintf(msg, size, "request: settings.%.80s: a string of at most %d bytes", key,
-                           CONVERGE_MAX_VALUE);
+        char name[64], reason[256];
+        size_t b = strspn(key, " \t"), len = strlen(key + b);
+        while (len > 0 && (key[b + len - 1] == ' ' || key[b + len - 1] == '\t'))
+            len--;
+        if (len == 0 || len >= sizeof(name)) {
+            (void)snprintf(msg, size, "request: settings.%.80s: not a parameter name", key);
             return MGO_EINVAL;
         }
-        if (!prm || strcmp(prm->name, key) != 0 || prm->context == PG_CONTEXT_INTERNAL ||
-            prm->context == PG_CONTEXT_POSTMASTER || is_managed(key)) {
-            (void)snprintf(
-                msg, size, "request: settings.%.80s: %s", key,
-                !prm ? "not a parameter PostgreSQL lists (restart-class: a rolling update)"
-                : strcmp(prm->name, key) != 0 ? "write the name in lower case"
-                : is_managed(key)             ? "managed by mgo itself"
-                                              : "restart-class (postmaster context): it changes "
-                                                "through a rolling update, not a reload");
+        for (size_t k = 0; k < len; k++)
+            name[k] = (char)(key[b + k] >= 'A' && key[b + k] <= 'Z' ? key[b + k] + 32 : key[b + k]);
+        name[len] = '\0';
+        const struct pg_param *prm = pg_param_lookup(name);
+        const char *why = NULL;
+        if (!json_is_string(v) || strlen(json_string_value(v)) > CONVERGE_MAX_VALUE)
+            why = "must be a string of at most 1024 bytes";
+        else if (pg_param_check(name, json_string_value(v), reason, sizeof(reason)))
+            why = reason;
+        else if (strchr(name, '.'))
+            why = "an extension parameter is restart-class: it changes through a rolling update";
+        else if (!prm || prm->context == PG_CONTEXT_INTERNAL)
+            why = "not a parameter that can be set";
+        else if (prm->context == PG_CONTEXT_POSTMASTER)
+            why = "restart-class (postmaster context): it changes through a rolling update";
+        else if (is_managed(name))
+            why = "managed by mgo itself";
+        else if (json_object_get(c->want, name))
+            why = "given twice (names compare without regard to case and surrounding spaces)";
+        if (why) {
+            (void)snprintf(msg, size, "request: settings.%.80s: %s", key, why);
             return MGO_EINVAL;
         }
-        char reason[256];
-        if (pg_param_check(key, json_string_value(v), reason, sizeof(reason))) {
-            (void)snprintf(msg, size, "request: settings.%.80s: %s", key, reason);
-            return MGO_EINVAL;
-        }
+        if (json_object_set(c->want, name, (json_t *)v))
+            return MGO_ENOMEM;
     }
     return MGO_OK;
 }
@@ -162,23 +187,50 @@ static int32_t read_topology(const json_t *t, const struct converge *c, char *ms
     const char *key;
     const json_t *v;
     json_object_foreach ((json_t *)cells, key, v) {
-        if (!json_is_array(json_object_get(v, "endpoints")) ||
-            json_array_size(json_object_get(v, "endpoints")) == 0 || !str(v, "root")) {
+        size_t k;
+        const json_t *ep;
+        int strings = 1;
+        json_array_foreach (json_object_get(v, "endpoints"), k, ep)
+            strings &= json_is_string(ep);
+        if (!api_valid_node_name(key) || !strings ||
+            !json_is_array(json_object_get(v, "endpoints")) ||
+            json_array_size(json_object_get(v, "endpoints")) == 0 || !str(v, "root") ||
+            str(v, "root")[0] != '/' || strlen(str(v, "root")) > 512) {
             (void)snprintf(msg, size,
-                           "request: topology.cells.%.80s: needs \"endpoints\" (a non-empty "
-                           "array) and \"root\"",
+                           "request: topology.cells.%.80s: a cell name of 1 to 63 printable "
+                           "ASCII characters, with \"endpoints\" (a non-empty array) and "
+                           "\"root\" (a path of at most 512 bytes)",
                            key);
             return MGO_EINVAL;
         }
     }
-    for (size_t i = 0; i < c->n; i++)
-        if (!c->nodes[i].cell || !json_object_get(cells, c->nodes[i].cell)) {
+    for (size_t i = 0; i < c->n; i++) {
+        const struct cnode *x = &c->nodes[i];
+        char host[256], pkey[1024], err[300] = "";
+        long port;
+        if (!x->cell || !json_object_get(cells, x->cell)) {
             (void)snprintf(msg, size,
                            "request: nodes[%zu]: with \"topology\", every node needs a \"cell\" "
                            "that topology.cells names",
                            i);
             return MGO_EINVAL;
         }
+        /* everything a pooler record needs is checked before anything is written */
+        int rc = pg_conninfo_address(x->conninfo, host, sizeof(host), &port, err, sizeof(err));
+        if (rc == -ENOMEM)
+            return MGO_ENOMEM;
+        if (rc == -ELIBACC) {
+            (void)snprintf(msg, size, "postgres driver: libpq.so.5 cannot be loaded");
+            return MGO_EUNSUPPORTED;
+        }
+        if (rc == 0 && topo_pooler_key(str(json_object_get(cells, x->cell), "root"), x->cell,
+                                       x->name, pkey, sizeof(pkey)))
+            (void)snprintf(err, sizeof(err), "the cell and name make no valid pooler key");
+        if (err[0]) {
+            (void)snprintf(msg, size, "request: nodes[%zu]: for its pooler record: %s", i, err);
+            return MGO_EINVAL;
+        }
+    }
     return MGO_OK;
 }
 
@@ -237,7 +289,7 @@ static int32_t read_request(const json_t *req, struct converge *c, char *msg, si
         c->n++;
     }
     c->settings = api_opt(req, "settings");
-    int32_t rc = read_settings(c->settings, msg, size);
+    int32_t rc = read_settings(c, c->settings, msg, size);
     if (rc == MGO_OK)
         rc = read_topology(api_opt(req, "topology"), c, msg, size);
     c->topology = api_opt(req, "topology");
@@ -278,10 +330,117 @@ static int32_t probe_failed(int rc, char *msg, size_t size)
 
 /* ---- reload-class settings ----------------------------------------------------------------- */
 
-#define AUTO_CONF "current_setting('data_directory') || '/postgresql.auto.conf'"
+#define AUTO_CONF    "current_setting('data_directory') || '/postgresql.auto.conf'"
+#define MARKER       "mgo.settings_hash"
+#define MARKER_SQL   "SELECT current_setting('" MARKER "', true)"
+#define MAX_ELEMENTS 64
 
-/* The entries of the node's postgresql.auto.conf as PostgreSQL reads them: {name: value}, the
- * last one of a name winning. */
+/* Parameters whose value is a list of identifiers (GUC_LIST_QUOTE in PostgreSQL): ALTER SYSTEM
+ * takes each element as its own literal, and writes them quoted where needed. */
+static const char *const list_settings[] = {"search_path", "temp_tablespaces",
+                                            "session_preload_libraries", "local_preload_libraries",
+                                            NULL};
+
+static int is_list(const char *name)
+{
+    for (size_t i = 0; list_settings[i]; i++)
+        if (strcmp(list_settings[i], name) == 0)
+            return 1;
+    return 0;
+}
+
+/* Split a list value the way PostgreSQL reads it (SplitIdentifierString): elements separated by
+ * commas, each double-quoted ("" for a quote) or bare (then lower-cased), spaces around them
+ * ignored. The elements go to `out` (an array). 0, -EINVAL (malformed), -ENOMEM. */
+static int split_list(const char *v, json_t *out)
+{
+    char buf[CONVERGE_MAX_VALUE + 1];
+    const char *p = v + strspn(v, " \t\n\r");
+    if (!*p)
+        return 0;
+    for (;;) {
+        size_t n = 0;
+        if (*p == '"') {
+            for (p++;; p++) {
+                if (!*p)
+                    return -EINVAL;
+                if (*p == '"' && p[1] != '"')
+                    break;
+                if (*p == '"')
+                    p++;
+                if (n + 1 >= sizeof(buf))
+                    return -EINVAL;
+                buf[n++] = *p;
+            }
+            p++;
+        } else {
+            while (*p && *p != ',' && !strchr(" \t\n\r", *p) && n + 1 < sizeof(buf)) {
+                buf[n++] = (char)(*p >= 'A' && *p <= 'Z' ? *p + 32 : *p);
+                p++;
+            }
+            if (n == 0)
+                return -EINVAL;
+        }
+        buf[n] = '\0';
+        if (json_array_size(out) >= MAX_ELEMENTS)
+            return -EINVAL;
+        if (json_array_append_new(out, json_string(buf)))
+            return core_allocation_failed() ? -ENOMEM : -EINVAL;
+        p += strspn(p, " \t\n\r");
+        if (!*p)
+            return 0;
+        if (*p != ',')
+            return -EINVAL;
+        p++;
+        p += strspn(p, " \t\n\r");
+    }
+}
+
+/* Do two values of `name` mean the same (a list compared element by element)? */
+static int same_value(const char *name, const char *a, const char *b)
+{
+    if (!is_list(name))
+        return strcmp(a, b) == 0;
+    json_t *x = json_array(), *y = json_array();
+    int same = x && y && split_list(a, x) == 0 && split_list(b, y) == 0 && json_equal(x, y);
+    json_decref(x);
+    json_decref(y);
+    return same;
+}
+
+/* The marker of a set of settings: FNV-1a 64 over the sorted "name=value" lines, in hex. The
+ * node has loaded exactly these settings once current_setting(MARKER) reads it. */
+static void settings_marker(const json_t *want, char *out, size_t size)
+{
+    const char **names = core_calloc(json_object_size(want) + 1, sizeof(*names));
+    uint64_t h = 14695981039346656037ULL;
+    size_t n = 0;
+    const char *key;
+    const json_t *v;
+    json_object_foreach ((json_t *)want, key, v)
+        if (names)
+            names[n++] = key;
+    for (size_t i = 1; i < n; i++)
+        for (size_t j = i; j > 0 && strcmp(names[j - 1], names[j]) > 0; j--) {
+            const char *t = names[j - 1];
+            names[j - 1] = names[j];
+            names[j] = t;
+        }
+    for (size_t i = 0; i < n; i++) {
+        const char *parts[] = {names[i], "=", json_string_value(json_object_get(want, names[i])),
+                               "\n"};
+        for (size_t k = 0; k < 4; k++)
+            for (const unsigned char *ch = (const unsigned char *)parts[k]; *ch; ch++) {
+                h ^= *ch;
+                h *= 1099511628211ULL;
+            }
+    }
+    core_free(names);
+    (void)snprintf(out, size, "%016llx", (unsigned long long)h);
+}
+
+/* The entries of the node's postgresql.auto.conf as PostgreSQL reads the file now: {name: value},
+ * the last one of a name winning. */
 static int auto_conf_entries(struct pg_conn *conn, int64_t deadline, json_t **ret, char *err,
                              size_t err_size)
 {
@@ -308,180 +467,253 @@ static int auto_conf_entries(struct pg_conn *conn, int64_t deadline, json_t **re
     return 0;
 }
 
-/* A SQL array literal of names from the settings table and the auto.conf (checked to be plain
- * names before they get here): '{"a","b"}'. */
-static int names_literal(const json_t *names, char *buf, size_t size)
+/* The first value of a one-row query ("" for NULL). 0, or pg_query()'s error. */
+static int query_value(struct pg_conn *conn, const char *sql, int64_t deadline, char *out,
+                       size_t size, char *err, size_t err_size)
 {
-    size_t o = 0, i;
-    const json_t *v;
-    o += (size_t)snprintf(buf, size, "'{");
-    json_array_foreach (names, i, v) {
-        int w = snprintf(buf + o, size - o, "%s\"%s\"", i ? "," : "", json_string_value(v));
-        if (w < 0 || (size_t)w >= size - o)
-            return -E2BIG;
-        o += (size_t)w;
+    json_t *rows = NULL;
+    int rc = pg_query(conn, sql, deadline, 1, &rows, err, err_size);
+    if (rc == 0) {
+        const char *v = json_string_value(json_array_get(json_array_get(rows, 0), 0));
+        (void)snprintf(out, size, "%s", v ? v : "");
     }
-    int w = snprintf(buf + o, size - o, "}'");
-    return w < 0 || (size_t)w >= size - o ? -E2BIG : 0;
-}
-
-/* Poll fresh connections until the node has reloaded after `since` (server time) and
- * pg_settings shows every name of `set` coming from postgresql.auto.conf and no name of `reset`
- * from it, with no restart pending. 0, -ETIMEDOUT, or a connection error. */
-static int confirm_settings(const struct cnode *x, const char *since, const json_t *set,
-                            const json_t *reset, int64_t deadline, char *err, size_t err_size)
-{
-    json_t *all = json_array();
-    char *sql = core_malloc(40000), *names = core_malloc(32000);
-    int rc = all && sql && names ? 0 : -ENOMEM;
-    if (rc == 0 &&
-        (json_array_extend(all, (json_t *)set) || json_array_extend(all, (json_t *)reset)))
-        rc = -ENOMEM;
-    if (rc == 0)
-        rc = names_literal(all, names, 32000);
-    if (rc == 0)
-        (void)snprintf(sql, 40000,
-                       "SELECT lower(name), coalesce(sourcefile = " AUTO_CONF ", false),"
-                       " pending_restart, pg_conf_load_time() > '%s'::timestamptz"
-                       " FROM pg_settings WHERE lower(name) = ANY (%s::text[])",
-                       since, names);
-    while (rc == 0) {
-        struct pg_conn *conn = NULL;
-        json_t *rows = NULL;
-        int ok = 1;
-        rc = pg_connect(x->conninfo, deadline, &conn, err, err_size);
-        if (rc == 0)
-            rc = pg_query(conn, sql, deadline, 1000, &rows, err, err_size);
-        pg_close(conn);
-        if (rc)
-            break;
-        size_t i, k;
-        json_t *row, *v;
-        ok = json_array_size(rows) == json_array_size(all);
-        json_array_foreach (rows, i, row) {
-            const char *name = json_string_value(json_array_get(row, 0));
-            int from_auto = strcmp(json_string_value(json_array_get(row, 1)), "t") == 0;
-            int in_set = 0;
-            json_array_foreach (set, k, v)
-                in_set |= name && strcmp(json_string_value(v), name) == 0;
-            if (from_auto != in_set || strcmp(json_string_value(json_array_get(row, 2)), "f") ||
-                strcmp(json_string_value(json_array_get(row, 3)), "t"))
-                ok = 0;
-        }
-        json_decref(rows);
-        if (ok)
-            break;
-        if (pg_now_ms() + 100 >= deadline) {
-            (void)snprintf(err, err_size,
-                           "%s: the reloaded settings are not visible in pg_settings yet", x->name);
-            rc = -ETIMEDOUT;
-            break;
-        }
-        sleep_ms(50);
-    }
-    json_decref(all);
-    core_free(sql);
-    core_free(names);
+    json_decref(rows);
     return rc;
 }
 
-/* The status for a failed write of a setting: PostgreSQL refused the value (SQLSTATE class 22:
- * data exception; 42: a name or syntax it does not accept) or the node is not reachable. */
-static int32_t setting_failed(struct pg_conn *conn, int rc)
+/* Poll fresh connections until the node has loaded `marker` and pg_settings shows every name of
+ * `set` coming from postgresql.auto.conf and no name of `reset` from it, with no restart
+ * pending. 0, -ETIMEDOUT (err says what is not visible), or a connection error. */
+static int confirm_settings(const struct cnode *x, const char *marker, const json_t *set,
+                            const json_t *reset, int64_t until, char *err, size_t err_size)
 {
-    if (rc == -ENOMEM)
-        return MGO_ENOMEM;
-    const char *state = pg_sqlstate(conn);
-    if (rc == -EREMOTEIO && (strncmp(state, "22", 2) == 0 || strncmp(state, "42", 2) == 0))
-        return MGO_EINVAL;
-    return MGO_EAGAIN;
+    for (;;) {
+        struct pg_conn *conn = NULL;
+        json_t *rows = NULL;
+        char live[64] = "";
+        int rc = pg_connect(x->conninfo, until, &conn, err, err_size);
+        if (rc == 0)
+            rc = query_value(conn, MARKER_SQL, until, live, sizeof(live), err, err_size);
+        if (rc == 0)
+            rc = pg_query(conn,
+                          "SELECT lower(name), coalesce(sourcefile = " AUTO_CONF ", false)::text,"
+                          " pending_restart::text, source IN ('database', 'user',"
+                          " 'database user')::text FROM pg_settings",
+                          until, 2000, &rows, err, err_size);
+        pg_close(conn);
+        if (rc)
+            return rc;
+        const char *bad = strcmp(live, marker) ? MARKER : NULL;
+        size_t i, k;
+        json_t *row, *v;
+        json_array_foreach (rows, i, row) {
+            const char *name = json_string_value(json_array_get(row, 0));
+            int from_auto = strcmp(json_string_value(json_array_get(row, 1)), "true") == 0;
+            int pending = strcmp(json_string_value(json_array_get(row, 2)), "true") == 0;
+            /* a role or database setting outranks the file for the sessions it covers only */
+            int hidden = strcmp(json_string_value(json_array_get(row, 3)), "true") == 0;
+            json_array_foreach (set, k, v)
+                if (name && strcmp(json_string_value(v), name) == 0 &&
+                    ((!from_auto && !hidden) || pending))
+                    bad = json_string_value(v);
+            json_array_foreach (reset, k, v)
+                if (name && strcmp(json_string_value(v), name) == 0 && from_auto)
+                    bad = json_string_value(v);
+        }
+        json_decref(rows);
+        if (!bad)
+            return 0;
+        if (pg_now_ms() + 100 >= until) {
+            (void)snprintf(err, err_size,
+                           "%s: %s: the reloaded setting is not visible in "
+                           "pg_settings yet",
+                           x->name, bad);
+            return -ETIMEDOUT;
+        }
+        sleep_ms(50);
+    }
 }
 
-static int32_t converge_settings(struct converge *c, size_t i, char *msg, size_t size)
+/* The writes a node needs: `set` (names of c->want whose entry differs, the marker last) and
+ * `reset` (entries that are neither wanted nor mgo's own). An entry this PostgreSQL does not know
+ * cannot be reset by name: it is reported as waited for instead. */
+static int plan_settings(struct converge *c, const struct cnode *x, const json_t *have,
+                         const char *marker, json_t *set, json_t *reset)
+{
+    const char *key;
+    json_t *v;
+    json_object_foreach (c->want, key, v) {
+        const json_t *cur = json_object_get(have, key);
+        if ((!json_is_string(cur) ||
+             !same_value(key, json_string_value(cur), json_string_value(v))) &&
+            json_array_append_new(set, json_string(key)))
+            return -ENOMEM;
+    }
+    const json_t *cur = json_object_get(have, MARKER);
+    if ((!json_is_string(cur) || strcmp(json_string_value(cur), marker) != 0) &&
+        json_array_append_new(set, json_string(MARKER)))
+        return -ENOMEM;
+    json_object_foreach ((json_t *)have, key, v) {
+        int host = 0;
+        for (size_t k = 0; host_settings[k]; k++)
+            host |= strcmp(host_settings[k], key) == 0;
+        /* mgo's own, the host's, and extension placeholders (a name with a dot) stay */
+        if (is_managed(key) || host || strchr(key, '.') || json_object_get(c->want, key))
+            continue;
+        const struct pg_param *prm = pg_param_lookup(key);
+        if (!prm || prm->context == PG_CONTEXT_POSTMASTER || prm->context == PG_CONTEXT_INTERNAL) {
+            /* a reset could not be confirmed without a restart (or at all): say so instead */
+            if (wait_for(c, x->name,
+                         "postgresql.auto.conf holds \"%.80s\", which %s: remove that line by "
+                         "hand",
+                         key,
+                         prm ? "takes effect only at a restart, outside a rolling update"
+                             : "this PostgreSQL does not know"))
+                return -ENOMEM;
+            continue;
+        }
+        if (json_array_append_new(reset, json_string(key)))
+            return -ENOMEM;
+    }
+    return 0;
+}
+
+/* ALTER SYSTEM SET name = value (a list parameter element by element), or RESET when value is
+ * NULL. The marker is a custom name: ALTER SYSTEM knows it only once the session has it as a
+ * placeholder. */
+static int write_value(struct pg_conn *conn, const char *name, const char *value, int64_t until,
+                       char *err, size_t size)
+{
+    if (!value)
+        return pg_alter_system(conn, name, NULL, until, err, size);
+    if (strcmp(name, MARKER) == 0) {
+        int rc = pg_exec(conn, "SET " MARKER " = ''", until, err, size);
+        return rc ? rc
+                  : pg_alter_system(conn, name, (const char *const[]){value, NULL}, until, err,
+                                    size);
+    }
+    if (!is_list(name))
+        return pg_alter_system(conn, name, (const char *const[]){value, NULL}, until, err, size);
+    json_t *elements = json_array();
+    const char *values[MAX_ELEMENTS + 1] = {0};
+    int rc = elements ? split_list(value, elements) : -ENOMEM;
+    if (rc == -EINVAL)
+        (void)snprintf(err, size, "%s: \"%.80s\" is not a list of names", name, value);
+    for (size_t k = 0; rc == 0 && k < json_array_size(elements); k++)
+        values[k] = json_string_value(json_array_get(elements, k));
+    if (rc == 0 && json_array_size(elements) == 0)
+        values[0] = "";
+    if (rc == 0)
+        rc = pg_alter_system(conn, name, values, until, err, size);
+    json_decref(elements);
+    return rc;
+}
+
+/* Put back the file entries of `set` before position `upto` as they were (`have`), after
+ * PostgreSQL refused the value at `upto`: bad input changes nothing. */
+static void undo_writes(struct pg_conn *conn, const json_t *set, size_t upto, const json_t *have,
+                        int64_t until)
+{
+    char err[256];
+    for (size_t k = 0; k < upto; k++) {
+        const char *name = json_string_value(json_array_get(set, k));
+        const json_t *old = json_object_get(have, name);
+        (void)write_value(conn, name, json_is_string(old) ? json_string_value(old) : NULL, until,
+                          err, sizeof(err));
+    }
+}
+
+/* A node's settings brought in place, within `until`. A failure that retrying may cure (the
+ * node does not answer, the reload is not visible yet) is listed in `waiting`; MGO_EINVAL when
+ * PostgreSQL refuses a wanted value. */
+static int32_t converge_settings(struct converge *c, size_t i, const char *marker, int64_t until,
+                                 char *msg, size_t size)
 {
     struct cnode *x = &c->nodes[i];
     struct pg_conn *conn = NULL;
-    json_t *have = NULL, *set = json_array(), *reset = json_array(), *rows = NULL;
-    char err[512] = "";
+    json_t *have = NULL, *set = json_array(), *reset = json_array();
+    char err[512] = "", live[64] = "";
     int32_t status = MGO_OK;
-    int rc = set && reset ? pg_connect(x->conninfo, c->deadline, &conn, err, sizeof(err)) : -ENOMEM;
+    int rc = set && reset ? pg_connect(x->conninfo, until, &conn, err, sizeof(err)) : -ENOMEM;
     if (rc == 0)
-        rc = auto_conf_entries(conn, c->deadline, &have, err, sizeof(err));
-    if (rc) {
-        status = rc == -ENOMEM ? MGO_ENOMEM : MGO_OK;
-        if (rc != -ENOMEM && wait_for(c, x->name, "settings not read: %s", err))
-            status = MGO_ENOMEM;
-        goto done;
-    }
-    const char *key;
-    json_t *v;
-    json_object_foreach ((json_t *)c->settings, key, v) {
-        const json_t *cur = json_object_get(have, key);
-        if ((!json_is_string(cur) || strcmp(json_string_value(cur), json_string_value(v)) != 0) &&
-            json_array_append_new(set, json_string(key)))
-            status = MGO_ENOMEM;
-    }
-    json_object_foreach (have, key, v) {
-        if (!is_managed(key) && !json_object_get(c->settings, key) &&
-            json_array_append_new(reset, json_string(key)))
-            status = MGO_ENOMEM;
-    }
-    if (status != MGO_OK || (json_array_size(set) == 0 && json_array_size(reset) == 0))
-        goto done;
-    /* an entry that is not a plain name (written by hand) cannot be reset by name: report it */
+        rc = auto_conf_entries(conn, until, &have, err, sizeof(err));
+    if (rc == 0)
+        rc = query_value(conn, MARKER_SQL, until, live, sizeof(live), err, sizeof(err));
+    if (rc == 0)
+        rc = plan_settings(c, x, have, marker, set, reset);
+    if (rc == 0 && json_array_size(set) == 0 && json_array_size(reset) == 0 &&
+        strcmp(live, marker) == 0)
+        goto done; /* in place, in the file and live */
     size_t k;
-    json_array_foreach (reset, k, v) {
-        const char *n = json_string_value(v);
-        if (strspn(n, "abcdefghijklmnopqrstuvwxyz0123456789_.") != strlen(n) || strlen(n) > 63) {
-            (void)snprintf(msg, size,
-                           "%s: postgresql.auto.conf holds \"%.80s\", which is not a parameter "
-                           "name mgo can reset",
-                           x->name, n);
+    json_t *v;
+    json_array_foreach (set, k, v) {
+        const char *name = json_string_value(v);
+        if (rc == 0)
+            rc = write_value(conn, name,
+                             strcmp(name, MARKER) == 0
+                                 ? marker
+                                 : json_string_value(json_object_get(c->want, name)),
+                             until, err, sizeof(err));
+        if (rc == -EREMOTEIO && strcmp(name, MARKER) != 0 &&
+            (strncmp(pg_sqlstate(conn), "22", 2) == 0 || strcmp(pg_sqlstate(conn), "42601") == 0)) {
+            undo_writes(conn, set, k, have, until);
+            (void)snprintf(msg, size, "settings.%s: PostgreSQL refuses the value: %s", name, err);
             status = MGO_EINVAL;
             goto done;
         }
-    }
-    rc = pg_query(conn, "SELECT clock_timestamp()::text", c->deadline, 1, &rows, err, sizeof(err));
-    const char *since = json_string_value(json_array_get(json_array_get(rows, 0), 0));
-    if (rc == 0 && !since)
-        rc = -EPROTO;
-    json_array_foreach (set, k, v) {
-        if (rc == 0)
-            rc = pg_alter_system(
-                conn, json_string_value(v),
-                json_string_value(json_object_get(c->settings, json_string_value(v))), c->deadline,
-                err, sizeof(err));
+        if (rc)
+            break;
     }
     json_array_foreach (reset, k, v) {
         if (rc == 0)
-            rc = pg_alter_system(conn, json_string_value(v), NULL, c->deadline, err, sizeof(err));
+            rc = write_value(conn, json_string_value(v), NULL, until, err, sizeof(err));
     }
+    if (rc == 0) {
+        core_log(MGO_LOG_INFO, "converge: %s: settings written (%zu set, %zu reset), reloading",
+                 x->name, json_array_size(set), json_array_size(reset));
+        rc = pg_exec(conn, "SELECT pg_reload_conf()", until, err, sizeof(err));
+    }
+    json_array_foreach (set, k, v) /* the marker is mgo's, not a change the caller asked for */
+        if (strcmp(json_string_value(v), MARKER) == 0 && json_array_remove(set, k) == 0)
+            break;
+    if (rc == 0 &&
+        add_entry(c->changes, json_pack("{s:s, s:s, s:O, s:O}", "instance", x->name, "change",
+                                        "settings", "set", set, "reset", reset)))
+        rc = -ENOMEM;
     if (rc == 0)
-        rc = pg_exec(conn, "SELECT pg_reload_conf()", c->deadline, err, sizeof(err));
-    if (rc) {
-        status = setting_failed(conn, rc);
-        (void)snprintf(msg, size, "%s: settings: %s", x->name, err);
-        goto done;
-    }
-    if (add_entry(c->changes, json_pack("{s:s, s:s, s:O, s:O}", "instance", x->name, "change",
-                                        "settings", "set", set, "reset", reset))) {
-        status = MGO_ENOMEM;
-        goto done;
-    }
-    core_log(MGO_LOG_INFO, "converge: %s: settings written (%zu set, %zu reset), reloading",
-             x->name, json_array_size(set), json_array_size(reset));
-    rc = confirm_settings(x, since, set, reset, c->deadline, err, sizeof(err));
-    if (rc) {
-        status = rc == -ENOMEM ? MGO_ENOMEM : MGO_EAGAIN;
-        (void)snprintf(msg, size, "%s", err);
-    }
+        rc = confirm_settings(x, marker, set, reset, until, err, sizeof(err));
 done:
-    json_decref(rows);
+    if (rc == -ENOMEM)
+        status = MGO_ENOMEM;
+    else if (rc && status == MGO_OK && wait_for(c, x->name, "settings: %s", err))
+        status = MGO_ENOMEM;
     json_decref(have);
     json_decref(set);
     json_decref(reset);
     pg_close(conn);
     return status;
+}
+
+/* Every answering node's settings, each within a share of the time left. */
+static int32_t converge_all_settings(struct converge *c, char *msg, size_t size)
+{
+    char marker[32];
+    size_t left = 0;
+    settings_marker(c->want, marker, sizeof(marker));
+    for (size_t i = 0; i < c->n; i++)
+        left += c->nodes[i].answered;
+    for (size_t i = 0; i < c->n; i++) {
+        if (!c->nodes[i].answered)
+            continue;
+        int64_t now = pg_now_ms(), share = (c->deadline - now) / (int64_t)(left + 1);
+        int64_t until = now + (share > 500 ? share : 500);
+        int32_t status =
+            converge_settings(c, i, marker, until < c->deadline ? until : c->deadline, msg, size);
+        if (status != MGO_OK)
+            return status;
+        left--;
+    }
+    return MGO_OK;
 }
 
 /* ---- the synchronous set ------------------------------------------------------------------- */
@@ -564,8 +796,30 @@ static int32_t converge_sync_set(struct converge *c, char *msg, size_t size)
         goto done;
     }
     (void)snprintf(c->sync_names, sizeof(c->sync_names), "%s", current);
-    if (strcmp(names, current) == 0)
+    long cur_num = 0;
+    size_t cur_names = 0, same = 0;
+    int cur_star = 0;
+    if (drain_names_shape(current, &cur_num, &cur_names, &cur_star) != 0 || cur_num > 1) {
+        /* not a value mgo wrote: a stronger one (ANY 2, FIRST 3) or one it cannot read */
+        if (wait_for(c, p->name,
+                     "synchronous_standby_names \"%.300s\" is not one mgo writes (ANY 1 over "
+                     "named standbys): left as it is",
+                     current))
+            status = MGO_ENOMEM;
         goto done;
+    }
+    size_t listed = 0;
+    for (size_t i = 0; i < nm; i++) {
+        /* the standbys drain_sync_names lists: under MULTI_CELL_AT_LEAST_2, other cells only */
+        if (i == pm || (c->policy == DRAIN_MULTI_CELL_AT_LEAST_2 &&
+                        strcmp(member[i].cell ? member[i].cell : "",
+                               member[pm].cell ? member[pm].cell : "") == 0))
+            continue;
+        listed++;
+        same += (size_t)drain_names_mention(current, member[i].name);
+    }
+    if (!cur_star && cur_names == listed && same == listed)
+        goto done; /* the same standbys, whatever their order */
     /* never weaken: a set that can acknowledge commits now is not replaced by one that cannot;
      * an empty set (synchronous replication off) is never written */
     int can_now = drain_policy_satisfied(now, nn, c->policy, pn, SIZE_MAX, NULL, 0) == 1;
@@ -582,8 +836,8 @@ static int32_t converge_sync_set(struct converge *c, char *msg, size_t size)
     struct pg_conn *conn = NULL;
     int rc = pg_connect(p->conninfo, c->deadline, &conn, err, sizeof(err));
     if (rc == 0)
-        rc = pg_alter_system(conn, "synchronous_standby_names", names, c->deadline, err,
-                             sizeof(err));
+        rc = pg_alter_system(conn, "synchronous_standby_names", (const char *const[]){names, NULL},
+                             c->deadline, err, sizeof(err));
     if (rc == 0)
         rc = pg_exec(conn, "SELECT pg_reload_conf()", c->deadline, err, sizeof(err));
     pg_close(conn);
@@ -627,57 +881,69 @@ done:
 
 /* ---- pooler records ------------------------------------------------------------------------ */
 
-/* The host and port of a conninfo ("host=127.0.0.1 port=15433 ..."): the first value of each,
- * as written. 0, or -EINVAL when either is missing. */
-static int host_port(const char *conninfo, char *host, size_t host_size, long *port)
+/* The node's record: the stored one (`cur`, may be NULL) with the fields mgo owns set as the node
+ * answers now, in the canonical form a decode gives (zero values left out), so that it compares
+ * with what etcd holds. A node that is stopped or does not answer keeps its record, marked
+ * DISABLED; it gets none when it has none. *ret NULL: nothing to publish. */
+/* routing_state.role of a record, its rule kept. 0 or -ENOMEM. */
+static int set_routing_role(json_t *rec, const char *role)
 {
-    const char *h = strstr(conninfo, "host="), *p = strstr(conninfo, "port=");
-    while (h && h != conninfo && h[-1] != ' ')
-        h = strstr(h + 1, "host=");
-    while (p && p != conninfo && p[-1] != ' ')
-        p = strstr(p + 1, "port=");
-    if (!h || !p)
-        return -EINVAL;
-    size_t len = strcspn(h + 5, " ,");
-    if (len == 0 || len >= host_size)
-        return -EINVAL;
-    memcpy(host, h + 5, len);
-    host[len] = '\0';
-    char *end;
-    *port = strtol(p + 5, &end, 10);
-    return *port > 0 && *port < 65536 && (*end == '\0' || *end == ' ' || *end == ',') ? 0 : -EINVAL;
+    json_t *rs = json_object_get(rec, "routing_state");
+    if (!json_is_object(rs) && json_object_set_new(rec, "routing_state", rs = json_object()))
+        return -ENOMEM;
+    return json_object_set_new(rs, "role", json_string(role)) ? -ENOMEM : 0;
 }
 
-/* The record multipooler would publish for node x, in the canonical form a decode gives (zero
- * values left out), so that it compares with what etcd holds. */
-static int desired_record(const struct converge *c, const struct cnode *x, json_t **ret)
+static int desired_record(const struct converge *c, const struct cnode *x, const json_t *cur,
+                          json_t **ret, char *err, size_t err_size)
 {
-    char host[256];
-    long port;
-    if (host_port(x->conninfo, host, sizeof(host), &port))
-        return -EINVAL;
     const json_t *t = c->topology;
-    int primary = !x->st.in_recovery;
-    int draining = x->drain && strcmp(x->drain, "requested") != 0;
-    json_t *rec = json_pack(
-        "{s:{s:s, s:s, s:s}, s:{s:s, s:s, s:s}, s:s, s:s, s:s, s:{s:I}}", "id", "component",
-        "MULTIPOOLER", "cell", x->cell, "name", x->name, "shard_key", "database",
-        str(t, "database"), "table_group", str(t, "tablegroup"), "shard", str(t, "shard"), "type",
-        primary ? "PRIMARY" : "REPLICA", "serving_status", draining ? "DRAINING" : "SERVING",
-        "hostname", host, "port_map", "postgres", (json_int_t)port);
-    if (!rec)
-        return -ENOMEM;
+    json_t *rec = cur ? json_deep_copy(cur) : json_object();
+    int rc = rec ? 0 : -ENOMEM;
+    *ret = NULL;
+    if (rc == 0 && !x->answered) {
+        if (!cur) {
+            json_decref(rec);
+            return 0;
+        }
+        rc = json_object_set_new(rec, "serving_status", json_string("DISABLED")) ? -ENOMEM : 0;
+    } else if (rc == 0) {
+        char host[256];
+        long port = 0;
+        rc = pg_conninfo_address(x->conninfo, host, sizeof(host), &port, err, err_size);
+        json_t *ports = json_object_get(rec, "port_map");
+        if (rc == 0 && !json_is_object(ports) &&
+            json_object_set_new(rec, "port_map", ports = json_object()))
+            rc = -ENOMEM;
+        int draining = x->drain && strcmp(x->drain, "requested") != 0;
+        if (rc == 0 &&
+            (json_object_set_new(rec, "id",
+                                 json_pack("{s:s, s:s, s:s}", "component", "MULTIPOOLER", "cell",
+                                           x->cell, "name", x->name)) ||
+             json_object_set_new(rec, "shard_key",
+                                 json_pack("{s:s, s:s, s:s}", "database", str(t, "database"),
+                                           "table_group", str(t, "tablegroup"), "shard",
+                                           str(t, "shard"))) ||
+             json_object_set_new(rec, "type",
+                                 json_string(x->st.in_recovery ? "REPLICA" : "PRIMARY")) ||
+             set_routing_role(rec, x->st.in_recovery ? "ROUTING_ROLE_REPLICA"
+                                                     : "ROUTING_ROLE_PRIMARY") ||
+             json_object_set_new(rec, "serving_status",
+                                 json_string(draining ? "DRAINING" : "SERVING")) ||
+             json_object_set_new(rec, "hostname", json_string(host)) ||
+             json_object_set_new(ports, "postgres", json_integer(port))))
+            rc = -ENOMEM;
+    }
     uint8_t *bytes = NULL;
     size_t len = 0;
-    char err[256];
-    int rc = topo_encode(TOPO_POOLER, rec, &bytes, &len, err, sizeof(err));
     json_t *canon = NULL;
+    if (rc == 0)
+        rc = topo_encode(TOPO_POOLER, rec, &bytes, &len, err, err_size);
     if (rc == 0)
         rc = topo_decode(TOPO_POOLER, bytes, len, &canon);
     core_free(bytes);
     json_decref(rec);
-    if (rc == 0)
-        *ret = canon;
+    *ret = canon;
     return rc;
 }
 
@@ -689,8 +955,88 @@ static int record_change(struct converge *c, const char *cell, const char *name,
                                            "pooler", "cell", cell, "outcome", outcome));
 }
 
-/* One cell: publish each answering node's record that differs, delete the records of nodes
- * gone (past the synchronous set, or not in the request). */
+/* The listed record of `name` (NULL when none), without the fields the listing adds. */
+static json_t *stored_record(const json_t *have, const char *name, const char *key,
+                             int64_t *mod_revision)
+{
+    size_t k;
+    const json_t *e;
+    *mod_revision = 0;
+    json_array_foreach (have, k, e) {
+        const char *n = json_string_value(json_object_get(json_object_get(e, "id"), "name"));
+        if (n && strcmp(n, name) == 0 && strcmp(str(e, "key") ? str(e, "key") : "", key) == 0) {
+            json_t *cur = json_deep_copy(e);
+            *mod_revision = json_integer_value(json_object_get(e, "mod_revision"));
+            if (cur) {
+                (void)json_object_del(cur, "key");
+                (void)json_object_del(cur, "mod_revision");
+                (void)json_object_del(cur, "role");
+            }
+            return cur;
+        }
+    }
+    return NULL;
+}
+
+/* Publish a record over the stored one only if that has not changed meanwhile. 0 (also when it
+ * had: *ret_swapped 0), or an errno-style failure. */
+static int publish_if(struct etcd_client *etcd, const char *root, const json_t *rec,
+                      int64_t mod_revision, int64_t tdeadline, int *ret_swapped, char *err,
+                      size_t err_size)
+{
+    const json_t *id = json_object_get(rec, "id");
+    char key[1024];
+    uint8_t *bytes = NULL;
+    size_t len = 0;
+    int rc = topo_pooler_key(root, str(id, "cell"), str(id, "name"), key, sizeof(key));
+    if (rc)
+        (void)snprintf(err, err_size, "not a valid pooler key under %.200s", root);
+    if (rc == 0)
+        rc = topo_encode(TOPO_POOLER, rec, &bytes, &len, err, err_size);
+    if (rc == 0)
+        rc = etcd_put_if(etcd, key, strlen(key), bytes, len, mod_revision, 0,
+                         topo_remaining_ms(tdeadline), ret_swapped, NULL, NULL);
+    if (rc && rc != -EINVAL && rc != -ENOMEM)
+        (void)snprintf(err, err_size, "%s: etcd did not take the write", key);
+    core_free(bytes);
+    return rc;
+}
+
+/* One node's record published when it differs from the stored one. */
+static int converge_record(struct converge *c, struct etcd_client *etcd, const char *cell,
+                           const char *root, const json_t *have, const struct cnode *x,
+                           int64_t tdeadline, char *err, size_t err_size)
+{
+    int64_t rev = 0;
+    char key[1024];
+    if (topo_pooler_key(root, cell, x->name, key, sizeof(key))) {
+        (void)snprintf(err, err_size, "%s: not a valid pooler key under %.200s", x->name, root);
+        return -EINVAL;
+    }
+    json_t *cur = stored_record(have, x->name, key, &rev), *want = NULL;
+    int swapped = 1;
+    int rc = desired_record(c, x, cur, &want, err, err_size);
+    if (rc == 0 && want && !json_equal(cur, want))
+        rc = publish_if(etcd, root, want, rev, tdeadline, &swapped, err, err_size);
+    if (rc == 0 && want && !json_equal(cur, want))
+        rc = swapped ? record_change(c, cell, x->name, cur ? "updated" : "created")
+                     : wait_for(c, x->name, "its pooler record changed meanwhile; next call");
+    json_decref(cur);
+    json_decref(want);
+    return rc;
+}
+
+/* Is there a node of this name that is not gone? */
+static int keeps_record(const struct converge *c, const char *name)
+{
+    for (size_t i = 0; name && i < c->n; i++)
+        if (strcmp(c->nodes[i].name, name) == 0 && !is_gone(&c->nodes[i]))
+            return 1;
+    return 0;
+}
+
+/* One cell: each node's record in place; the records of the shard whose node is gone (past the
+ * synchronous set, or not in the request) deleted, by the key they are stored under. */
 static int32_t converge_cell(struct converge *c, const char *cell, const json_t *where, char *msg,
                              size_t size)
 {
@@ -704,61 +1050,31 @@ static int32_t converge_cell(struct converge *c, const char *cell, const json_t 
         api_topo_client(c->p, json_object_get(where, "endpoints"), tdeadline, &etcd, msg, size);
     if (status != MGO_OK)
         return status;
-    int rc = topo_list_poolers(etcd, root, cell, str(t, "database"), str(t, "tablegroup"),
-                               str(t, "shard"), tdeadline, &have, err, sizeof(err));
-    for (size_t i = 0; rc == 0 && i < c->n; i++) {
-        struct cnode *x = &c->nodes[i];
-        if (strcmp(x->cell, cell) != 0 || is_gone(x) || !x->answered)
-            continue;
-        json_t *want = NULL, *cur = NULL, *e;
-        size_t k;
-        rc = desired_record(c, x, &want);
-        if (rc == -EINVAL) {
-            (void)snprintf(err, sizeof(err),
-                           "nodes: %s: its conninfo needs host= and port= for its pooler record",
-                           x->name);
-            break;
-        }
-        json_array_foreach (have, k, e) {
-            const char *n = json_string_value(json_object_get(json_object_get(e, "id"), "name"));
-            if (n && strcmp(n, x->name) == 0)
-                cur = json_deep_copy(e);
-        }
-        if (cur) {
-            json_object_del(cur, "key");
-            json_object_del(cur, "mod_revision");
-            json_object_del(cur, "role");
-        }
-        if (rc == 0 && !json_equal(cur, want)) {
-            rc = topo_publish_pooler(etcd, root, want, tdeadline, err, sizeof(err));
-            if (rc == 0 && record_change(c, cell, x->name, cur ? "updated" : "created"))
-                rc = -ENOMEM;
-        }
-        json_decref(want);
-        json_decref(cur);
-    }
+    int rc = topo_list_poolers_all(etcd, root, cell, str(t, "database"), str(t, "tablegroup"),
+                                   str(t, "shard"), tdeadline, &have, err, sizeof(err));
+    for (size_t i = 0; rc == 0 && i < c->n; i++)
+        if (strcmp(c->nodes[i].cell, cell) == 0 && !is_gone(&c->nodes[i]))
+            rc = converge_record(c, etcd, cell, root, have, &c->nodes[i], tdeadline, err,
+                                 sizeof(err));
     size_t k;
     json_t *e;
     json_array_foreach (have, k, e) {
         const char *n = json_string_value(json_object_get(json_object_get(e, "id"), "name"));
-        int keep = 0;
-        for (size_t i = 0; n && i < c->n; i++)
-            keep |= strcmp(c->nodes[i].name, n) == 0 && !is_gone(&c->nodes[i]);
-        if (rc || !n || keep)
-            continue;
+        const char *key = str(e, "key");
+        char own[1024];
         int deleted = 0;
-        rc = topo_delete_pooler(etcd, root, cell, n, tdeadline, &deleted, err, sizeof(err));
-        if (rc == 0 && deleted && record_change(c, cell, n, "deleted"))
-            rc = -ENOMEM;
-    }
-    /* also the records of gone nodes that topo_list_poolers leaves out (shut down ones) */
-    for (size_t i = 0; rc == 0 && i < c->n; i++) {
-        int deleted = 0;
-        if (strcmp(c->nodes[i].cell, cell) != 0 || !is_gone(&c->nodes[i]))
+        /* kept: the record of a node that stays, under the key its name gives (a copy of it
+         * under another key is a stale duplicate) */
+        if (rc || !key ||
+            (keeps_record(c, n) && topo_pooler_key(root, cell, n, own, sizeof(own)) == 0 &&
+             strcmp(own, key) == 0))
             continue;
-        rc = topo_delete_pooler(etcd, root, cell, c->nodes[i].name, tdeadline, &deleted, err,
-                                sizeof(err));
-        if (rc == 0 && deleted && record_change(c, cell, c->nodes[i].name, "deleted"))
+        rc = etcd_delete_if(etcd, key, strlen(key),
+                            json_integer_value(json_object_get(e, "mod_revision")),
+                            topo_remaining_ms(tdeadline), &deleted);
+        if (rc)
+            (void)snprintf(err, sizeof(err), "%s: etcd did not take the delete", key);
+        if (rc == 0 && deleted && record_change(c, cell, n ? n : key, "deleted"))
             rc = -ENOMEM;
     }
     json_decref(have);
@@ -767,7 +1083,7 @@ static int32_t converge_cell(struct converge *c, const char *cell, const json_t 
         return MGO_ENOMEM;
     if (rc) {
         (void)snprintf(msg, size, "topology: cell %s: %s", cell, err);
-        return rc == -EINVAL && strncmp(err, "nodes:", 6) == 0 ? MGO_EINVAL : MGO_EAGAIN;
+        return rc == -EINVAL ? MGO_EINVAL : MGO_EAGAIN;
     }
     return MGO_OK;
 }
@@ -824,11 +1140,10 @@ int32_t api_converge(mgo_plugin *p, const char *request, size_t len, char **ret_
         status = MGO_EAGAIN;
         goto done;
     }
-    for (size_t i = 0; status == MGO_OK && i < c.n; i++)
-        if (c.nodes[i].answered && c.settings)
-            status = converge_settings(&c, i, msg, sizeof(msg));
-    if (status == MGO_OK)
-        status = converge_sync_set(&c, msg, sizeof(msg));
+    /* the synchronous set first: what durability rests on must not wait behind a slow node */
+    status = converge_sync_set(&c, msg, sizeof(msg));
+    if (status == MGO_OK && c.settings)
+        status = converge_all_settings(&c, msg, sizeof(msg));
     if (status == MGO_OK && c.topology) {
         const char *cell;
         const json_t *where;
@@ -855,6 +1170,7 @@ done:
     json_decref(req);
     json_decref(c.changes);
     json_decref(c.waiting);
+    json_decref(c.want);
     core_free(c.nodes);
     if (status == MGO_ENOMEM) {
         json_decref(out);

@@ -278,9 +278,10 @@ static int alter_system(const char *conninfo, const char *setting, const char *v
                         int64_t deadline, char *err, size_t err_size)
 {
     struct pg_conn *c = NULL;
+    const char *const values[] = {value, NULL};
     int rc = pg_connect(conninfo, deadline, &c, err, err_size);
     if (rc == 0)
-        rc = pg_alter_system(c, setting, value, deadline, err, err_size);
+        rc = pg_alter_system(c, setting, values, deadline, err, err_size);
     if (rc == 0)
         rc = pg_exec(c, "SELECT pg_reload_conf()", deadline, err, err_size);
     pg_close(c);

@@ -2,7 +2,9 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "drain/select.h"
 
@@ -299,5 +301,116 @@ int drain_names_mention(const char *setting, const char *name)
             return 1; /* a character PostgreSQL's grammar would not take here: unreadable */
         }
     }
+    return 0;
+}
+
+/* One token of synchronous_standby_names: a name (bare or quoted), a number, or punctuation. */
+struct sync_token {
+    char kind; /* 'n' name, '#' number, '*', '(', ')', ',', 0 at the end, '?' unreadable */
+    long num;
+    const char *word; /* bare words: ANY and FIRST are told apart by the caller */
+    size_t len;
+};
+
+static const char *sync_token_next(const char *s, struct sync_token *t)
+{
+    while (*s == ' ' || *s == '\t' || *s == '\n' || *s == '\r')
+        s++;
+    memset(t, 0, sizeof(*t));
+    if (!*s)
+        return s;
+    if (strchr("*(),", *s)) {
+        t->kind = *s;
+        return s + 1;
+    }
+    if (*s == '"') {
+        for (s++;; s++) {
+            if (!*s) {
+                t->kind = '?';
+                return s;
+            }
+            if (*s == '"' && s[1] != '"')
+                break;
+            if (*s == '"')
+                s++;
+        }
+        t->kind = 'n';
+        return s + 1;
+    }
+    const char *start = s;
+    while (*s && ((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || *s == '_' ||
+                  (*s >= '0' && *s <= '9') || *s == '$' || *s == '-' || (unsigned char)*s >= 0x80))
+        s++;
+    if (s == start) {
+        t->kind = '?';
+        return s;
+    }
+    t->word = start;
+    t->len = (size_t)(s - start);
+    t->kind = strspn(start, "0123456789") >= t->len ? '#' : 'n';
+    if (t->kind == '#')
+        t->num = t->len > 6 ? 1000000 : strtol(start, NULL, 10);
+    return s;
+}
+
+static int sync_keyword(const struct sync_token *t)
+{
+    return t->kind == 'n' && t->word &&
+           ((t->len == 3 && strncasecmp(t->word, "any", 3) == 0) ||
+            (t->len == 5 && strncasecmp(t->word, "first", 5) == 0));
+}
+
+int drain_names_shape(const char *setting, long *ret_num, size_t *ret_names, int *ret_star)
+{
+    struct sync_token t, u;
+    const char *s = sync_token_next(setting ? setting : "", &t);
+    long num = 1;
+    size_t names = 0;
+    int star = 0, paren = 0;
+    if (t.kind == 0) {
+        *ret_num = 0;
+        *ret_names = 0;
+        *ret_star = 0;
+        return 0;
+    }
+    if (sync_keyword(&t)) {
+        s = sync_token_next(s, &t);
+        if (t.kind != '#')
+            return -EINVAL;
+        num = t.num;
+        s = sync_token_next(s, &t);
+        if (t.kind != '(')
+            return -EINVAL;
+        paren = 1;
+        s = sync_token_next(s, &t);
+    } else if (t.kind == '#') {
+        const char *after = sync_token_next(s, &u);
+        if (u.kind == '(') {
+            num = t.num;
+            paren = 1;
+            s = sync_token_next(after, &t);
+        }
+    }
+    for (;;) {
+        if (t.kind != 'n' && t.kind != '#' && t.kind != '*')
+            return -EINVAL;
+        star |= t.kind == '*';
+        names++;
+        s = sync_token_next(s, &t);
+        if (t.kind == ',') {
+            s = sync_token_next(s, &t);
+            continue;
+        }
+        if (paren && t.kind == ')') {
+            s = sync_token_next(s, &t);
+            paren = 0;
+        }
+        if (t.kind != 0 || paren)
+            return -EINVAL;
+        break;
+    }
+    *ret_num = num;
+    *ret_names = names;
+    *ret_star = star;
     return 0;
 }

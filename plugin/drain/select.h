@@ -80,4 +80,10 @@ int drain_sync_names(const struct drain_node *nodes, size_t n, enum drain_policy
  * waited on"); 0 when not. */
 int drain_names_mention(const char *setting, const char *name);
 
+/* The shape of a synchronous_standby_names value, parsed the way PostgreSQL reads it: "a, b"
+ * (FIRST 1), "N (a, b)" (FIRST N), "ANY N (...)", "FIRST N (...)". *ret_num gets N (0 for an
+ * empty value), *ret_names how many names the list holds, *ret_star whether one is '*'. 0, or
+ * -EINVAL for a value this parser cannot read. */
+int drain_names_shape(const char *setting, long *ret_num, size_t *ret_names, int *ret_star);
+
 #endif

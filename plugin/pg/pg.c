@@ -239,6 +239,53 @@ static int inspect_conninfo(const struct pq_api *pq, const char *conninfo, char 
     return rc;
 }
 
+int pg_conninfo_address(const char *conninfo, char *host, size_t host_size, long *port, char *err,
+                        size_t err_size)
+{
+    const struct pq_api *pq;
+    char *why = NULL;
+    int rc = pq_api_get(&pq);
+    if (rc < 0) {
+        set_err(err, err_size, "%s", pq_api_error());
+        return rc;
+    }
+    struct pq_api_conninfo_option *opts = pq->conninfo_parse(conninfo, &why);
+    if (!opts) {
+        if (!why)
+            return -ENOMEM;
+        set_err(err, err_size, "conninfo: %s", why);
+        pq->freemem(why);
+        return -EINVAL;
+    }
+    const char *h = NULL, *a = NULL, *pt = NULL;
+    for (const struct pq_api_conninfo_option *o = opts; o->keyword; o++) {
+        if (!o->val || !o->val[0])
+            continue;
+        if (strcmp(o->keyword, "host") == 0)
+            h = o->val;
+        else if (strcmp(o->keyword, "hostaddr") == 0)
+            a = o->val;
+        else if (strcmp(o->keyword, "port") == 0)
+            pt = o->val;
+    }
+    const char *shown = a ? a : h;
+    char *end = NULL;
+    long num = pt ? strtol(pt, &end, 10) : 5432;
+    rc = 0;
+    if (!shown || strchr(shown, ',') || shown[0] == '/' || strlen(shown) >= host_size) {
+        set_err(err, err_size, "conninfo: needs one network host (host= or hostaddr=)");
+        rc = -EINVAL;
+    } else if ((pt && (*end != '\0' || end == pt)) || num < 1 || num > 65535) {
+        set_err(err, err_size, "conninfo: port \"%.20s\" is not one port number", pt);
+        rc = -EINVAL;
+    } else {
+        memcpy(host, shown, strlen(shown) + 1);
+        *port = num;
+    }
+    pq->conninfo_free(opts);
+    return rc;
+}
+
 /* The connection dance of libpq's asynchronous API, within the deadline. */
 static int open_conn(const struct pq_api *pq, const char *conninfo, const char *app, char *target,
                      int64_t deadline, struct pq_api_conn **ret, char *err, size_t err_size)
@@ -560,31 +607,43 @@ int pg_exec(struct pg_conn *c, const char *sql, int64_t deadline_ms, char *err, 
     return run(c, what, sql, deadline_ms, 1, NULL, NULL, err, err_size);
 }
 
-int pg_alter_system(struct pg_conn *c, const char *setting, const char *value, int64_t deadline_ms,
-                    char *err, size_t err_size)
+int pg_alter_system(struct pg_conn *c, const char *setting, const char *const *values,
+                    int64_t deadline_ms, char *err, size_t err_size)
 {
-    char sql[2200];
-    size_t len = setting ? strlen(setting) : 0;
-    if (len == 0 || len > 63 ||
-        strspn(setting, "abcdefghijklmnopqrstuvwxyz"
-                        "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.") != len) {
+    char sql[2400];
+    size_t len = setting ? strlen(setting) : 0, o;
+    if (len == 0 || len > 63 || strspn(setting, "abcdefghijklmnopqrstuvwxyz0123456789_.") != len ||
+        setting[0] == '.' || setting[len - 1] == '.' || strstr(setting, "..")) {
         set_err(err, err_size, "pg_alter_system: \"%.80s\" is not a parameter name",
                 setting ? setting : "");
         return -EINVAL;
     }
-    size_t o = (size_t)snprintf(
-        sql, sizeof(sql), value ? "ALTER SYSTEM SET %s = '" : "ALTER SYSTEM RESET %s", setting);
-    for (const char *ch = value; ch && *ch; ch++) {
-        if (o + 4 >= sizeof(sql)) {
-            set_err(err, err_size, "%s: value too long", setting);
-            return -E2BIG;
-        }
-        if (*ch == '\'') /* standard_conforming_strings: only quotes are doubled */
+    /* the name as quoted identifiers ("all" is then a parameter name, not RESET ALL) */
+    o = (size_t)snprintf(sql, sizeof(sql), "ALTER SYSTEM %s \"", values ? "SET" : "RESET");
+    for (const char *ch = setting; *ch; ch++) {
+        if (*ch == '.') {
+            memcpy(sql + o, "\".\"", 3);
+            o += 3;
+        } else {
             sql[o++] = *ch;
-        sql[o++] = *ch;
+        }
     }
-    if (value)
-        (void)snprintf(sql + o, sizeof(sql) - o, "'");
+    o += (size_t)snprintf(sql + o, sizeof(sql) - o, "\"%s", values ? " = " : "");
+    /* each value an escape string literal: right whatever standard_conforming_strings says */
+    for (size_t k = 0; values && values[k]; k++) {
+        o += (size_t)snprintf(sql + o, sizeof(sql) - o, "%sE'", k ? ", " : "");
+        for (const char *ch = values[k]; *ch; ch++) {
+            if (o + 5 >= sizeof(sql)) {
+                set_err(err, err_size, "%s: value too long", setting);
+                return -E2BIG;
+            }
+            if (*ch == '\'' || *ch == '\\')
+                sql[o++] = *ch;
+            sql[o++] = *ch;
+        }
+        sql[o++] = '\'';
+        sql[o] = '\0';
+    }
     return pg_exec(c, sql, deadline_ms, err, err_size);
 }
 
@@ -602,7 +661,7 @@ static int rows_result(struct pg_conn *c, const struct pq_api_result *res, size_
     struct rows *r = arg;
     const struct pq_api *pq = c->pq;
     int nrows = pq->ntuples(res), ncols = pq->nfields(res);
-    if (nrows <= 0 && json_array_size(r->rows) > 0)
+    if (json_array_size(r->rows) > 0)
         return 0; /* keep the first result that has rows */
     if (nrows > 0 && (size_t)nrows > r->max) {
         set_err(err, err_size, "%s: query: %d rows, more than %zu", c->target, nrows, r->max);
@@ -616,6 +675,8 @@ static int rows_result(struct pg_conn *c, const struct pq_api_result *res, size_
         for (int k = 0; k < ncols; k++) {
             json_t *v =
                 pq->getisnull(res, i, k) ? json_null() : json_string(pq->getvalue(res, i, k));
+            if (!v && core_allocation_failed())
+                return -ENOMEM;
             if (!v) {
                 /* not UTF-8: report it rather than drop the value */
                 set_err(err, err_size, "%s: query: row %d column %d is not UTF-8", c->target, i, k);

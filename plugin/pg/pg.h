@@ -129,13 +129,25 @@ void pg_close(struct pg_conn *c);
 int pg_exec(struct pg_conn *c, const char *sql, int64_t deadline_ms, char *err, size_t err_size);
 
 /*
- * ALTER SYSTEM SET <setting> = '<value>' (value quoted as a literal), or ALTER SYSTEM RESET
- * <setting> when value is NULL. `setting` must be a plain parameter name (letters, digits, '_'
- * and '.'): -EINVAL otherwise. The caller reloads (pg_reload_conf()) and confirms. -E2BIG for a
- * value longer than 2048 bytes; pg_exec()'s errors otherwise.
+ * ALTER SYSTEM SET "<setting>" = E'<v1>'[, E'<v2>' ...] (each value an escape-string literal, so
+ * right whatever standard_conforming_strings says; several values for a list parameter such as
+ * search_path), or ALTER SYSTEM RESET "<setting>" when values is NULL. `setting` is quoted as
+ * identifiers (dot-separated parts), so "all" is a name, never RESET ALL; it must be 1..63
+ * lower-case letters, digits, '_' and '.' (-EINVAL otherwise). The caller reloads
+ * (pg_reload_conf()) and confirms. -E2BIG when the statement would pass about 2400 bytes;
+ * pg_exec()'s errors otherwise.
  */
-int pg_alter_system(struct pg_conn *c, const char *setting, const char *value, int64_t deadline_ms,
-                    char *err, size_t err_size);
+int pg_alter_system(struct pg_conn *c, const char *setting, const char *const *values,
+                    int64_t deadline_ms, char *err, size_t err_size);
+
+/*
+ * The network address a conninfo names, parsed as libpq parses it: host (hostaddr when given)
+ * and port (5432 when none). 0; -EINVAL (err says why) for a conninfo libpq refuses, several
+ * hosts, a socket directory, or a port that is not one number 1..65535; -ENOMEM; -ELIBACC when
+ * libpq is missing.
+ */
+int pg_conninfo_address(const char *conninfo, char *host, size_t host_size, long *port, char *err,
+                        size_t err_size);
 
 /*
  * Run one query and return its rows as text: *ret_rows is a new array (one array per row, each

@@ -602,9 +602,10 @@ static const char *pooler_role(const json_t *p)
     return "REPLICA";
 }
 
-int topo_list_poolers(struct etcd_client *etcd, const char *cell_root, const char *cell,
-                      const char *database, const char *table_group, const char *shard,
-                      int64_t deadline_ms, json_t **ret_poolers, char *err, size_t err_size)
+static int list_poolers(struct etcd_client *etcd, const char *cell_root, const char *cell,
+                        const char *database, const char *table_group, const char *shard,
+                        int with_shutdown, int64_t deadline_ms, json_t **ret_poolers, char *err,
+                        size_t err_size)
 {
     char prefix[1024];
     struct etcd_kvs kvs = {0};
@@ -636,7 +637,7 @@ int topo_list_poolers(struct etcd_client *etcd, const char *cell_root, const cha
                     strcmp(str(sk, "database"), database) == 0 && str(sk, "table_group") &&
                     strcmp(str(sk, "table_group"), table_group) == 0 && str(sk, "shard") &&
                     strcmp(str(sk, "shard"), shard) == 0 &&
-                    !(life && strcmp(life, "LIFECYCLE_SHUTDOWN") == 0);
+                    (with_shutdown || !(life && strcmp(life, "LIFECYCLE_SHUTDOWN") == 0));
         if (match &&
             (json_object_set_new(p, "key", json_string(kvs.items[i].key)) ||
              json_object_set_new(p, "mod_revision", json_integer(kvs.items[i].mod_revision)) ||
@@ -652,6 +653,22 @@ int topo_list_poolers(struct etcd_client *etcd, const char *cell_root, const cha
     }
     *ret_poolers = out;
     return 0;
+}
+
+int topo_list_poolers(struct etcd_client *etcd, const char *cell_root, const char *cell,
+                      const char *database, const char *table_group, const char *shard,
+                      int64_t deadline_ms, json_t **ret_poolers, char *err, size_t err_size)
+{
+    return list_poolers(etcd, cell_root, cell, database, table_group, shard, 0, deadline_ms,
+                        ret_poolers, err, err_size);
+}
+
+int topo_list_poolers_all(struct etcd_client *etcd, const char *cell_root, const char *cell,
+                          const char *database, const char *table_group, const char *shard,
+                          int64_t deadline_ms, json_t **ret_poolers, char *err, size_t err_size)
+{
+    return list_poolers(etcd, cell_root, cell, database, table_group, shard, 1, deadline_ms,
+                        ret_poolers, err, err_size);
 }
 
 int topo_publish_pooler(struct etcd_client *etcd, const char *cell_root, const json_t *record,

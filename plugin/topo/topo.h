@@ -102,6 +102,11 @@ int topo_list_poolers(struct etcd_client *etcd, const char *cell_root, const cha
                       const char *database, const char *table_group, const char *shard,
                       int64_t deadline_ms, json_t **ret_poolers, char *err, size_t err_size);
 
+/* topo_list_poolers() with the LIFECYCLE_SHUTDOWN records too (each with its "key"). */
+int topo_list_poolers_all(struct etcd_client *etcd, const char *cell_root, const char *cell,
+                          const char *database, const char *table_group, const char *shard,
+                          int64_t deadline_ms, json_t **ret_poolers, char *err, size_t err_size);
+
 /* The key of a pooler record: <cell_root>/poolers/multipooler-<cell>-<name>/Pooler. */
 int topo_pooler_key(const char *cell_root, const char *cell, const char *name, char *buf,
                     size_t size);

@@ -41,7 +41,7 @@ static json_t *converge(const struct opts *o, int32_t *rc)
     json_t *req =
         json_pack("{s:s, s:[], s:i}", "durability", "AT_LEAST_2", "nodes", "deadline_ms", 10000);
     for (int i = 0; i < o->nodes; i++) {
-        char ci[256], name[8];
+        char ci[256], name[16];
         pg_node_conninfo(&shard, i, ci, sizeof(ci));
         (void)snprintf(name, sizeof(name), "n%d", i);
         json_t *n = json_pack("{s:s, s:s, s:s, s:i, s:b}", "name", name, "conninfo", ci, "cell",
@@ -281,7 +281,7 @@ static void test_settings(void **st)
     const char *bad[] = {"{\"shared_buffers\": \"64MB\"}",
                          "{\"work_mem\": \"banana\"}",
                          "{\"synchronous_standby_names\": \"*\"}",
-                         "{\"WORK_MEM\": \"1MB\"}",
+                         "{\"work_mem\": \"1MB\", \" WORK_MEM\": \"2MB\"}",
                          "{\"auto_explain.log_min_duration\": \"1s\"}",
                          "{\"work_mem\": 5}"};
     for (size_t b = 0; b < sizeof(bad) / sizeof(bad[0]); b++) {
