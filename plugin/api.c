@@ -271,16 +271,6 @@ int32_t api_run_hook(hook_fn fn, mgo_plugin *p, const char *request, size_t len,
     return rc;
 }
 
-static int32_t do_unsupported_scale(mgo_plugin *p, const char *request, size_t len,
-                                    char **ret_result, size_t *ret_len)
-{
-    (void)p;
-    (void)request;
-    (void)len;
-    char msg[] = "mgo_scale is not implemented in this release";
-    return api_fail(MGO_EUNSUPPORTED, msg, ret_result, ret_len);
-}
-
 MGO_API int32_t mgo_validate(mgo_plugin *plugin, const char *request, size_t request_len,
                              char **ret_result, size_t *ret_result_len)
 {
@@ -314,8 +304,7 @@ MGO_API int32_t mgo_observe(mgo_plugin *plugin, const char *request, size_t requ
 MGO_API int32_t mgo_scale(mgo_plugin *plugin, const char *request, size_t request_len,
                           char **ret_result, size_t *ret_result_len)
 {
-    return api_run_hook(do_unsupported_scale, plugin, request, request_len, ret_result,
-                        ret_result_len);
+    return api_run_hook(api_scale, plugin, request, request_len, ret_result, ret_result_len);
 }
 
 MGO_API int32_t mgo_converge(mgo_plugin *plugin, const char *request, size_t request_len,

@@ -57,7 +57,7 @@ static int observed_entry_valid(const json_t *e)
     return !json_object_get(e, "ports") || json_is_object(json_object_get(e, "ports"));
 }
 
-static int32_t check_observed(const json_t *observed, char *msg, size_t size)
+int32_t api_check_observed(const json_t *observed, char *msg, size_t size)
 {
     size_t i;
     const json_t *e;
@@ -120,7 +120,7 @@ static int32_t read_options(const json_t *root, struct options *o, char *msg, si
                        "1..600000 and \"topology.keep_cells\" an array");
         return MGO_EINVAL;
     }
-    if (check_observed(o->observed, msg, size) != MGO_OK)
+    if (api_check_observed(o->observed, msg, size) != MGO_OK)
         return MGO_EINVAL;
     o->target = json_string_value(target);
     o->generation = gen ? json_integer_value(gen) : -1;

@@ -14,21 +14,10 @@
 #include "render/render.h"
 #include "reconcile/reconcile.h"
 
-struct inst {
-    const char *name;
-    const json_t *obs;     /* NULL: desired but missing */
-    const json_t *desired; /* NULL: extra */
-    const struct model_group *g;
-    long index;        /* -1: unparseable, or in no group of the spec */
-    size_t cell_pos;   /* position of its cell in spec.cells (after them all when unknown) */
-    const char *drain; /* drain state annotation, or NULL */
-    int ready, primary, deleting, current;
-};
-
 /* Rolling order: cell by cell in the order of spec.cells, then the index as a number. */
-static int inst_cmp(const void *a, const void *b)
+int plan_inst_cmp(const void *a, const void *b)
 {
-    const struct inst *x = a, *y = b;
+    const struct plan_inst *x = a, *y = b;
     if (x->cell_pos != y->cell_pos)
         return x->cell_pos < y->cell_pos ? -1 : 1;
     if (x->index != y->index)
@@ -53,7 +42,7 @@ static int is_primary(const json_t *obs)
     return role && strcasecmp(role, "primary") == 0;
 }
 
-static void fill_observed(struct inst *x, const json_t *obs)
+void plan_inst_observe(struct plan_inst *x, const json_t *obs)
 {
     x->obs = obs;
     x->drain = plan_annotation(obs, RECONCILE_DRAIN_STATE);
@@ -64,7 +53,7 @@ static void fill_observed(struct inst *x, const json_t *obs)
                  strcmp(plan_hash(obs), plan_hash(x->desired)) == 0;
 }
 
-static const struct model_group *group_of(const struct model_shard *s, const json_t *labels)
+const struct model_group *plan_shard_group(const struct model_shard *s, const json_t *labels)
 {
     const char *pool = plan_str(labels, "multigres.com/pool");
     const char *cell = plan_str(labels, "multigres.com/cell");
@@ -74,17 +63,15 @@ static const struct model_group *group_of(const struct model_shard *s, const jso
     return NULL;
 }
 
-static int in_shard(const struct model_shard *s, const json_t *labels);
-
 const struct model_group *plan_group_of(const struct model *m, const json_t *labels)
 {
     for (size_t i = 0; i < m->nshards; i++)
-        if (in_shard(&m->shards[i], labels))
-            return group_of(&m->shards[i], labels);
+        if (plan_in_shard(&m->shards[i], labels))
+            return plan_shard_group(&m->shards[i], labels);
     return NULL;
 }
 
-static int in_shard(const struct model_shard *s, const json_t *labels)
+int plan_in_shard(const struct model_shard *s, const json_t *labels)
 {
     const char *db = plan_str(labels, "multigres.com/database");
     const char *tg = plan_str(labels, "multigres.com/tablegroup");
@@ -94,13 +81,13 @@ static int in_shard(const struct model_shard *s, const json_t *labels)
 }
 
 /* Every desired instance of the shard, then every observed one the spec does not want. */
-static struct inst *collect(struct plan *p, const struct model_shard *s, size_t *ret_n)
+static struct plan_inst *collect(struct plan *p, const struct model_shard *s, size_t *ret_n)
 {
     size_t cap = 0, n = 0;
     for (size_t i = 0; i < s->ngroups; i++)
         cap += (size_t)s->groups[i].replicas;
     cap += json_object_size(p->observed);
-    struct inst *v = core_calloc(cap + 1, sizeof(*v));
+    struct plan_inst *v = core_calloc(cap + 1, sizeof(*v));
     if (!v)
         return NULL;
     char key[600];
@@ -111,7 +98,7 @@ static struct inst *collect(struct plan *p, const struct model_shard *s, size_t 
             const json_t *d = desired_instance(p, name);
             if (!d)
                 continue; /* the target renders every instance; nothing to plan without it */
-            struct inst *x = &v[n++];
+            struct plan_inst *x = &v[n++];
             x->desired = d;
             x->name = plan_str(json_object_get(x->desired, "metadata"), "name");
             x->g = &s->groups[i];
@@ -120,26 +107,26 @@ static struct inst *collect(struct plan *p, const struct model_shard *s, size_t 
                 json_object_get(p->observed, plan_kind_key(plan_str(x->desired, "kind"), x->name,
                                                            key, sizeof(key)));
             if (obs)
-                fill_observed(x, obs);
+                plan_inst_observe(x, obs);
         }
     const char *k;
     const json_t *o;
     json_object_foreach (p->observed, k, o) {
         const json_t *labels = json_object_get(o, "labels");
-        if (!plan_is_instance_kind(plan_str(o, "kind")) || !in_shard(s, labels) ||
+        if (!plan_is_instance_kind(plan_str(o, "kind")) || !plan_in_shard(s, labels) ||
             json_object_get(p->desired, k))
             continue;
-        struct inst *x = &v[n++];
+        struct plan_inst *x = &v[n++];
         x->name = plan_str(o, "name");
-        x->g = group_of(s, labels);
+        x->g = plan_shard_group(s, labels);
         x->index = x->g ? model_instance_index(x->g->pod_base, x->name) : -1;
-        fill_observed(x, o);
+        plan_inst_observe(x, o);
     }
     *ret_n = n;
     return v;
 }
 
-static void place_cells(const struct model *m, struct inst *v, size_t n)
+void plan_place_cells(const struct model *m, struct plan_inst *v, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         v[i].cell_pos = m->ncells;
@@ -152,7 +139,7 @@ static void place_cells(const struct model *m, struct inst *v, size_t n)
 /* Is x a better scale-down victim than y? Never the primary while another candidate exists;
  * a not-ready one first; then the highest index (an instance with no index first); then the
  * cell listed last in spec.cells; then the pool whose name sorts last. */
-static int better_victim(const struct inst *x, const struct inst *y)
+int plan_better_victim(const struct plan_inst *x, const struct plan_inst *y)
 {
     if (x->primary != y->primary)
         return !x->primary;
@@ -167,7 +154,8 @@ static int better_victim(const struct inst *x, const struct inst *y)
     return pools ? pools > 0 : strcmp(x->name, y->name) > 0;
 }
 
-static void request_drain(struct plan *p, const struct inst *x, const char *reason, const char *why)
+static void request_drain(struct plan *p, const struct plan_inst *x, const char *reason,
+                          const char *why)
 {
     char at[40];
     plan_rfc3339(p->in->now_ms, at, sizeof(at));
@@ -178,7 +166,7 @@ static void request_drain(struct plan *p, const struct inst *x, const char *reas
 
 /* The volume of an instance deleted after its drain: kept for a rolling update (the index
  * stays in the spec), otherwise it follows the pool's whenScaled policy. */
-static void finish_volume(struct plan *p, const struct inst *x)
+static void finish_volume(struct plan *p, const struct plan_inst *x)
 {
     if (!x->g || (x->index >= 0 && x->index < x->g->replicas) || !x->g->when_scaled_delete)
         return;
@@ -197,7 +185,7 @@ static void finish_volume(struct plan *p, const struct inst *x)
 }
 
 /* A drain past its deadline is reported on every pass until it finishes; nothing is forced. */
-static void report_overdue(struct plan *p, const struct inst *x)
+static void report_overdue(struct plan *p, const struct plan_inst *x)
 {
     int64_t at = plan_parse_rfc3339(plan_annotation(x->obs, RECONCILE_DRAIN_REQUESTED_AT));
     if (at < 0 || p->in->now_ms - at <= RECONCILE_DRAIN_DEADLINE_MS)
@@ -225,7 +213,7 @@ static const json_t *volume_of(const struct plan *p, const char *instance_kind, 
 
 /* Process target: the reload-class settings changed and the spec did not: the host rewrites
  * them and reloads, in place (docs/spec/render-process.md). */
-static int needs_reload(const struct inst *x)
+static int needs_reload(const struct plan_inst *x)
 {
     const char *want = plan_annotation(x->desired, RENDER_RELOAD_HASH);
     const char *have = plan_annotation(x->obs, RENDER_RELOAD_HASH);
@@ -233,11 +221,11 @@ static int needs_reload(const struct inst *x)
            want && (!have || strcmp(want, have) != 0);
 }
 
-static int settle(struct plan *p, struct inst *v, size_t n)
+static int settle(struct plan *p, struct plan_inst *v, size_t n)
 {
     int acted = 0, under_way = 0;
     for (size_t i = 0; i < n; i++) {
-        struct inst *x = &v[i];
+        struct plan_inst *x = &v[i];
         const json_t *vol = x->obs ? NULL : volume_of(p, plan_str(x->desired, "kind"), x->name);
         if (vol && json_is_true(json_object_get(vol, "deleting"))) {
             under_way = 1; /* its old volume is still going: create it on a fresh one after */
@@ -277,8 +265,8 @@ static int settle(struct plan *p, struct inst *v, size_t n)
 }
 
 /* The rest of the shard is ready: the gate before taking a ready instance away. */
-static const struct inst *first_unready_other(const struct inst *v, size_t n,
-                                              const struct inst *except)
+const struct plan_inst *plan_first_unready_other(const struct plan_inst *v, size_t n,
+                                                 const struct plan_inst *except)
 {
     for (size_t i = 0; i < n; i++)
         if (&v[i] != except && v[i].desired && !v[i].ready)
@@ -286,15 +274,15 @@ static const struct inst *first_unready_other(const struct inst *v, size_t n,
     return NULL;
 }
 
-static int scale_down(struct plan *p, const struct model_shard *s, struct inst *v, size_t n)
+static int scale_down(struct plan *p, const struct model_shard *s, struct plan_inst *v, size_t n)
 {
-    const struct inst *victim = NULL;
+    const struct plan_inst *victim = NULL;
     for (size_t i = 0; i < n; i++)
-        if (!v[i].desired && (!victim || better_victim(&v[i], victim)))
+        if (!v[i].desired && (!victim || plan_better_victim(&v[i], victim)))
             victim = &v[i];
     if (!victim)
         return 0;
-    const struct inst *unready = first_unready_other(v, n, victim);
+    const struct plan_inst *unready = plan_first_unready_other(v, n, victim);
     if (unready) {
         plan_event(p, "Warning", "ScaleDownBlocked", plan_str(victim->obs, "kind"), victim->name,
                    "shard %s/%s/%s: waiting for %s to be ready before removing an instance",
@@ -308,11 +296,11 @@ static int scale_down(struct plan *p, const struct model_shard *s, struct inst *
 
 /* One rolling step: a drifted standby (a not-ready one first, as replacing it risks nothing),
  * in index order; the primary only when it is the last drifted instance. */
-static void roll(struct plan *p, const struct model_shard *s, struct inst *v, size_t n)
+static void roll(struct plan *p, const struct model_shard *s, struct plan_inst *v, size_t n)
 {
-    const struct inst *pick = NULL, *primary = NULL;
+    const struct plan_inst *pick = NULL, *primary = NULL;
     for (size_t i = 0; i < n; i++) {
-        const struct inst *x = &v[i];
+        const struct plan_inst *x = &v[i];
         if (!x->desired || x->current)
             continue;
         if (x->primary) {
@@ -326,8 +314,8 @@ static void roll(struct plan *p, const struct model_shard *s, struct inst *v, si
     if (!pick)
         return;
     /* Only a not-ready standby may go while others are not ready: it serves nothing. */
-    const struct inst *unready =
-        pick->ready || pick->primary ? first_unready_other(v, n, pick) : NULL;
+    const struct plan_inst *unready =
+        pick->ready || pick->primary ? plan_first_unready_other(v, n, pick) : NULL;
     if (unready) {
         plan_event(p, "Warning", "RollingUpdateBlocked", plan_str(pick->obs, "kind"), pick->name,
                    "shard %s/%s/%s: waiting for %s to be ready before the next rolling step",
@@ -340,11 +328,12 @@ static void roll(struct plan *p, const struct model_shard *s, struct inst *v, si
                                 : "rolling update: the spec changed");
 }
 
-static int add_status(struct plan *p, const struct model_shard *s, const struct inst *v, size_t n)
+static int add_status(struct plan *p, const struct model_shard *s, const struct plan_inst *v,
+                      size_t n)
 {
     int any_primary_ready = 0, any_ready = 0, roles_known = 0;
     for (size_t i = 0; i < n; i++) {
-        const struct inst *x = &v[i];
+        const struct plan_inst *x = &v[i];
         roles_known |= x->obs && plan_str(x->obs, "role") != NULL;
         any_ready |= x->ready;
         any_primary_ready |= x->ready && x->primary;
@@ -397,8 +386,8 @@ static void sweep_volumes(struct plan *p, const struct model_shard *s)
     json_object_foreach (p->observed, key, o) {
         const char *kind = plan_str(o, "kind"), *name = plan_str(o, "name");
         const json_t *labels = json_object_get(o, "labels");
-        const struct model_group *g = group_of(s, labels);
-        if (!plan_is_volume_kind(kind) || !g || !in_shard(s, labels) ||
+        const struct model_group *g = plan_shard_group(s, labels);
+        if (!plan_is_volume_kind(kind) || !g || !plan_in_shard(s, labels) ||
             json_object_get(p->desired, key) || json_object_get(p->handled, key) ||
             json_is_true(json_object_get(o, "deleting")))
             continue;
@@ -419,10 +408,10 @@ static void sweep_volumes(struct plan *p, const struct model_shard *s)
 }
 
 /* More than one instance reported primary: a failure to report, and no planned step. */
-static int two_primaries(struct plan *p, const struct model_shard *s, const struct inst *v,
+static int two_primaries(struct plan *p, const struct model_shard *s, const struct plan_inst *v,
                          size_t n)
 {
-    const struct inst *first = NULL;
+    const struct plan_inst *first = NULL;
     for (size_t i = 0; i < n; i++) {
         if (!v[i].obs || !v[i].primary)
             continue;
@@ -445,13 +434,13 @@ static int two_primaries(struct plan *p, const struct model_shard *s, const stru
 static void plan_shard(struct plan *p, const struct model_shard *s)
 {
     size_t n = 0;
-    struct inst *v = collect(p, s, &n);
+    struct plan_inst *v = collect(p, s, &n);
     if (!v) {
         p->oom = 1;
         return;
     }
-    place_cells(p->in->m, v, n);
-    qsort(v, n, sizeof(*v), inst_cmp);
+    plan_place_cells(p->in->m, v, n);
+    qsort(v, n, sizeof(*v), plan_inst_cmp);
     int busy = settle(p, v, n);
     if (!busy && two_primaries(p, s, v, n))
         busy = 1; /* never a planned step while the shard may have two writable primaries */

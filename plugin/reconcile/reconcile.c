@@ -329,7 +329,7 @@ static void plan_deletion(struct plan *p)
     }
 }
 
-static int plan_init(struct plan *p, const struct reconcile_input *in)
+int plan_init(struct plan *p, const struct reconcile_input *in)
 {
     memset(p, 0, sizeof(*p));
     p->in = in;
@@ -349,7 +349,7 @@ static int plan_init(struct plan *p, const struct reconcile_input *in)
     return 0;
 }
 
-static void plan_fini(struct plan *p)
+void plan_fini(struct plan *p)
 {
     json_decref(p->observed);
     json_decref(p->desired);

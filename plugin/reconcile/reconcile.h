@@ -88,9 +88,47 @@ void plan_annotate(struct plan *p, const json_t *observed, const char *key1, con
 void plan_event(struct plan *p, const char *type, const char *reason, const char *kind,
                 const char *name, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
 
+/* Build a plan over in->observed (this cluster's objects only: labelled with it, managed by
+ * mgo, instances only with component shard-pool) and in->desired: 0 or -ENOMEM. plan_fini
+ * releases it either way. */
+int plan_init(struct plan *p, const struct reconcile_input *in);
+void plan_fini(struct plan *p);
+
 /* instances.c: the pool instances of every shard (create, drain, delete, roll). */
 const struct model_group *plan_group_of(const struct model *m, const json_t *labels);
 void plan_instances(struct plan *p);
+
+/* One pool instance of a shard, as the instance rules see it. The pointers are borrowed. */
+struct plan_inst {
+    const char *name;
+    const json_t *obs;     /* NULL: desired but missing */
+    const json_t *desired; /* NULL: extra (the spec no longer wants it) */
+    const struct model_group *g;
+    long index;        /* -1: unparseable, or in no group of the spec */
+    size_t cell_pos;   /* position of its cell in spec.cells (after them all when unknown) */
+    const char *drain; /* drain state annotation, or NULL */
+    int ready, primary, deleting, current;
+};
+
+/* The rule pieces mgo_scale's plan shares with the pass (plugin/api_scale.c). */
+
+/* Set x's observed state from obs (an observed entry): drain state, ready, role, deleting and,
+ * when x->desired is set, whether its spec hash is current. */
+void plan_inst_observe(struct plan_inst *x, const json_t *obs);
+/* Do hierarchy labels place an object in shard s? Its pool x cell group there, or NULL. */
+int plan_in_shard(const struct model_shard *s, const json_t *labels);
+const struct model_group *plan_shard_group(const struct model_shard *s, const json_t *labels);
+/* Fill cell_pos of v[0..n) from spec.cells. */
+void plan_place_cells(const struct model *m, struct plan_inst *v, size_t n);
+/* qsort order of a shard's instances: cell by cell in spec.cells order, then numeric index. */
+int plan_inst_cmp(const void *a, const void *b);
+/* The scale-down victim rule (lifecycle.md "Scale down"): is x to go before y? */
+int plan_better_victim(const struct plan_inst *x, const struct plan_inst *y);
+/* The health gate: the first instance of v[0..n) other than `except` that the spec wants and
+ * that is not ready (missing counts as not ready), or NULL. */
+const struct plan_inst *plan_first_unready_other(const struct plan_inst *v, size_t n,
+                                                 const struct plan_inst *except);
+
 /* status.c */
 int plan_status(struct plan *p, json_t **ret_status);
 

@@ -330,9 +330,9 @@ static void check_unsupported(void)
     mgo_free(res);
     res = NULL;
     rc = mgo_scale(p, req, sizeof(req) - 1, &res, &len);
-    CHECK(rc == MGO_EUNSUPPORTED, "mgo_scale -> %d (MGO_EUNSUPPORTED)", rc);
-    CHECK(res && strstr(res, "not implemented") && strstr(res, "\"class\":3"),
-          "its result says not implemented, class 3: %s", res ? res : "(null)");
+    CHECK(rc == MGO_EINVAL, "mgo_scale of no manifests -> %d (MGO_EINVAL)", rc);
+    CHECK(res && strstr(res, "request: ") && strstr(res, "\"class\":2"),
+          "its result says why, class 2: %s", res ? res : "(null)");
     mgo_free(res);
     mgo_close(p);
 }
