@@ -486,13 +486,31 @@ static void step_list(struct kc_client *c, char *list_rv, size_t size)
     ok("label selector 'parity in (even),parity!=odd' and field selector across namespaces");
 }
 
-static void step_watch_events(struct kc_client *c, struct kc_client *wc, const char *list_rv)
+static void step_watch_events(struct kc_client *c, struct kc_client *wc)
 {
     struct recorder r = {.same = wc, .probe = c, .probe_after = 3};
+    struct kc_list_options paged = {.limit = 2};
     struct kc_watch w;
-    char rv_add[32], rv_mod[32], rv_mod2[32], text[1024], want[1024], bm_rv[32];
+    struct kc_list l;
+    char rv_add[32], rv_mod[32], rv_mod2[32], text[1024], want[1024], bm_rv[32], names[256];
     json_t *cm = configmap("cm-5", "k", "v0", "odd"), *out = NULL;
     int rc;
+
+    /* the watch's own list: the same objects as step_list's, and where the watch starts */
+    kc_watch_init(&w);
+    w.resource = &CONFIGMAPS;
+    w.namespace = NS;
+    w.fn = record;
+    w.ctx = &r;
+    w.timeout_seconds = 5;
+    OK(wc, kc_watch_list(wc, &w, &paged, &l));
+    names_of(l.items, names, sizeof(names));
+    CHECK(strcmp(names, "cm-0,cm-1,cm-2,cm-3,cm-4") == 0 && l.pages == 3 &&
+              strcmp(w.resource_version, l.resource_version) == 0 && !w.must_relist &&
+              w.relists == 1,
+          "watch list: %s in %u pages at %s, resume point %s", names, l.pages, l.resource_version,
+          w.resource_version);
+    kc_list_fini(&l);
 
     OK(c, kc_create(c, &CONFIGMAPS, NS, cm, 0, &out));
     copy_at(out, "metadata.resourceVersion", rv_add, sizeof(rv_add));
@@ -501,11 +519,7 @@ static void step_watch_events(struct kc_client *c, struct kc_client *wc, const c
     patch_configmap(c, "cm-0", "v1", rv_mod, sizeof(rv_mod));
     OK(c, kc_delete(c, &CONFIGMAPS, NS, "cm-1", NULL, 0, NULL));
 
-    CHECK(kc_watch_init(&w, list_rv) == 0, "kc_watch_init");
-    w.fn = record;
-    w.ctx = &r;
-    w.timeout_seconds = 5;
-    rc = kc_watch(wc, &CONFIGMAPS, NS, &w);
+    rc = kc_watch(wc, &w);
     CHECK(rc == KC_WATCH_ENDED, "watch: %d: %s", rc, kc_last_error(wc));
     changes_text(&r, true, text, sizeof(text));
     (void)snprintf(want, sizeof(want), "ADDED cm-5 %s;MODIFIED cm-0 %s;", rv_add, rv_mod);
@@ -525,7 +539,7 @@ static void step_watch_events(struct kc_client *c, struct kc_client *wc, const c
           r.ev[r.n - 1].rv);
     CHECK(w.events == 3 && w.bookmarks >= 1 && w.skipped == 0, "counts %" PRIu64 "/%" PRIu64,
           w.events, w.bookmarks);
-    ok("watch from the list's resourceVersion: %s then BOOKMARK %s (the resourceVersion of a "
+    ok("watch from its own list's resourceVersion: %s then BOOKMARK %s (the resourceVersion of a "
        "change in another namespace), ended at timeoutSeconds; the callback's call on its own "
        "client: -EBUSY",
        text, bm_rv);
@@ -534,7 +548,7 @@ static void step_watch_events(struct kc_client *c, struct kc_client *wc, const c
     patch_configmap(c, "cm-3", "v1", rv_mod2, sizeof(rv_mod2));
     memset(&r, 0, sizeof(r));
     w.timeout_seconds = 3;
-    rc = kc_watch(wc, &CONFIGMAPS, NS, &w);
+    rc = kc_watch(wc, &w);
     CHECK(rc == KC_WATCH_ENDED, "second watch: %d: %s", rc, kc_last_error(wc));
     changes_text(&r, true, text, sizeof(text));
     (void)snprintf(want, sizeof(want), "MODIFIED cm-3 %s;", rv_mod2);
@@ -551,8 +565,10 @@ static void step_watch_resume(struct kc_client *c, struct kc_client *wc)
     char rvs[6][32], text[1024], want[1024];
     int rc;
 
-    OK(c, kc_list(c, &CONFIGMAPS, NS, NULL, &l));
-    CHECK(kc_watch_init(&w, l.resource_version) == 0, "kc_watch_init");
+    kc_watch_init(&w);
+    w.resource = &CONFIGMAPS;
+    w.namespace = NS;
+    OK(wc, kc_watch_list(wc, &w, NULL, &l));
     kc_list_fini(&l);
     for (int i = 0; i < 6; i++) {
         char value[16];
@@ -562,7 +578,7 @@ static void step_watch_resume(struct kc_client *c, struct kc_client *wc)
     w.fn = record;
     w.ctx = &r;
     w.timeout_seconds = 30;
-    rc = kc_watch(wc, &CONFIGMAPS, NS, &w);
+    rc = kc_watch(wc, &w);
     CHECK(rc == KC_WATCH_STOPPED, "watch: %d: %s", rc, kc_last_error(wc));
     changes_text(&r, true, text, sizeof(text));
     (void)snprintf(want, sizeof(want), "MODIFIED cm-2 %s;MODIFIED cm-2 %s;MODIFIED cm-2 %s;",
@@ -573,7 +589,7 @@ static void step_watch_resume(struct kc_client *c, struct kc_client *wc)
 
     memset(&r, 0, sizeof(r));
     w.timeout_seconds = 3;
-    rc = kc_watch(wc, &CONFIGMAPS, NS, &w);
+    rc = kc_watch(wc, &w);
     CHECK(rc == KC_WATCH_ENDED, "second watch: %d: %s", rc, kc_last_error(wc));
     changes_text(&r, true, text, sizeof(text));
     (void)snprintf(want, sizeof(want), "MODIFIED cm-2 %s;MODIFIED cm-2 %s;MODIFIED cm-2 %s;",
@@ -583,58 +599,231 @@ static void step_watch_resume(struct kc_client *c, struct kc_client *wc)
     ok("6 changes: a watch stopped by its callback after 3, resumed: the other 3, none twice");
 }
 
+/* A ConfigMap labelled gap=yes. */
+static json_t *gap_configmap(const char *name)
+{
+    json_t *o = json_pack("{s:s, s:s, s:{s:s, s:{s:s}}}", "apiVersion", "v1", "kind", "ConfigMap",
+                          "metadata", "name", name, "labels", "gap", "yes");
+
+    CHECK(o, "json_pack");
+    return o;
+}
+
+/* No watch without a list's resourceVersion; a gap in watching loses nothing as long as the
+ * watch resumes from its resume point: the DELETE made during the gap arrives. */
+static void step_watch_gap(struct kc_client *c, struct kc_client *wc)
+{
+    struct recorder r = {0};
+    struct kc_watch w;
+    struct kc_list l;
+    struct kc_stats before, after;
+    char names[256], text[512], want[512], rv_del[32], rv_add[32];
+    json_t *cm, *out = NULL;
+    int rc;
+
+    kc_watch_init(&w);
+    w.resource = &CONFIGMAPS;
+    w.namespace = NS;
+    w.label_selector = "gap=yes";
+    w.fn = record;
+    w.ctx = &r;
+    w.timeout_seconds = 2;
+    kc_client_stats(wc, &before);
+    rc = kc_watch(wc, &w);
+    kc_client_stats(wc, &after);
+    CHECK(rc == -EINVAL && after.requests == before.requests &&
+              strstr(kc_last_error(wc), "kc_watch_list"),
+          "a watch without a list: %d, %" PRIu64 " requests: %s", rc,
+          after.requests - before.requests, kc_last_error(wc));
+
+    for (int i = 1; i <= 2; i++) {
+        char name[8];
+        (void)snprintf(name, sizeof(name), "g%d", i);
+        cm = gap_configmap(name);
+        OK(c, kc_create(c, &CONFIGMAPS, NS, cm, 0, NULL));
+        json_decref(cm);
+    }
+    OK(wc, kc_watch_list(wc, &w, NULL, &l));
+    names_of(l.items, names, sizeof(names));
+    CHECK(strcmp(names, "g1,g2") == 0, "listed %s", names);
+    kc_list_fini(&l);
+
+    /* the gap: nobody watches while g1 goes and g3 comes */
+    OK(c, kc_delete(c, &CONFIGMAPS, NS, "g1", NULL, 0, NULL)); /* its rv: in the event */
+    cm = gap_configmap("g3");
+    OK(c, kc_create(c, &CONFIGMAPS, NS, cm, 0, &out));
+    copy_at(out, "metadata.resourceVersion", rv_add, sizeof(rv_add));
+    json_decref(out);
+    json_decref(cm);
+
+    rc = kc_watch(wc, &w);
+    CHECK(rc == KC_WATCH_ENDED, "watch after the gap: %d: %s", rc, kc_last_error(wc));
+    CHECK(r.n >= 2 && r.ev[0].type == KC_EVENT_DELETED, "after the gap: %d events", r.n);
+    (void)snprintf(rv_del, sizeof(rv_del), "%s", r.ev[0].rv);
+    changes_text(&r, true, text, sizeof(text));
+    (void)snprintf(want, sizeof(want), "DELETED g1 %s;ADDED g3 %s;", rv_del, rv_add);
+    CHECK(strcmp(text, want) == 0 && strcmp(rv_del, rv_add) != 0, "after the gap: %s", text);
+    kc_watch_fini(&w);
+    OK(c, kc_delete(c, &CONFIGMAPS, NS, "g2", NULL, 0, NULL));
+    OK(c, kc_delete(c, &CONFIGMAPS, NS, "g3", NULL, 0, NULL));
+    ok("a watch without a list: -EINVAL, nothing sent; g1 deleted and g3 created while nobody "
+       "watched: resuming from the list's resourceVersion delivers %s",
+       text);
+}
+
+/* Requests the client must refuse before sending: the table, the exact message, and proof that
+ * the server saw nothing (request counter) and nothing changed (read back). */
+static void step_refused_locally(struct kc_client *c)
+{
+    json_t *bare = configmap("no-namespace", "k", "v", "odd"), *out = NULL;
+    struct kc_delete_options bad_uid = {.uid = "\xff\xfe-not-utf8"};
+    struct kc_list_options everywhere = {.field_selector = "metadata.name=no-namespace"};
+    struct kc_stats before, after;
+    struct kc_list l;
+    int rc;
+
+    kc_client_stats(c, &before);
+    rc = kc_create(c, &CONFIGMAPS, NULL, bare, 0, NULL);
+    CHECK(rc == -EINVAL && strcmp(kc_last_error(c),
+                                  "create configmaps no-namespace: the kind is namespaced: give "
+                                  "a namespace (the argument or metadata.namespace)") == 0,
+          "create without a namespace: %d: %s", rc, kc_last_error(c));
+    rc = kc_delete(c, &CONFIGMAPS, NS, "cm-3", &bad_uid, 0, NULL);
+    CHECK(rc == -EINVAL &&
+              strcmp(kc_last_error(c), "delete cm-3: preconditions.uid is not valid UTF-8") == 0,
+          "delete with a uid that is not UTF-8: %d: %s", rc, kc_last_error(c));
+    rc = kc_request(c, "POST", "/api/v1/namespaces/" NS "/configmaps",
+                    "application/json\r\nX-Injected: 1", "{}", 2, 0, NULL);
+    CHECK(rc == -EINVAL && strstr(kc_last_error(c), "content type"),
+          "a content type with CR LF: %d: %s", rc, kc_last_error(c));
+    kc_client_stats(c, &after);
+    CHECK(after.requests == before.requests, "%" PRIu64 " requests were sent",
+          after.requests - before.requests);
+
+    OK(c, kc_list(c, &CONFIGMAPS, NULL, &everywhere, &l));
+    CHECK(json_array_size(l.items) == 0, "a ConfigMap no-namespace exists somewhere");
+    kc_list_fini(&l);
+    OK(c, kc_get(c, &CONFIGMAPS, NS, "cm-3", 0, &out));
+    CHECK(!at(out, "metadata.deletionTimestamp"), "cm-3 is being deleted");
+    json_decref(out);
+    json_decref(bare);
+    ok("refused before sending: create of a namespaced kind without a namespace, delete with a "
+       "non-UTF-8 uid, a content type with CR LF; nothing was created or deleted");
+}
+
 struct canceller {
     const struct kc_config *cfg;
-    sem_t seen;
+    const char *probe; /* the ConfigMap it creates, which the watch should deliver */
+    sem_t seen;        /* posted by the watch's callback per event, and by the main thread
+                        * once kc_watch returned */
     atomic_int cancel;
     struct timespec cancelled_at;
+    bool timed_out; /* nothing was posted within CANCEL_WAIT_MS */
 };
+
+#define CANCEL_WAIT_MS 30000
+
+/* sem_wait with a deadline, so that a watch that never delivers fails the test, not hangs it;
+ * 0, or -1 with errno ETIMEDOUT */
+static int sem_wait_ms(sem_t *s, long ms)
+{
+    struct timespec t;
+    int rc;
+
+    clock_gettime(CLOCK_REALTIME, &t);
+    t.tv_sec += ms / 1000;
+    t.tv_nsec += (ms % 1000) * 1000000L;
+    if (t.tv_nsec >= 1000000000L) {
+        t.tv_sec++;
+        t.tv_nsec -= 1000000000L;
+    }
+    while ((rc = sem_timedwait(s, &t)) < 0 && errno == EINTR)
+        ;
+    return rc;
+}
 
 static void *cancel_thread(void *arg)
 {
     struct canceller *k = arg;
     struct kc_client *c = client_for(k->cfg, NULL);
-    json_t *cm = configmap("cancel-probe", "k", "v", "odd");
+    json_t *cm = configmap(k->probe, "k", "v", "odd");
 
     OK(c, kc_create(c, &CONFIGMAPS, NS, cm, 0, NULL));
     json_decref(cm);
     kc_client_free(c);
-    /* the watch delivered the probe, so it is running: cancel it from here */
-    while (sem_wait(&k->seen) < 0 && errno == EINTR)
-        ;
+    /* the watch delivered the probe, so it is running (or it returned): cancel it from here */
+    if (sem_wait_ms(&k->seen, CANCEL_WAIT_MS) < 0)
+        k->timed_out = true;
     clock_gettime(CLOCK_MONOTONIC, &k->cancelled_at);
     atomic_store(&k->cancel, 1);
     return NULL;
 }
 
-static void step_watch_cancel(const struct kc_config *cfg, struct kc_client *c,
-                              struct kc_client *wc)
+/* Run a watch (of configmaps in NS, resume point from a list by lc) on `wc` while another thread
+ * creates k->probe and then sets the cancel flag. The thread never outlives the watch by more
+ * than its bounded wait: the main thread wakes it once kc_watch returned. */
+static int watch_with_canceller(struct canceller *k, struct kc_client *lc, struct kc_client *wc,
+                                struct recorder *r, double *join_s)
 {
-    struct canceller k = {.cfg = cfg};
-    struct recorder r = {0};
     struct kc_watch w;
     struct kc_list l;
+    struct timespec t0;
     pthread_t t;
     int rc;
 
-    CHECK(sem_init(&k.seen, 0, 0) == 0, "sem_init");
-    r.seen = &k.seen;
-    OK(c, kc_list(c, &CONFIGMAPS, NS, NULL, &l));
-    CHECK(kc_watch_init(&w, l.resource_version) == 0, "kc_watch_init");
-    kc_list_fini(&l);
+    CHECK(sem_init(&k->seen, 0, 0) == 0, "sem_init");
+    r->seen = &k->seen;
+    kc_watch_init(&w);
+    w.resource = &CONFIGMAPS;
+    w.namespace = NS;
     w.fn = record;
-    w.ctx = &r;
+    w.ctx = r;
     w.timeout_seconds = 120;
-    w.cancel = &k.cancel;
-    CHECK(pthread_create(&t, NULL, cancel_thread, &k) == 0, "pthread_create");
-    rc = kc_watch(wc, &CONFIGMAPS, NS, &w);
+    w.cancel = &k->cancel;
+    OK(lc, kc_watch_list(lc, &w, NULL, &l));
+    kc_list_fini(&l);
+    CHECK(pthread_create(&t, NULL, cancel_thread, k) == 0, "pthread_create");
+    rc = kc_watch(wc, &w);
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    sem_post(&k->seen); /* wakes the thread if the watch ended before delivering anything */
     CHECK(pthread_join(t, NULL) == 0, "pthread_join");
+    *join_s = seconds_since(&t0);
+    kc_watch_fini(&w);
+    sem_destroy(&k->seen);
+    return rc;
+}
+
+static void step_watch_cancel(const struct kc_config *cfg, struct kc_client *c,
+                              struct kc_client *wc)
+{
+    struct canceller k = {.cfg = cfg, .probe = "cancel-probe"};
+    struct kc_config bad = *cfg;
+    struct kc_client *b;
+    struct recorder r = {0};
+    double join_s;
+    int rc;
+
+    rc = watch_with_canceller(&k, c, wc, &r, &join_s);
     CHECK(rc == KC_WATCH_STOPPED, "cancelled watch: %d: %s", rc, kc_last_error(wc));
+    CHECK(!k.timed_out, "the watch delivered nothing within %d s", CANCEL_WAIT_MS / 1000);
     CHECK(r.changes == 1 && strcmp(r.ev[0].name, "cancel-probe") == 0, "events before cancel");
     ok("a watch (timeoutSeconds=120) cancelled from another thread returned %.2f s after the flag",
        seconds_since(&k.cancelled_at));
-    kc_watch_fini(&w);
-    sem_destroy(&k.seen);
+
+    /* a watch that fails before delivering anything (the server refuses its token): the
+     * canceller, waiting for an event that never comes, is woken and joined at once */
+    bad.token = (char *)"not-a-valid-token";
+    b = client_for(&bad, NULL);
+    k = (struct canceller){.cfg = cfg, .probe = "cancel-probe-2"};
+    memset(&r, 0, sizeof(r));
+    rc = watch_with_canceller(&k, c, b, &r, &join_s);
+    CHECK(rc == -EREMOTEIO && kc_last_reason(b) == KC_REASON_UNAUTHORIZED && r.n == 0,
+          "a watch with a bad token: %d: %s", rc, kc_last_error(b));
+    CHECK(join_s < 20, "the canceller was joined %.1f s after the watch failed", join_s);
+    kc_client_free(b);
+    ok("a watch refused at once (401) does not leave the test waiting: the canceller thread was "
+       "joined %.2f s later",
+       join_s);
 }
 
 struct compact_once {
@@ -689,18 +878,29 @@ static void step_expired(const struct kc_config *cfg, struct kc_client *c, struc
     json_t *out = NULL, *patch;
     int rc;
 
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; i < 4; i++) {
         char name[16];
         json_t *pt;
-        (void)snprintf(name, sizeof(name), "pt-%d", i);
+        (void)snprintf(name, sizeof(name), i < 3 ? "pt-%d" : "pt-gone", i);
         pt = podtemplate(name);
         OK(c, kc_create(c, &PODTEMPLATES, NS, pt, 0, NULL));
         json_decref(pt);
     }
-    OK(c, kc_list(c, &PODTEMPLATES, NS, NULL, &l));
+    /* the watch's list: where it starts, and what an informer's cache would hold */
+    kc_watch_init(&w);
+    w.resource = &PODTEMPLATES;
+    w.namespace = NS;
+    w.fn = record;
+    w.ctx = &r;
+    w.timeout_seconds = 10;
+    OK(wc, kc_watch_list(wc, &w, NULL, &l));
+    names_of(l.items, names, sizeof(names));
+    CHECK(strcmp(names, "pt-0,pt-1,pt-2,pt-gone") == 0, "listed %s", names);
     (void)snprintf(old_rv, sizeof(old_rv), "%s", l.resource_version);
     kc_list_fini(&l);
-    for (int i = 0; i < 5; i++) { /* history after old_rv, which the compaction removes */
+    /* while nobody watches: a deletion, and history after old_rv that the compaction removes */
+    OK(c, kc_delete(c, &PODTEMPLATES, NS, "pt-gone", NULL, 0, NULL));
+    for (int i = 0; i < 5; i++) {
         char p[128];
         (void)snprintf(p, sizeof(p), "{\"template\":{\"metadata\":{\"labels\":{\"n\":\"%d\"}}}}",
                        i);
@@ -728,29 +928,47 @@ static void step_expired(const struct kc_config *cfg, struct kc_client *c, struc
        k.revision);
 
     /* a watch from before the compaction: an ERROR event 410 Expired in a 200 stream */
-    CHECK(kc_watch_init(&w, old_rv) == 0, "kc_watch_init");
-    w.fn = record;
-    w.ctx = &r;
-    w.timeout_seconds = 10;
-    rc = kc_watch(wc, &PODTEMPLATES, NS, &w);
+    rc = kc_watch(wc, &w);
     CHECK(rc == KC_WATCH_EXPIRED && r.n == 0, "watch from %s: %d (%d events): %s", old_rv, rc, r.n,
           kc_last_error(wc));
     CHECK(kc_last_reason(wc) == KC_REASON_EXPIRED && kc_last_status(wc)->code == 410 &&
               kc_last_status(wc)->http_code == 200,
           "expired watch status: %s (HTTP %d)", kc_last_error(wc), kc_last_status(wc)->http_code);
-    CHECK(strcmp(w.resource_version, old_rv) == 0, "the resume point moved");
+    CHECK(strcmp(w.resource_version, old_rv) == 0 && w.must_relist && w.failures == 1,
+          "after the 410: resume point %s, must_relist %d, failures %u", w.resource_version,
+          w.must_relist, w.failures);
     ok("watch from resourceVersion %s after the compaction: KC_WATCH_EXPIRED (ERROR event, "
-       "reason Expired, code 410, in an HTTP 200 stream)",
+       "reason Expired, code 410, in an HTTP 200 stream), must_relist set",
        old_rv);
+
+    /* the events since old_rv, pt-gone's DELETED among them, are gone: a watch is refused until
+     * the caller has relisted (nothing is sent) */
+    {
+        struct kc_stats before, after;
+        kc_client_stats(wc, &before);
+        rc = kc_watch(wc, &w);
+        kc_client_stats(wc, &after);
+        CHECK(rc == -EINVAL && after.requests == before.requests &&
+                  strstr(kc_last_error(wc), "kc_watch_list"),
+              "a watch before the relist: %d, %" PRIu64 " requests: %s", rc,
+              after.requests - before.requests, kc_last_error(wc));
+    }
 
     /* a list at that exact resourceVersion: HTTP 410 on page 1, returned as it is */
     o = (struct kc_list_options){.limit = 2, .resource_version = old_rv};
     REFUSED(c, kc_list(c, &PODTEMPLATES, NS, &o, &l), KC_REASON_EXPIRED, 410);
     CHECK(kc_last_status(c)->http_code == 410, "HTTP %d", kc_last_status(c)->http_code);
 
-    /* relist, then watch from the new resourceVersion: the stream works again */
-    OK(c, kc_list(c, &PODTEMPLATES, NS, NULL, &l));
-    CHECK(kc_watch_set_resource_version(&w, l.resource_version) == 0, "set rv");
+    /* the relist: pt-gone is missing from it, which is how an informer learns of the deletion
+     * it never saw an event for; it came after the restart delay */
+    OK(wc, kc_watch_list(wc, &w, NULL, &l));
+    names_of(l.items, names, sizeof(names));
+    CHECK(strcmp(names, "pt-0,pt-1,pt-2") == 0 && !w.must_relist && w.relists == 2 &&
+              strcmp(w.resource_version, l.resource_version) == 0,
+          "relist: %s, must_relist %d, relists %" PRIu64, names, w.must_relist, w.relists);
+    CHECK(w.last_delay_ms >= KC_WATCH_BACKOFF_BASE_MS / 2 &&
+              w.last_delay_ms <= KC_WATCH_BACKOFF_BASE_MS,
+          "the relist waited %" PRId64 " ms", w.last_delay_ms);
     kc_list_fini(&l);
     patch = parse("{\"template\":{\"metadata\":{\"labels\":{\"step\":\"after-relist\"}}}}");
     OK(c, kc_patch(c, &PODTEMPLATES, NS, "pt-2", NULL, KC_PATCH_MERGE, patch, 0, &out));
@@ -759,15 +977,19 @@ static void step_expired(const struct kc_config *cfg, struct kc_client *c, struc
     json_decref(patch);
     memset(&r, 0, sizeof(r));
     w.timeout_seconds = 2;
-    rc = kc_watch(wc, &PODTEMPLATES, NS, &w);
-    CHECK(rc == KC_WATCH_ENDED, "watch after relist: %d: %s", rc, kc_last_error(wc));
+    rc = kc_watch(wc, &w);
+    CHECK(rc == KC_WATCH_ENDED && w.last_delay_ms == 0 && w.failures == 0,
+          "watch after relist: %d (waited %" PRId64 " ms, failures %u): %s", rc, w.last_delay_ms,
+          w.failures, kc_last_error(wc));
     changes_text(&r, true, text, sizeof(text));
     (void)snprintf(want, sizeof(want), "MODIFIED pt-2 %s;", rv_after);
     CHECK(strcmp(text, want) == 0, "after relist: %s, expected %s", text, want);
     kc_watch_fini(&w);
     kc_client_free(writer);
     kc_client_free(etcd);
-    ok("a list at the compacted resourceVersion: HTTP 410 Expired; relist and watch: %s", text);
+    ok("a watch before relisting: -EINVAL, nothing sent; a list at the compacted resourceVersion: "
+       "HTTP 410 Expired; the relist lacks pt-gone (deleted during the gap); watch: %s",
+       text);
 }
 
 static void step_apply(struct kc_client *c)
@@ -1286,8 +1508,10 @@ int main(void)
     step_version_and_namespace(c);
     step_connection_reuse(&cfg);
     step_list(c, list_rv, sizeof(list_rv));
-    step_watch_events(c, wc, list_rv);
+    step_watch_events(c, wc);
     step_watch_resume(c, wc);
+    step_watch_gap(c, wc);
+    step_refused_locally(c);
     step_watch_cancel(&cfg, c, wc);
     step_expired(&cfg, c, wc);
     step_apply(c);

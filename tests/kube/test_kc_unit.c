@@ -1,12 +1,15 @@
 /*
  * Unit tests of the pure parts of the kc client (host-shims/kube/client): kubeconfig and
- * in-cluster configuration, Status decoding, backoff, paths and escaping, base64, YAML, and the
- * watch stream reader. Expected values are written by hand from shared/facts/kubernetes-
- * controller.md (§1.1 reasons and codes, §1.3 watch framing and resume, §1.9, §1.10), client-go's
- * field names, RFC 3986 / RFC 4648 (base64 literals made with coreutils' base64, escapes with
- * Python's urllib.parse.quote), and arithmetic done by hand for the backoff.
+ * in-cluster configuration, Status decoding, backoff, paths and escaping, base64, YAML, the
+ * watch stream reader, the JSON validator, out-of-memory while parsing (jansson's allocator made
+ * to fail from its n-th allocation on) and errno messages. Expected values are written by hand
+ * from shared/facts/kubernetes-controller.md (§1.1 reasons and codes, §1.3 watch framing and
+ * resume, §1.9, §1.10), client-go's field names, RFC 3986 / RFC 4648 (base64 literals made with
+ * coreutils' base64, escapes with Python's urllib.parse.quote), RFC 8259 and jansson's limits
+ * (with jansson itself as a second opinion), and arithmetic done by hand for the backoff.
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -885,7 +888,7 @@ static void test_watch_stream_chunks(void **state)
         struct kc_watch_stream s = {0};
         bool go_on;
 
-        assert_int_equal(kc_watch_init(&w, ""), 0);
+        kc_watch_init(&w);
         w.fn = record;
         w.ctx = &seen;
         s.w = &w;
@@ -913,8 +916,9 @@ static void test_watch_stream_chunks(void **state)
     }
 }
 
-/* The resume point: from "" the synthetic ADDED events do not move it; from an RV every event
- * does; a stop keeps the stopping event's RV; an event without a final newline counts. */
+/* The resume point: every event moves it (a watch starts only from a list's resourceVersion, so
+ * there are no synthetic ADDED events in no order); a stop keeps the stopping event's RV; an
+ * event without a final newline counts. */
 static void test_watch_stream_resume(void **state)
 {
     static const char added[] =
@@ -927,25 +931,21 @@ static void test_watch_stream_resume(void **state)
     struct kc_watch_stream s = {0};
 
     (void)state;
-    assert_int_equal(kc_watch_init(&w, "0"), 0);
-    assert_true(w.from_start);
+    kc_watch_init(&w);
+    assert_true(w.must_relist);
+    assert_null(w.resource_version);
     w.fn = record;
     w.ctx = &seen;
     s.w = &w;
     assert_true(kc_watch_stream_feed(&s, added, strlen(added)));
-    assert_string_equal(w.resource_version, "0");
+    assert_string_equal(w.resource_version, "7");
     assert_true(kc_watch_stream_feed(&s, modified, strlen(modified)));
-    assert_string_equal(w.resource_version, "0"); /* no newline yet */
+    assert_string_equal(w.resource_version, "7"); /* no newline yet */
     assert_true(kc_watch_stream_end(&s));
     assert_string_equal(w.resource_version, "9");
-    assert_false(w.from_start);
-    assert_true(kc_watch_stream_feed(&s, added, strlen(added))); /* not synthetic any more */
-    assert_string_equal(w.resource_version, "7");
     kc_watch_stream_fini(&s);
 
-    /* from an RV: every event moves it; the callback's stop keeps the stopping event */
-    assert_int_equal(kc_watch_set_resource_version(&w, "5"), 0);
-    assert_false(w.from_start);
+    /* the callback's stop keeps the stopping event */
     memset(&s, 0, sizeof(s));
     memset(&seen, 0, sizeof(seen));
     seen.stop_after = 1;
@@ -969,6 +969,356 @@ static void test_watch_stream_resume(void **state)
     kc_watch_fini(&w);
 }
 
+/* ---- JSON: the validator that tells a malformed text from memory running out ---------------- */
+
+static bool jansson_accepts(const char *text, size_t len)
+{
+    json_error_t jerr;
+    json_t *v = json_loadb(text, len, 0, &jerr);
+
+    json_decref(v);
+    return v != NULL;
+}
+
+/* A table of texts with the verdict written by hand from RFC 8259 and jansson's documented
+ * limits (flags 0: an object or array at the top; no \u0000; long long integers; depth 2048);
+ * jansson itself is the second opinion on every row. */
+static void test_json_valid_table(void **state)
+{
+    static const struct {
+        const char *text;
+        bool valid;
+    } rows[] = {
+        {"{}", true},
+        {"[]", true},
+        {" \t\r\n[ ] \n", true},
+        {"{\"a\":1,\"b\":[true,false,null],\"c\":{\"d\":\"e\"}}", true},
+        {"[0,-0,1.5,-1.5e3,2E-2,1e+2,123456789]", true},
+        {"[\"\\\"\\\\\\/\\b\\f\\n\\r\\t\\u0041\\u00e9\\ud83d\\ude00\"]", true},
+        {"[\"h\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80\"]", true}, /* é € 😀 */
+        {"{\"a\":1,\"a\":2}", true},                             /* duplicates allowed */
+        {"[9223372036854775807,-9223372036854775808]", true},
+        {"[1e308,1.7976931348623157e308,-1.7976931348623157e308,1e-400]", true},
+        {"[1.797693134862315807937289714053034150799341327100378269361737789804449682927647509"
+         "4664901797758720709633028641669288791094655554785194040263065748867150582068190890200"
+         "0708383676273854845817711531764475730270069855571366959622842914819860834936475292719"
+         "0741684443655107043427115596995080930428801779041744977919e308]",
+         true}, /* one below the overflow threshold: DBL_MAX after rounding */
+        {"", false},
+        {"   ", false},
+        {"1", false}, /* a scalar at the top needs JSON_DECODE_ANY */
+        {"\"s\"", false},
+        {"true", false},
+        {"{", false},
+        {"[1,]", false},
+        {"{\"a\":1,}", false},
+        {"{\"a\" 1}", false},
+        {"{1:2}", false},
+        {"[01]", false},
+        {"[-]", false},
+        {"[1.]", false},
+        {"[.5]", false},
+        {"[1e]", false},
+        {"[1e+]", false},
+        {"[+1]", false},
+        {"[tru]", false},
+        {"[True]", false},
+        {"[nulll]", false},
+        {"[\"a\nb\"]", false},
+        {"[\"\\x\"]", false},
+        {"[\"\\u12\"]", false},
+        {"[\"\\u0000\"]", false},
+        {"{\"\\u0000\":1}", false},
+        {"[\"\\ud83d\"]", false},
+        {"[\"\\ude00\"]", false},
+        {"[\"\\ud83d\\u0041\"]", false},
+        {"[\"\xc3\"]", false},
+        {"[\"\xc0\x80\"]", false},         /* overlong */
+        {"[\"\xed\xa0\x80\"]", false},     /* a surrogate in UTF-8 */
+        {"[\"\xf4\x90\x80\x80\"]", false}, /* above U+10FFFF */
+        {"[\"\xff\"]", false},
+        {"[\"abc", false},
+        {"[1] [2]", false},
+        {"[1] x", false},
+        {"[9223372036854775808]", false},
+        {"[-9223372036854775809]", false},
+        {"[1e309]", false},
+        {"[-1.8e308]", false},
+        {"[1.797693134862315807937289714053034150799341327100378269361737789804449682927647509"
+         "4664901797758720709633028641669288791094655554785194040263065748867150582068190890200"
+         "0708383676273854845817711531764475730270069855571366959622842914819860834936475292719"
+         "0741684443655107043427115596995080930428801779041744977920e308]",
+         false}, /* exactly 2^1024 - 2^970: a tie, rounded to infinity */
+        {"[1e99999999999999999999]", false},
+    };
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        size_t len = strlen(rows[i].text);
+        if (kc_json_valid(rows[i].text, len) != rows[i].valid ||
+            jansson_accepts(rows[i].text, len) != rows[i].valid)
+            fail_msg("row %zu %s: expected %s, validator %d, jansson %d", i, rows[i].text,
+                     rows[i].valid ? "valid" : "invalid", kc_json_valid(rows[i].text, len),
+                     jansson_accepts(rows[i].text, len));
+    }
+    /* bytes past a NUL are part of the text */
+    assert_false(kc_json_valid("[1]\0", 4));
+    assert_false(kc_json_valid("[\"a\0\"]", 6));
+    assert_false(jansson_accepts("[\"a\0\"]", 6));
+
+    /* depth: the top value is depth 1, jansson's limit is JSON_PARSER_MAX_DEPTH */
+    char deep[2 * JSON_PARSER_MAX_DEPTH + 8];
+    for (int levels = JSON_PARSER_MAX_DEPTH - 1; levels <= JSON_PARSER_MAX_DEPTH + 1; levels++) {
+        for (int scalar = 0; scalar <= 1; scalar++) {
+            size_t n = 0;
+            for (int i = 0; i < levels; i++)
+                deep[n++] = '[';
+            if (scalar)
+                deep[n++] = '1';
+            for (int i = 0; i < levels; i++)
+                deep[n++] = ']';
+            bool want = levels + scalar <= JSON_PARSER_MAX_DEPTH;
+            assert_int_equal(kc_json_valid(deep, n), want);
+            assert_int_equal(jansson_accepts(deep, n), want);
+        }
+    }
+}
+
+/* Texts made from JSON fragments by a fixed-seed generator: the validator agrees with jansson on
+ * every one (jansson is the oracle here, with enough memory). */
+static void test_json_valid_fuzz(void **state)
+{
+    static const char *const pieces[] = {
+        "{",
+        "}",
+        "[",
+        "]",
+        ",",
+        ":",
+        "\"a\"",
+        "\"\\u00e9\"",
+        "\"\\ud83d",
+        "\\ude00\"",
+        "1",
+        "-",
+        "0",
+        "01",
+        ".5",
+        "e9",
+        "E-2",
+        "true",
+        "null",
+        "fals",
+        " ",
+        "\n",
+        "\"",
+        "\\",
+        "\xc3\xa9",
+        "\xc3",
+        "\x01",
+        "9223372036854775807",
+        "9223372036854775808",
+        "1e308",
+        "1e309",
+        "x",
+    };
+    uint64_t x = 0x9E3779B97F4A7C15ULL;
+    char text[256];
+    unsigned valid = 0;
+
+    (void)state;
+    for (int i = 0; i < 200000; i++) {
+        size_t n = 0;
+        int count;
+
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        count = 1 + (int)(x % 12);
+        text[n++] = x & 0x100 ? '{' : '[';
+        for (int k = 0; k < count; k++) {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            const char *p = pieces[x % (sizeof(pieces) / sizeof(pieces[0]))];
+            size_t len = strlen(p);
+            if (n + len + 2 >= sizeof(text))
+                break;
+            memcpy(text + n, p, len);
+            n += len;
+        }
+        if (x & 0x200)
+            text[n++] = text[0] == '{' ? '}' : ']';
+        bool want = jansson_accepts(text, n);
+        valid += want;
+        if (kc_json_valid(text, n) != want)
+            fail_msg("case %d: \"%.*s\": jansson %d, validator %d", i, (int)n, text, want, !want);
+    }
+    assert_true(valid > 1000); /* the generator reaches valid texts too, not only errors */
+}
+
+/* ---- out of memory while parsing: jansson's allocations fail from the n-th on -----------------
+ */
+
+static long alloc_budget = -1; /* allocations that may still succeed; < 0: no limit */
+static long alloc_live;        /* allocated and not freed, while counting */
+
+static void *failing_malloc(size_t n)
+{
+    void *p;
+
+    if (alloc_budget == 0)
+        return NULL;
+    if (alloc_budget > 0)
+        alloc_budget--;
+    p = malloc(n);
+    if (p)
+        alloc_live++;
+    return p;
+}
+
+static void counting_free(void *p)
+{
+    if (p)
+        alloc_live--;
+    free(p);
+}
+
+/* From now on jansson may allocate `budget` more times (< 0: always), counting live blocks. */
+static void jansson_budget(long budget)
+{
+    alloc_budget = budget;
+    json_set_alloc_funcs(failing_malloc, counting_free);
+}
+
+static void jansson_unlimited(void)
+{
+    alloc_budget = -1;
+    json_set_alloc_funcs(malloc, free);
+}
+
+/* A Status answer: every budget gives either the full decode or -ENOMEM, never a "not a Status"
+ * failure that would hide the real one. */
+static void test_oom_status(void **state)
+{
+    static const char body[] =
+        "{\"kind\":\"Status\",\"apiVersion\":\"v1\",\"metadata\":{},\"status\":\"Failure\","
+        "\"message\":\"configmaps \\\"x\\\" already exists\",\"reason\":\"AlreadyExists\","
+        "\"details\":{\"name\":\"x\",\"kind\":\"configmaps\",\"retryAfterSeconds\":3},\"code\":"
+        "409}";
+    long budget;
+    int nomem = 0;
+
+    (void)state;
+    for (budget = 0;; budget++) {
+        struct kc_status st = {0};
+        int rc;
+
+        jansson_budget(budget);
+        rc = kc_status_decode(409, "POST", body, strlen(body), NULL, &st);
+        bool exhausted = alloc_budget == 0;
+        jansson_unlimited();
+        if (rc == -ENOMEM) {
+            nomem++;
+            continue;
+        }
+        assert_int_equal(rc, 0);
+        if (strcmp(st.message, "configmaps \"x\" already exists") != 0)
+            fail_msg("budget %ld: rc 0 with message \"%s\" (memory ran out: %d)", budget,
+                     st.message, exhausted);
+        assert_int_equal(st.reason, KC_REASON_ALREADY_EXISTS);
+        assert_int_equal(st.retry_after_seconds, 3);
+        kc_status_fini(&st);
+        if (!exhausted)
+            break; /* it had all the memory it wanted */
+    }
+    assert_true(nomem > 0 && budget > 3);
+}
+
+/* Watch events: under any budget the reader either delivers every event or stops with -ENOMEM;
+ * it never counts an event it could not parse as a skipped line and goes on without it. */
+static void test_oom_watch_event(void **state)
+{
+    static const char events[] =
+        "{\"type\":\"ADDED\",\"object\":{\"metadata\":{\"name\":\"a\",\"resourceVersion\":\"7\"}}}"
+        "\n"
+        "not json\n"
+        "{\"type\":\"DELETED\",\"object\":{\"metadata\":{\"name\":\"a\",\"resourceVersion\":\"9\","
+        "\"labels\":{\"k\":\"v\"}}}}\n";
+    long budget;
+    int nomem = 0;
+
+    (void)state;
+    for (budget = 0;; budget++) {
+        struct kc_watch w;
+        struct seen seen = {0};
+        struct kc_watch_stream s = {0};
+        bool go_on;
+
+        kc_watch_init(&w);
+        w.fn = record;
+        w.ctx = &seen;
+        s.w = &w;
+        jansson_budget(budget);
+        go_on = kc_watch_stream_feed(&s, events, strlen(events));
+        bool exhausted = alloc_budget == 0;
+        jansson_unlimited();
+        if (!go_on) {
+            assert_int_equal(s.error, -ENOMEM);
+            nomem++;
+        } else if (strcmp(seen.log, "ADDED a;DELETED a;") != 0 || w.skipped != 1) {
+            fail_msg("budget %ld: events \"%s\", %" PRIu64 " skipped (expected both events and "
+                     "1 skipped line, or -ENOMEM)",
+                     budget, seen.log, w.skipped);
+        }
+        assert_true(w.skipped <= 1);
+        kc_watch_stream_fini(&s);
+        kc_watch_fini(&w);
+        if (go_on && !exhausted)
+            break;
+    }
+    assert_true(nomem > 0);
+}
+
+/* ---- messages of errno values ---------------------------------------------------------------- */
+
+static void test_strerror(void **state)
+{
+    char buf[128], small[8];
+
+    (void)state;
+    /* glibc's texts (both kinds of strerror_r give them) */
+    assert_string_equal(kc_strerror(ENOENT, buf, sizeof(buf)), "No such file or directory");
+    assert_string_equal(kc_strerror(EACCES, buf, sizeof(buf)), "Permission denied");
+    /* unknown numbers and short buffers still give a string */
+    assert_non_null(strstr(kc_strerror(123456, buf, sizeof(buf)), "123456"));
+    assert_true(strlen(kc_strerror(ENOENT, small, sizeof(small))) > 0);
+    assert_string_equal(kc_strerror(ENOENT, NULL, 0), "");
+}
+
+/* ---- the restart delay of watches ------------------------------------------------------------ */
+
+static void test_restart_backoff(void **state)
+{
+    const struct kc_backoff b = {.base_ms = 800, .cap_ms = 30000};
+    const uint64_t half = (uint64_t)1 << 63, top = UINT64_MAX;
+
+    (void)state;
+    /* ceiling c = min(30000, 800 * 2^n); delay = c/2 + floor(u * (c - c/2 + 1)) */
+    assert_int_equal(kc_backoff_restart_delay_ms(&b, 0, 0), 400);
+    assert_int_equal(kc_backoff_restart_delay_ms(&b, 0, top), 800);
+    assert_int_equal(kc_backoff_restart_delay_ms(&b, 0, half), 600); /* 400 + 401/2 */
+    assert_int_equal(kc_backoff_restart_delay_ms(&b, 1, 0), 800);    /* c 1600 */
+    assert_int_equal(kc_backoff_restart_delay_ms(&b, 1, top), 1600);
+    assert_int_equal(kc_backoff_restart_delay_ms(&b, 6, 0), 15000);    /* 51200 capped */
+    assert_int_equal(kc_backoff_restart_delay_ms(&b, 6, half), 22500); /* 15000 + 15001/2 */
+    assert_int_equal(kc_backoff_restart_delay_ms(&b, 63, top), 30000);
+    const struct kc_backoff small = {.base_ms = 1, .cap_ms = 1}, zero = {0, 0};
+    assert_int_equal(kc_backoff_restart_delay_ms(&small, 0, 0), 0); /* 1/2 = 0 */
+    assert_int_equal(kc_backoff_restart_delay_ms(&small, 0, top), 1);
+    assert_int_equal(kc_backoff_restart_delay_ms(&zero, 5, top), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -988,6 +1338,12 @@ int main(void)
         cmocka_unit_test(test_yaml),
         cmocka_unit_test(test_watch_stream_chunks),
         cmocka_unit_test(test_watch_stream_resume),
+        cmocka_unit_test(test_json_valid_table),
+        cmocka_unit_test(test_json_valid_fuzz),
+        cmocka_unit_test(test_oom_status),
+        cmocka_unit_test(test_oom_watch_event),
+        cmocka_unit_test(test_strerror),
+        cmocka_unit_test(test_restart_backoff),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -77,10 +77,10 @@ int kc_client_new(const struct kc_config *cfg, const char *user_agent, struct kc
         (strncmp(cfg->server, "https://", 8) != 0 && strncmp(cfg->server, "http://", 7) != 0) ||
         !cfg->client_cert != !cfg->client_key)
         return -EINVAL;
-    if (user_agent)
-        for (const unsigned char *p = (const unsigned char *)user_agent; *p; p++)
-            if (*p < 0x20 || *p > 0x7e)
-                return -EINVAL;
+    /* both go into headers: CR or LF would inject headers of their own */
+    if ((user_agent && !kc_header_value_ok(user_agent)) ||
+        (cfg->token && !kc_header_value_ok(cfg->token)))
+        return -EINVAL;
     if (!(c = calloc(1, sizeof(*c))))
         return -ENOMEM;
     rc = copy_config(cfg, &c->cfg);
@@ -213,7 +213,8 @@ int kc_parse_body(struct kc_client *c, const struct kc_http *req, const struct k
                   json_t **ret)
 {
     json_error_t jerr;
-    json_t *v;
+    json_t *v = NULL;
+    int rc;
 
     if (!ret)
         return 0;
@@ -221,22 +222,34 @@ int kc_parse_body(struct kc_client *c, const struct kc_http *req, const struct k
         *ret = NULL;
         return 0;
     }
-    v = json_loadb(a->body.data, a->body.len, 0, &jerr);
-    if (!v)
-        return kc_fail(c, -EPROTO, "%s %.300s: %ld: the answer is not JSON: %s", req->method,
-                       req->path, a->code, jerr.text);
+    rc = kc_json_parse(a->body.data, a->body.len, &v, &jerr);
+    if (rc == -ENOMEM)
+        return kc_fail(c, rc, "%s %.300s: %ld: out of memory parsing the answer", req->method,
+                       req->path, a->code);
+    if (rc < 0)
+        return kc_fail(c, rc, "%s %.300s: %ld: the answer is not JSON: %s", req->method, req->path,
+                       a->code, jerr.text);
     *ret = v;
     return 0;
 }
 
 int kc_dump(const json_t *v, char **ret, size_t *ret_len)
 {
-    char *text = json_dumps(v, JSON_COMPACT);
+    /* into our own buffer: json_dumps's string comes from jansson's allocator, which a host may
+     * have replaced (json_set_alloc_funcs), so free() would not be the way to release it */
+    size_t n = json_dumpb(v, NULL, 0, JSON_COMPACT), again;
+    char *text;
 
-    if (!text)
+    if (n == 0 || !(text = malloc(n + 1)))
         return -ENOMEM;
+    again = json_dumpb(v, text, n, JSON_COMPACT);
+    if (again != n) {
+        free(text);
+        return -ENOMEM;
+    }
+    text[n] = '\0';
     *ret = text;
-    *ret_len = strlen(text);
+    *ret_len = n;
     return 0;
 }
 
@@ -256,7 +269,7 @@ static int token_refresh(struct kc_client *c, bool force)
     struct stat st;
     unsigned char *data;
     size_t len;
-    char *token;
+    char *token, msg[128];
     int rc;
 
     if (!c->cfg.token_file)
@@ -294,7 +307,8 @@ unreadable:
     if (c->token)
         return 0;
     return kc_fail(c, -EAGAIN, "token file %s: %s", c->cfg.token_file,
-                   rc == -EINVAL ? "empty or holds control characters" : strerror(-rc));
+                   rc == -EINVAL ? "empty or holds control characters"
+                                 : kc_strerror(-rc, msg, sizeof(msg)));
 }
 
 /* ---- one transfer
@@ -401,14 +415,12 @@ static int setopt_rc(CURLcode code)
     return code == CURLE_OUT_OF_MEMORY ? -ENOMEM : -EINVAL;
 }
 
+/* The request's headers (NULL on ENOMEM). Their values were checked (kc_header_value_ok). */
 static struct curl_slist *headers_for(const struct kc_client *c, const struct kc_http *req)
 {
     struct curl_slist *h = NULL, *n;
     struct kc_buf b = {0};
-    char ct[128];
 
-    (void)snprintf(ct, sizeof(ct), "Content-Type: %.100s",
-                   req->content_type ? req->content_type : "application/json");
     if (!(n = curl_slist_append(h, "Accept: application/json")))
         goto fail;
     h = n;
@@ -417,9 +429,12 @@ static struct curl_slist *headers_for(const struct kc_client *c, const struct kc
         goto fail;
     h = n;
     if (req->body) {
-        if (!(n = curl_slist_append(h, ct)))
+        if (kc_buf_append_str(&b, "Content-Type: ") < 0 ||
+            kc_buf_append_str(&b, req->content_type ? req->content_type : "application/json") < 0 ||
+            !(n = curl_slist_append(h, b.data)))
             goto fail;
         h = n;
+        kc_buf_fini(&b);
     }
     if (c->token) {
         if (kc_buf_append_str(&b, "Authorization: Bearer ") < 0 ||
@@ -546,6 +561,13 @@ static int perform_once(struct kc_client *c, const struct kc_http *req, struct k
     int rc;
 
     kc_answer_fini(a);
+    /* a value with CR or LF would end its header and start one of the caller's choosing */
+    if ((req->content_type && !kc_header_value_ok(req->content_type)) ||
+        (c->token && !kc_header_value_ok(c->token)))
+        return kc_fail(c, -EINVAL,
+                       "%s %.300s: a header value holds a control character or a "
+                       "byte outside printable ASCII (CR/LF would inject headers)",
+                       req->method, req->path);
     /* a reset keeps the handle's live connections, TLS sessions and DNS cache */
     curl_easy_reset(c->curl);
     c->curl_error[0] = '\0';
@@ -662,6 +684,12 @@ int kc_request(struct kc_client *c, const char *method, const char *path, const 
         for (const unsigned char *p = (const unsigned char *)path; *p && rc == 0; p++)
             if (*p <= ' ' || *p >= 0x7f)
                 rc = kc_fail(c, -EINVAL, "request: the path holds a space or control character");
+        if (rc == 0 && content_type && (!content_type[0] || !kc_header_value_ok(content_type)))
+            rc = kc_fail(c, -EINVAL,
+                         "request %.300s: the content type is empty or holds a control "
+                         "character (CR/LF would inject headers) or a byte outside printable "
+                         "ASCII",
+                         path);
         if (rc == 0)
             rc = kc_do(c, &req, ret);
     }

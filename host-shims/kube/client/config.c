@@ -160,7 +160,7 @@ static int read_pem(const struct doc *doc, const json_t *obj, const char *data_k
                     char *err, size_t err_len)
 {
     const char *data, *file;
-    char *path;
+    char *path, msg[128];
     int rc;
 
     if ((rc = field_string(obj, data_key, &data, where, err, err_len)) < 0 ||
@@ -184,7 +184,8 @@ static int read_pem(const struct doc *doc, const json_t *obj, const char *data_k
         return -ENOMEM;
     rc = kc_read_file(path, MAX_FILE_BYTES, ret, ret_len);
     if (rc < 0 && rc != -ENOMEM) {
-        kc_errf(err, err_len, "%s: %s %s: %s", where, file_key, path, strerror(-rc));
+        kc_errf(err, err_len, "%s: %s %s: %s", where, file_key, path,
+                kc_strerror(-rc, msg, sizeof(msg)));
         rc = -EINVAL;
     } else if (rc == 0 && *ret_len == 0) {
         free(*ret);
@@ -202,11 +203,13 @@ static int check_token_file(const char *path, char **ret_token, const char *wher
 {
     unsigned char *data;
     size_t len;
+    char msg[128];
     int rc = kc_read_file(path, MAX_TOKEN_BYTES, &data, &len);
 
     if (rc < 0) {
         if (rc != -ENOMEM) {
-            kc_errf(err, err_len, "%s: token file %s: %s", where, path, strerror(-rc));
+            kc_errf(err, err_len, "%s: token file %s: %s", where, path,
+                    kc_strerror(-rc, msg, sizeof(msg)));
             rc = -EINVAL;
         }
         return rc;
@@ -455,14 +458,14 @@ static int add_file(struct docs *d, const char *path, char *err, size_t err_len)
     unsigned char *text;
     size_t len;
     struct doc *v;
-    char *slash;
+    char *slash, msg[128];
     int rc = kc_read_file(path, MAX_FILE_BYTES, &text, &len);
 
     if (rc == -ENOENT)
         return 0;
     if (rc < 0) {
         if (rc != -ENOMEM) {
-            kc_errf(err, err_len, "kubeconfig %s: %s", path, strerror(-rc));
+            kc_errf(err, err_len, "kubeconfig %s: %s", path, kc_strerror(-rc, msg, sizeof(msg)));
             rc = -EINVAL;
         }
         return rc;
@@ -537,7 +540,7 @@ int kc_config_in_cluster(const char *dir, struct kc_config *out, char *err, size
     const char *host = getenv("KUBERNETES_SERVICE_HOST");
     const char *port = getenv("KUBERNETES_SERVICE_PORT");
     const char *pod_ns = getenv("POD_NAMESPACE");
-    char server[300], *path = NULL, *token = NULL;
+    char server[300], *path = NULL, *token = NULL, msg[128];
     unsigned char *ns_data = NULL;
     size_t n, ns_len;
     int rc;
@@ -578,7 +581,7 @@ int kc_config_in_cluster(const char *dir, struct kc_config *out, char *err, size
     if (rc < 0 || cfg.ca_len == 0) {
         if (rc != -ENOMEM) {
             kc_errf(err, err_len, "in-cluster: %s: %s", path,
-                    rc < 0 ? strerror(-rc) : "empty file");
+                    rc < 0 ? kc_strerror(-rc, msg, sizeof(msg)) : "empty file");
             rc = -EINVAL;
         }
         goto fail;

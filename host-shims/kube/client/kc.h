@@ -181,7 +181,8 @@ void kc_status_fini(struct kc_status *st);
  * empty or unknown) it follows from the code, as client-go's NewGenericServerResponse does: 409
  * is AlreadyExists for a POST (`method`, may be NULL) and Conflict otherwise, 410 Gone, other 5xx
  * InternalError, unlisted codes Unknown. `retry_after` is the Retry-After header's value (may be
- * NULL; only delay-seconds are understood, not HTTP dates). -ENOMEM only.
+ * NULL; only delay-seconds are understood, not HTTP dates). -ENOMEM only, memory running out
+ * while the body is parsed included (never reported as a body that is not a Status).
  */
 int kc_status_decode(int http_code, const char *method, const char *body, size_t len,
                      const char *retry_after, struct kc_status *out);
@@ -245,6 +246,12 @@ struct kc_backoff {
 
 int64_t kc_backoff_delay_ms(const struct kc_backoff *b, unsigned attempt, int code,
                             int64_t retry_after_s, uint64_t random);
+/*
+ * The delay before restarting a watch or list after `attempt` + 1 failures in a row: with the
+ * same ceiling, uniform over ceiling/2 .. ceiling ("equal jitter": restarts are spread, yet never
+ * back to back). Pure, like kc_backoff_delay_ms.
+ */
+int64_t kc_backoff_restart_delay_ms(const struct kc_backoff *b, unsigned attempt, uint64_t random);
 /* 64 random bits from the operating system (getrandom); falls back to the clock if it fails. */
 uint64_t kc_random_u64(void);
 
@@ -259,9 +266,10 @@ void kc_global_cleanup(void);
 
 /*
  * A client for `cfg` (copied; the caller keeps its own). user_agent NULL means
- * "mgo-kube/<version>". Connects lazily. -EINVAL when the server is not http(s)://, or the
- * client certificate and key are not both set; -ENOMEM. Free with kc_client_free (NULL is
- * accepted).
+ * "mgo-kube/<version>". Connects lazily. -EINVAL when the server is not http(s)://, the
+ * client certificate and key are not both set, or the user agent or cfg->token holds anything
+ * but printable ASCII (CR or LF would inject headers); -ENOMEM. Free with kc_client_free (NULL
+ * is accepted).
  */
 int kc_client_new(const struct kc_config *cfg, const char *user_agent, struct kc_client **ret);
 void kc_client_free(struct kc_client *c);
@@ -289,13 +297,16 @@ void kc_client_stats(const struct kc_client *c, struct kc_stats *out);
 
 /*
  * One request. `path` starts with '/' and includes the query (build it with kc_path and
- * kc_query_add). `body` (may be NULL) is sent with `content_type` (NULL: application/json).
+ * kc_query_add). `body` (may be NULL) is sent with `content_type` (NULL: application/json;
+ * otherwise not empty and printable ASCII only, else -EINVAL before anything is sent: a CR or
+ * LF would end the header and inject others).
  * Sends Accept: application/json, the User-Agent, Accept-Encoding: gzip (unless the
  * configuration disables it), the bearer token or the client certificate. When the token comes
  * from a file, the file is checked before each request and re-read when it changed; a 401 makes
  * it re-read at once, and the request is sent once more if the token changed. Blocks up to
  * timeout_ms (0: the client's timeout). A 2xx answer's body, when not empty, is parsed into
- * *ret (may be NULL to discard it); any other answer is -EREMOTEIO. No retries: use
+ * *ret (may be NULL to discard it; -EPROTO when it is not JSON, -ENOMEM when memory ran out
+ * while parsing it); any other answer is -EREMOTEIO. No retries: use
  * kc_backoff_delay_ms with kc_last_status()->retry_after_seconds.
  */
 int kc_request(struct kc_client *c, const char *method, const char *path, const char *content_type,
@@ -307,8 +318,10 @@ int kc_request(struct kc_client *c, const char *method, const char *path, const 
 int kc_get(struct kc_client *c, const struct kc_resource *r, const char *ns, const char *name,
            int64_t timeout_ms, json_t **ret);
 
-/* POST `obj` to the collection (metadata.name or generateName in obj). An existing object is
- * -EREMOTEIO with reason ALREADY_EXISTS. */
+/* POST `obj` to the collection (metadata.name or generateName in obj). For a namespaced kind
+ * the namespace is `ns`, else obj's metadata.namespace; with neither, -EINVAL before anything is
+ * sent (the all-namespaces collection takes no POST). An existing object is -EREMOTEIO with
+ * reason ALREADY_EXISTS. */
 int kc_create(struct kc_client *c, const struct kc_resource *r, const char *ns, const json_t *obj,
               int64_t timeout_ms, json_t **ret);
 
@@ -362,8 +375,10 @@ struct kc_delete_options {
 };
 
 /*
- * DELETE with a DeleteOptions body. A failed precondition is -EREMOTEIO with reason CONFLICT; a
- * missing object NOT_FOUND (callers usually treat it as done). *ret (may be NULL): the answer,
+ * DELETE with a DeleteOptions body. Its strings (uid, resource_version, propagation_policy) must
+ * be UTF-8: -EINVAL naming the field otherwise, before anything is sent. A failed precondition
+ * is -EREMOTEIO with reason CONFLICT; a missing object NOT_FOUND (callers usually treat it as
+ * done). *ret (may be NULL): the answer,
  * a Status of success or the object itself when finalizers keep it for now. opts may be NULL.
  */
 int kc_delete(struct kc_client *c, const struct kc_resource *r, const char *ns, const char *name,
@@ -405,6 +420,52 @@ int kc_list(struct kc_client *c, const struct kc_resource *r, const char *ns,
 
 /* ---- watch ----------------------------------------------------------------------------------- */
 
+/*
+ * The contract (the informer's side of it is the caller's):
+ *
+ * 1. A watch starts only from a resourceVersion that a list returned: kc_watch_list lists the
+ *    watch's collection with the watch's selectors and makes the list's resourceVersion the
+ *    resume point; the caller replaces its cache with the list's items. kc_watch refuses to run
+ *    before that (-EINVAL, nothing sent). A watch from "" or "0" is not offered: the server would
+ *    send the objects that exist now as ADDED events, and an object deleted while nobody watched
+ *    would never be reported (no DELETED event for it), so a cache fed that way keeps it forever.
+ *    (kube-apiserver 1.34+ also turns such a watch, with bookmarks, into a streaming list, which
+ *    fails on etcd older than 3.4.31: apimachinery internalversion SetListOptionsDefaults.)
+ * 2. Every delivered event or bookmark moves the resume point. After the server ends a watch
+ *    (KC_WATCH_ENDED) or a connection fails (-EAGAIN and the like), calling kc_watch again carries
+ *    on from there: the server either replays every event since it, DELETED ones included, or
+ *    answers 410. However long the gap, nothing is missed as long as the resume point is used.
+ * 3. A 410 (an ERROR event with code 410 / reason Expired or Gone in an HTTP 200 stream, or an
+ *    HTTP 410 answer to the watch request itself) returns KC_WATCH_EXPIRED and sets must_relist:
+ *    the events since the resume point are gone, so the caller relists with kc_watch_list and
+ *    diffs its cache against the items (an object missing from the list was deleted meanwhile).
+ *    kc_watch refuses to run until that relist succeeded. The same holds after a restart of the
+ *    process: a new struct kc_watch starts with must_relist set.
+ * 4. Restarts never spin: a connection that failed, or that the server closed within a second
+ *    without any event (client-go's "very short watch"), a 410 and a failed list count in
+ *    `failures` and set `backing_off`; the next kc_watch or kc_watch_list first waits a jittered
+ *    delay growing with `failures` (kc_backoff_restart_delay_ms with `backoff`, attempt
+ *    failures - 1), once: after a 410 the relist waits, the watch that follows it does not. A
+ *    connection that delivers an event, or that lasts a second or more and ends cleanly, resets
+ *    both.
+ *
+ * So the whole loop of an informer is:
+ *
+ *     kc_watch_init(&w); w.resource = ...; w.fn = ...; w.cancel = &stop;
+ *     while (!atomic_load(&stop)) {
+ *         if (w.must_relist) {
+ *             rc = kc_watch_list(c, &w, NULL, &list);
+ *             if (rc == -EINVAL) break;     (a bug of the caller: retrying cannot help)
+ *             if (rc < 0) continue;         (logged; the next try waits)
+ *             replace the cache by list.items, reporting vanished objects as deleted
+ *             kc_list_fini(&list);
+ *         }
+ *         rc = kc_watch(c, &w);             (events go to w.fn)
+ *         if (rc == KC_WATCH_STOPPED || rc == -EINVAL) break;
+ *         if (rc < 0) log kc_last_error(c); (the next kc_watch waits)
+ *     }
+ */
+
 enum kc_event_type { KC_EVENT_ADDED = 1, KC_EVENT_MODIFIED, KC_EVENT_DELETED, KC_EVENT_BOOKMARK };
 
 /* Return values of kc_watch_fn. */
@@ -420,51 +481,83 @@ enum kc_event_type { KC_EVENT_ADDED = 1, KC_EVENT_MODIFIED, KC_EVENT_DELETED, KC
  */
 typedef int (*kc_watch_fn)(void *ctx, enum kc_event_type type, json_t *object);
 
+/* The backoff between restarts when struct kc_watch's is zero (client-go's reflector: 0.8 s
+ * growing to 30 s). */
+#define KC_WATCH_BACKOFF_BASE_MS 800
+#define KC_WATCH_BACKOFF_CAP_MS  30000
+/* A watch the server closes sooner than this without any event is a failure. */
+#define KC_WATCH_SHORT_MS 1000
+
 /*
- * A watch's state across connections. The caller sets the fields marked "in" (kc_watch_init
- * zeroes the rest); kc_watch updates the others. resource_version is the resume point: the
- * resourceVersion of the last event or bookmark delivered (a watch started from "" or "0" moves
- * it only from the first event that is not a synthetic ADDED, since those come in no order),
- * so calling kc_watch again with the same structure carries on after the last delivered event,
- * without replaying or missing any while the server still has them.
+ * A watch's state across connections and relists. The caller sets the fields marked "in" after
+ * kc_watch_init (they are borrowed and must stay valid while the structure is used); the other
+ * fields belong to kc_watch and kc_watch_list (read them, do not write them).
  */
 struct kc_watch {
+    const struct kc_resource *resource; /* in, required */
+    const char *namespace;      /* in: NULL for every namespace (or a cluster-scoped kind) */
     const char *label_selector; /* in, may be NULL */
     const char *field_selector; /* in, may be NULL */
     int timeout_seconds; /* in: the server ends the watch after this; 0: random in [300, 600) */
-    kc_watch_fn fn;      /* in, required */
-    void *ctx;           /* in */
-    const atomic_int *cancel; /* in, may be NULL: when it becomes non-zero (from any thread)
-                               * the watch ends within about a second with KC_WATCH_STOPPED */
-    char *resource_version;   /* the resume point ("" until known); owned */
-    bool from_start;          /* started from ""/"0" and no non-ADDED event seen yet */
-    uint64_t events;          /* ADDED, MODIFIED, DELETED delivered (all connections) */
-    uint64_t bookmarks;       /* BOOKMARKs delivered */
-    uint64_t skipped;         /* lines that were not a readable event, skipped */
+    struct kc_backoff backoff; /* in: between restarts (see above); zero: the defaults above */
+    kc_watch_fn fn;            /* in, required */
+    void *ctx;                 /* in */
+    const atomic_int *cancel;  /* in, may be NULL: when it becomes non-zero (from any thread)
+                                * the watch, or the wait before it, ends within about a second */
+
+    char *resource_version; /* the resume point: the last list's resourceVersion, then that of
+                             * the last delivered event or bookmark; NULL before the first list */
+    bool must_relist;       /* set by kc_watch_init and by KC_WATCH_EXPIRED; cleared by a
+                             * successful kc_watch_list */
+    unsigned failures;      /* failed or very short connections, 410s and failed lists, in a
+                             * row (until a healthy connection) */
+    bool backing_off;       /* the next connection or list waits first */
+    int64_t last_delay_ms;  /* the wait before the last connection or list (0: none) */
+    uint64_t events;        /* ADDED, MODIFIED, DELETED delivered (all connections) */
+    uint64_t bookmarks;     /* BOOKMARKs delivered */
+    uint64_t skipped;       /* lines that were not a readable event, skipped */
+    uint64_t relists;       /* successful kc_watch_list calls */
 };
 
-int kc_watch_init(struct kc_watch *w, const char *resource_version);
+/* Zero w and set must_relist. */
+void kc_watch_init(struct kc_watch *w);
 void kc_watch_fini(struct kc_watch *w);
-/* Move the resume point (after a relist: the list's resourceVersion). */
-int kc_watch_set_resource_version(struct kc_watch *w, const char *resource_version);
+
+/*
+ * List the watch's collection (w->resource, w->namespace, w->label_selector, w->field_selector)
+ * with kc_list and make the list's resourceVersion the resume point: clears must_relist, counts
+ * a relist. `opts` (may be NULL) gives the page size, timeout, page callback and
+ * resource_version ("0" lets the first list come from the server's cache; NULL or "" is a
+ * consistent read, the one to use after a 410); its selectors must be NULL (-EINVAL): the
+ * watch's own are used, so that the list and the watch see the same objects. Waits first when
+ * w->backing_off (see the contract; -ECANCELED when *w->cancel is set meanwhile). *out: the
+ * list (kc_list_fini), written only on success. A failure counts in w->failures. A list without
+ * a resourceVersion is -EPROTO.
+ */
+int kc_watch_list(struct kc_client *c, struct kc_watch *w, const struct kc_list_options *opts,
+                  struct kc_list *out);
 
 /* Outcomes of kc_watch besides the negative errors. */
-#define KC_WATCH_ENDED   0 /* the server closed the watch (its timeout): watch again at once */
+#define KC_WATCH_ENDED   0 /* the server closed the watch (its timeout): watch again */
 #define KC_WATCH_STOPPED 1 /* the callback returned KC_WATCH_STOP, or *cancel was set */
 #define KC_WATCH_EXPIRED                                                                           \
     2 /* 410: the resume point is too old (an ERROR event with code 410 /                          \
-       * reason Expired or Gone, or an HTTP 410): relist, then watch from the                      \
-       * list's resourceVersion; kc_last_status() has the Status */
+       * reason Expired or Gone, or an HTTP 410): must_relist is set, relist with kc_watch_list;   \
+       * kc_last_status() has the Status */
 
 /*
- * GET ...?watch=true&allowWatchBookmarks=true&resourceVersion=RV&timeoutSeconds=T and stream
- * the newline-delimited events to w->fn until the server ends the watch, the callback stops it,
- * *cancel is set, or a failure. Blocks for up to timeout_seconds plus 30 s (a connection that
- * stays silent longer is -EAGAIN). ERROR events other than 410 are -EREMOTEIO with the event's
- * Status in kc_last_status() (e.g. 504 Timeout with cause ResourceVersionTooLarge). Lines that
- * are not an event are counted in w->skipped and skipped; a single line over 64 MiB is
- * -EPROTO.
+ * GET ...?watch=true&allowWatchBookmarks=true&resourceVersion=RV&timeoutSeconds=T from the resume
+ * point, and stream the newline-delimited events to w->fn until the server ends the watch, the
+ * callback stops it, *cancel is set, or a failure. -EINVAL without sending anything when the
+ * structure lacks a resource or callback, or has no resume point from a list (must_relist: call
+ * kc_watch_list). When w->backing_off it first waits (see the contract); a cancel during the
+ * wait returns KC_WATCH_STOPPED. Then blocks for up to timeout_seconds plus 30 s (a connection
+ * that stays silent longer is -EAGAIN). A watch the server closes within KC_WATCH_SHORT_MS
+ * without any event is -EAGAIN ("closed ... without any event"). ERROR events other than 410 are
+ * -EREMOTEIO with the event's Status in kc_last_status(). Lines that are not an event are
+ * counted in w->skipped and skipped; a single line over 64 MiB is -EPROTO; memory running out
+ * while reading or parsing an event is -ENOMEM.
  */
-int kc_watch(struct kc_client *c, const struct kc_resource *r, const char *ns, struct kc_watch *w);
+int kc_watch(struct kc_client *c, struct kc_watch *w);
 
 #endif

@@ -40,6 +40,36 @@ void kc_errf(char *err, size_t err_len, const char *fmt, ...) __attribute__((for
 /* strdup that accepts NULL (returns NULL, not an error: check the input). */
 char *kc_strdup(const char *s);
 
+/* Whether v may go into an HTTP header: printable ASCII only (no CR or LF that would end the
+ * header and start another, no other control characters, no bytes above 0x7e). */
+bool kc_header_value_ok(const char *v);
+
+/* The message of an errno value, thread-safe (strerror_r, either kind): buf (len bytes) or a
+ * static string; "error N" for a number the C library does not know. */
+const char *kc_strerror(int errnum, char *buf, size_t len);
+
+/* Whether s (len bytes) is valid UTF-8 (RFC 3629: no overlong forms, surrogates or values above
+ * U+10FFFF), as jansson requires of every string. */
+bool kc_utf8_valid(const char *s, size_t len);
+
+/* ---- JSON ------------------------------------------------------------------------------------ */
+
+/*
+ * Whether json_loadb(text, len, 0, ...) accepts the text given enough memory: an object or array
+ * at the top, nothing but whitespace after it, valid UTF-8, no \u0000, paired surrogates,
+ * integers within long long, reals below the overflow of double, at most JSON_PARSER_MAX_DEPTH
+ * levels. Allocates nothing.
+ */
+bool kc_json_valid(const char *text, size_t len);
+
+/*
+ * Parse an answer (an object or array) into *ret (a new reference). -EPROTO when the text is not
+ * JSON (jerr->text says why); -ENOMEM when memory ran out, told apart from a malformed text
+ * with kc_json_valid because jansson 2.14 reports most allocation failures as syntax errors or
+ * not at all.
+ */
+int kc_json_parse(const char *text, size_t len, json_t **ret, json_error_t *jerr);
+
 /* ---- base64 and files ------------------------------------------------------------------------ */
 
 /*

@@ -90,6 +90,13 @@ int kc_create(struct kc_client *c, const struct kc_resource *r, const char *ns, 
         return rc;
     if (!json_is_object(obj))
         rc = kc_fail(c, -EINVAL, "create: the object is not a JSON object");
+    else if (r && r->namespaced && !object_ns(r, ns, obj))
+        /* without one the path would be the all-namespaces collection, which takes no POST */
+        rc = kc_fail(c, -EINVAL,
+                     "create %.100s %.253s: the kind is namespaced: give a namespace (the "
+                     "argument or metadata.namespace)",
+                     r->plural ? r->plural : "(no resource)",
+                     meta_string(obj, "name") ? meta_string(obj, "name") : "");
     if (rc == 0 && (rc = path_for(c, "create", r, object_ns(r, ns, obj), NULL, NULL, &path)) == 0)
         rc = send_json(c, "POST", path, NULL, obj, timeout_ms, ret);
     free(path);
@@ -215,34 +222,58 @@ int kc_apply(struct kc_client *c, const struct kc_resource *r, const char *ns, c
     return rc;
 }
 
-/* The DeleteOptions body. */
-static json_t *delete_body(const struct kc_delete_options *o)
+/* The DeleteOptions body into *ret. Its strings were checked to be UTF-8 (kc_delete), so
+ * every failure here is -ENOMEM. */
+static int delete_body(const struct kc_delete_options *o, json_t **ret)
 {
     json_t *body = json_pack("{s:s, s:s}", "kind", "DeleteOptions", "apiVersion", "v1");
-    json_t *pre;
+    json_t *pre = NULL;
+    int rc;
 
-    if (!body || !o)
-        return body;
-    if (o->uid || o->resource_version) {
-        pre = json_object();
-        if (json_object_set_new(body, "preconditions", pre) < 0)
-            goto fail;
-        if (o->uid && json_object_set_new(pre, "uid", json_string(o->uid)) < 0)
-            goto fail;
-        if (o->resource_version &&
-            json_object_set_new(pre, "resourceVersion", json_string(o->resource_version)) < 0)
-            goto fail;
+    if (!body)
+        goto nomem;
+    if (o && (o->uid || o->resource_version)) {
+        /* complete before it is handed over: the body owns it after that */
+        if (!(pre = json_object()) ||
+            (o->uid && json_object_set_new(pre, "uid", json_string(o->uid)) < 0) ||
+            (o->resource_version &&
+             json_object_set_new(pre, "resourceVersion", json_string(o->resource_version)) < 0))
+            goto nomem;
+        rc = json_object_set_new(body, "preconditions", pre);
+        pre = NULL; /* the body's now, or already released by jansson on failure */
+        if (rc < 0)
+            goto nomem;
     }
-    if (o->propagation_policy &&
+    if (o && o->propagation_policy &&
         json_object_set_new(body, "propagationPolicy", json_string(o->propagation_policy)) < 0)
-        goto fail;
-    if (o->set_grace_period &&
+        goto nomem;
+    if (o && o->set_grace_period &&
         json_object_set_new(body, "gracePeriodSeconds", json_integer(o->grace_period_seconds)) < 0)
-        goto fail;
-    return body;
-fail:
+        goto nomem;
+    *ret = body;
+    return 0;
+nomem:
+    json_decref(pre);
     json_decref(body);
-    return NULL;
+    return -ENOMEM;
+}
+
+/* The options that become JSON strings must be UTF-8 (jansson refuses anything else): -EINVAL
+ * naming the field, not an out-of-memory. */
+static int check_delete_strings(struct kc_client *c, const char *name,
+                                const struct kc_delete_options *o)
+{
+    const struct {
+        const char *field, *value;
+    } strings[] = {{"preconditions.uid", o->uid},
+                   {"preconditions.resourceVersion", o->resource_version},
+                   {"propagationPolicy", o->propagation_policy}};
+
+    for (size_t i = 0; i < sizeof(strings) / sizeof(strings[0]); i++)
+        if (strings[i].value && !kc_utf8_valid(strings[i].value, strlen(strings[i].value)))
+            return kc_fail(c, -EINVAL, "delete %.253s: %s is not valid UTF-8", name,
+                           strings[i].field);
+    return 0;
 }
 
 int kc_delete(struct kc_client *c, const struct kc_resource *r, const char *ns, const char *name,
@@ -260,9 +291,11 @@ int kc_delete(struct kc_client *c, const struct kc_resource *r, const char *ns, 
         rc = kc_fail(c, -EINVAL, "delete: no name");
     else if (opts && opts->set_grace_period && opts->grace_period_seconds < 0)
         rc = kc_fail(c, -EINVAL, "delete %.253s: negative grace period", name);
+    if (rc == 0 && opts)
+        rc = check_delete_strings(c, name, opts);
     if (rc == 0)
         rc = path_for(c, "delete", r, ns, name, NULL, &path);
-    if (rc == 0 && !(body = delete_body(opts)))
+    if (rc == 0 && delete_body(opts, &body) < 0)
         rc = kc_fail(c, -ENOMEM, "delete %.253s: out of memory", name);
     if (rc == 0)
         rc = send_json(c, "DELETE", path, NULL, body, timeout_ms, ret);

@@ -222,13 +222,18 @@ int kc_status_decode(int http_code, const char *method, const char *body, size_t
                      const char *retry_after, struct kc_status *out)
 {
     json_error_t jerr;
-    json_t *obj = body && len ? json_loadb(body, len, 0, &jerr) : NULL;
-    const json_t *kind = json_object_get(obj, "kind");
-    bool is_status = json_is_string(kind) && strcmp(json_string_value(kind), "Status") == 0;
+    json_t *obj = NULL;
+    const json_t *kind;
+    bool is_status;
     struct kc_status st;
     char *message;
     int rc;
 
+    /* a body that is not JSON is described below; memory running out is not that */
+    if (body && len && kc_json_parse(body, len, &obj, &jerr) == -ENOMEM)
+        return -ENOMEM;
+    kind = json_object_get(obj, "kind");
+    is_status = json_is_string(kind) && strcmp(json_string_value(kind), "Status") == 0;
     rc = kc_status_from_json(http_code, method, obj, retry_after, &st);
     json_decref(obj);
     if (rc < 0)

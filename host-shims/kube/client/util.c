@@ -119,6 +119,43 @@ char *kc_strdup(const char *s)
     return s ? strdup(s) : NULL;
 }
 
+bool kc_header_value_ok(const char *v)
+{
+    for (const unsigned char *p = (const unsigned char *)v; *p; p++)
+        if (*p < 0x20 || *p > 0x7e)
+            return false;
+    return true;
+}
+
+/* strerror_r comes in two kinds: XSI returns an int and fills buf, GNU returns the message
+ * (buf or a static string). The kind this libc gave us is picked by the return type. */
+__attribute__((unused)) static const char *xsi_message(int rc, char *buf, size_t len, int errnum)
+{
+    if (rc != 0 || !buf[0])
+        (void)snprintf(buf, len, "error %d", errnum);
+    return buf;
+}
+
+__attribute__((unused)) static const char *gnu_message(const char *msg, char *buf, size_t len,
+                                                       int errnum)
+{
+    if (!msg || !msg[0]) {
+        (void)snprintf(buf, len, "error %d", errnum);
+        return buf;
+    }
+    return msg;
+}
+
+const char *kc_strerror(int errnum, char *buf, size_t len)
+{
+    if (!buf || len == 0)
+        return "";
+    buf[0] = '\0';
+    return _Generic(strerror_r(errnum, buf, len), int
+                    : xsi_message, default
+                    : gnu_message)(strerror_r(errnum, buf, len), buf, len, errnum);
+}
+
 /* ---- base64
  * -------------------------------------------------------------------------------------- */
 
