@@ -36,9 +36,15 @@ static json_t *request(struct dhost *h)
     json_t *nodes = json_array();
     for (int i = 0; i < h->shard->n; i++) {
         char ci[256];
+        const char *cell = "z1";
+        int index = i, ready = 1;
+        if (!h->shard->nodes[i].name[0])
+            continue;
+        if (h->describe)
+            h->describe(h, i, &cell, &index, &ready);
         pg_node_conninfo(h->shard, i, ci, sizeof(ci));
         json_t *n = json_pack("{s:s, s:s, s:i, s:b, s:s}", "name", h->shard->nodes[i].name, "cell",
-                              "z1", "index", i, "ready", 1, "conninfo", ci);
+                              cell, "index", index, "ready", ready, "conninfo", ci);
         if (h->node_drain[i][0] && strcmp(h->shard->nodes[i].name, h->instance) != 0)
             json_object_set_new(n, "drain", json_string(h->node_drain[i]));
         if (!dhost_node_running(h, i)) {
@@ -209,6 +215,8 @@ int dhost_observe(mgo_plugin *plugin, const struct pg_shard *s, char *report, si
     json_t *nodes = json_array();
     for (int i = 0; i < s->n; i++) {
         char ci[256];
+        if (!s->nodes[i].name[0])
+            continue;
         pg_node_conninfo(s, i, ci, sizeof(ci));
         json_array_append_new(nodes,
                               json_pack("{s:s, s:s, s:b}", "name", s->nodes[i].name, "conninfo", ci,

@@ -4,6 +4,7 @@
  * pg_controldata says), calls mgo_drain and performs the returned actions in order: annotate
  * (kept, then persisted through a hook before the next action), stop and start (through hooks:
  * the process that owns the postmasters does those). Written from docs/abi.md "mgo_drain".
+ * Slots of the shard that pg_node_forget() freed are left out of every request.
  */
 #ifndef MGO_TESTS_DRAIN_DHOST_H
 #define MGO_TESTS_DRAIN_DHOST_H
@@ -28,6 +29,8 @@ struct dhost {
     int (*start)(struct dhost *h, int node);          /* start it as it is configured */
     int (*persist)(struct dhost *h);                  /* the annotations changed (may be NULL) */
     void (*point)(struct dhost *h, const char *what); /* before and after each action (NULL) */
+    /* the request's facts of node `node` (may be NULL: cell "z1", index = node, ready) */
+    void (*describe)(const struct dhost *h, int node, const char **cell, int *index, int *ready);
     void *ctx;
     int32_t last_rc;
     char message[1024]; /* the last call's message or error message */

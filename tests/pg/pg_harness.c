@@ -96,9 +96,10 @@ static int remaining_ms(int64_t deadline)
     return left > INT_MAX ? INT_MAX : (int)left;
 }
 
+/* A node in use: a slot forgotten by pg_node_forget() has no name. */
 static int valid_node(const struct pg_shard *s, int i)
 {
-    return s && i >= 0 && i < s->n && i < PG_SHARD_MAX_NODES;
+    return s && i >= 0 && i < s->n && i < PG_SHARD_MAX_NODES && s->nodes[i].name[0];
 }
 
 /* ---- processes ------------------------------------------------------------------------- */
@@ -789,12 +790,12 @@ static int start_new_nodes(struct pg_shard *s, int first, int last)
     return 0;
 }
 
-static int run_initdb(struct pg_shard *s)
+static int run_initdb(struct pg_shard *s, int i)
 {
     char program[300], log[300];
     char *argv[] = {program,
                     "-D",
-                    s->nodes[0].datadir,
+                    s->nodes[i].datadir,
                     "--auth=trust",
                     "-U",
                     "postgres",
@@ -809,14 +810,14 @@ static int run_initdb(struct pg_shard *s)
     return run_tool(argv, s->dir, log, "initdb");
 }
 
-/* Append the shard-wide settings to n0's postgresql.conf (the base backups copy them). */
-static int write_primary_conf(struct pg_shard *s, const char *sync_names)
+/* Append the shard-wide settings to node i's postgresql.conf (the base backups copy them). */
+static int write_primary_conf(struct pg_shard *s, int i, const char *sync_names)
 {
     char path[600];
     FILE *f;
     int rc;
 
-    snprintf(path, sizeof(path), "%s/postgresql.conf", s->nodes[0].datadir);
+    snprintf(path, sizeof(path), "%s/postgresql.conf", s->nodes[i].datadir);
     f = fopen(path, "a");
     if (!f) {
         fprintf(stderr, "pg_harness: open %s: %s\n", path, strerror(errno));
@@ -850,21 +851,30 @@ static int write_primary_conf(struct pg_shard *s, const char *sync_names)
     return 0;
 }
 
+/* Start pg_basebackup of node i from node `source` (-R: standby.signal and primary_conninfo);
+ * its log path goes to log. The pid, or -1. */
+static pid_t spawn_base_backup(struct pg_shard *s, int i, int source, char *log, size_t log_size)
+{
+    char program[300], from[128];
+    char *argv[] = {program, "-D",   s->nodes[i].datadir, "-R", "-X", "stream",
+                    "-c",    "fast", "--no-sync",         "-d", from, NULL};
+
+    snprintf(program, sizeof(program), "%s/pg_basebackup", pg_bindir);
+    snprintf(from, sizeof(from), "host=127.0.0.1 port=%d user=postgres", s->nodes[source].port);
+    node_log_path(s, i, ".basebackup.log", log, log_size);
+    return spawn(argv, s->dir, log, 1, SIGKILL);
+}
+
 /* pg_basebackup n1..n(n-1) from n0, all at once. */
 static int base_backups(struct pg_shard *s)
 {
-    char program[300], source[128], logs[PG_SHARD_MAX_NODES][300];
+    char logs[PG_SHARD_MAX_NODES][300];
     pid_t pids[PG_SHARD_MAX_NODES] = {0};
     int64_t deadline = now_ms() + TOOL_TIMEOUT_MS;
     int rc = 0;
 
-    snprintf(program, sizeof(program), "%s/pg_basebackup", pg_bindir);
-    snprintf(source, sizeof(source), "host=127.0.0.1 port=%d user=postgres", s->nodes[0].port);
     for (int i = 1; i < s->n; i++) {
-        char *argv[] = {program, "-D",   s->nodes[i].datadir, "-R", "-X",   "stream",
-                        "-c",    "fast", "--no-sync",         "-d", source, NULL};
-        node_log_path(s, i, ".basebackup.log", logs[i], sizeof(logs[i]));
-        pids[i] = spawn(argv, s->dir, logs[i], 1, SIGKILL);
+        pids[i] = spawn_base_backup(s, i, 0, logs[i], sizeof(logs[i]));
         if (pids[i] < 0)
             rc = -1;
     }
@@ -977,12 +987,66 @@ int pg_shard_start(struct pg_shard *s, int standbys, const char *sync_names)
         snprintf(s->nodes[i].name, sizeof(s->nodes[i].name), "n%d", i);
         snprintf(s->nodes[i].datadir, sizeof(s->nodes[i].datadir), "%s/n%d", s->dir, i);
     }
-    if (run_initdb(s) < 0 || write_primary_conf(s, sync_names) < 0 ||
+    if (run_initdb(s, 0) < 0 || write_primary_conf(s, 0, sync_names) < 0 ||
         start_new_nodes(s, 0, 0) < 0 || start_standbys(s) < 0)
         goto fail;
     return 0;
 fail:
     pg_shard_stop(s);
+    return -1;
+}
+
+/*
+ * Node i as its host's spec lays it out (see pg_node_spec): name, data directory under s->dir
+ * (its parent created; initdb and pg_basebackup make the rest), fixed port, command line. The
+ * slot is overwritten. 0, or -1 after printing why (the slot is then left without a name).
+ */
+static int node_from_spec(struct pg_shard *s, int i, const struct pg_node_spec *spec)
+{
+    struct pg_node *node = &s->nodes[i];
+    char dir[sizeof(s->dir)], *dirname_end;
+    size_t o = 0;
+
+    memset(node, 0, sizeof(*node));
+    memcpy(dir, s->dir, sizeof(dir)); /* gcc -O2 -Wrestrict: the node is in *s too */
+    if (!spec->name || !spec->name[0] || !spec->datadir || !spec->settings || spec->port <= 0 ||
+        snprintf(node->name, sizeof(node->name), "%s", spec->name) >= (int)sizeof(node->name) ||
+        snprintf(node->datadir, sizeof(node->datadir), "%s/%s", dir, spec->datadir) >=
+            (int)sizeof(node->datadir)) {
+        fprintf(stderr,
+                "pg_harness: node %d: a name, a data directory, a port and "
+                "settings are required (and must fit)\n",
+                i);
+        goto fail;
+    }
+    node->port = spec->port;
+    node->fixed_port = 1;
+    dirname_end = strrchr(node->datadir, '/');
+    *dirname_end = '\0';
+    if (strlen(node->datadir) > strlen(s->dir) && make_dirs(s, node->datadir) < 0)
+        goto fail;
+    *dirname_end = '/';
+    for (const char *const *set = spec->settings; *set; set++) {
+        char value[700];
+        const char *v = *set;
+        if (strncmp(v, "unix_socket_directories=", 24) == 0 && v[24] != '/') {
+            snprintf(value, sizeof(value), "%s/%s", s->dir, v + 24);
+            if (make_dirs(s, value) < 0)
+                goto fail;
+            snprintf(value, sizeof(value), "unix_socket_directories=%s/%s", s->dir, v + 24);
+            v = value;
+        }
+        if (node->nsettings == 64 || o + strlen(v) + 1 > sizeof(node->settings)) {
+            fprintf(stderr, "pg_harness: %s: too many settings\n", node->name);
+            goto fail;
+        }
+        memcpy(node->settings + o, v, strlen(v) + 1);
+        o += strlen(v) + 1;
+        node->nsettings++;
+    }
+    return 0;
+fail:
+    memset(node, 0, sizeof(*node));
     return -1;
 }
 
@@ -997,49 +1061,10 @@ int pg_shard_start_spec(struct pg_shard *s, int n, const struct pg_node_spec *sp
     if (shard_begin(s) < 0)
         goto fail;
     s->n = n;
-    for (int i = 0; i < n; i++) {
-        struct pg_node *node = &s->nodes[i];
-        char *dirname_end;
-        size_t o = 0;
-        if (!specs[i].name || !specs[i].datadir || !specs[i].settings || specs[i].port <= 0 ||
-            snprintf(node->name, sizeof(node->name), "%s", specs[i].name) >=
-                (int)sizeof(node->name) ||
-            snprintf(node->datadir, sizeof(node->datadir), "%s/%s", s->dir, specs[i].datadir) >=
-                (int)sizeof(node->datadir)) {
-            fprintf(stderr,
-                    "pg_harness: node %d: a name, a data directory, a port and "
-                    "settings are required (and must fit)\n",
-                    i);
+    for (int i = 0; i < n; i++)
+        if (node_from_spec(s, i, &specs[i]) < 0)
             goto fail;
-        }
-        node->port = specs[i].port;
-        node->fixed_port = 1;
-        /* the data directory's parent exists; initdb and pg_basebackup make the rest */
-        dirname_end = strrchr(node->datadir, '/');
-        *dirname_end = '\0';
-        if (make_dirs(s, node->datadir) < 0)
-            goto fail;
-        *dirname_end = '/';
-        for (const char *const *set = specs[i].settings; *set; set++) {
-            char value[700];
-            const char *v = *set;
-            if (strncmp(v, "unix_socket_directories=", 24) == 0 && v[24] != '/') {
-                snprintf(value, sizeof(value), "%s/%s", s->dir, v + 24);
-                if (make_dirs(s, value) < 0)
-                    goto fail;
-                snprintf(value, sizeof(value), "unix_socket_directories=%s/%s", s->dir, v + 24);
-                v = value;
-            }
-            if (node->nsettings == 64 || o + strlen(v) + 1 > sizeof(node->settings)) {
-                fprintf(stderr, "pg_harness: %s: too many settings\n", node->name);
-                goto fail;
-            }
-            memcpy(node->settings + o, v, strlen(v) + 1);
-            o += strlen(v) + 1;
-            node->nsettings++;
-        }
-    }
-    if (run_initdb(s) < 0 || write_primary_conf(s, NULL) < 0 || start_new_nodes(s, 0, 0) < 0)
+    if (run_initdb(s, 0) < 0 || write_primary_conf(s, 0, NULL) < 0 || start_new_nodes(s, 0, 0) < 0)
         goto fail;
     for (const char *const *sql = primary_sql; sql && *sql; sql++)
         if (pg_sql(s, 0, *sql, 10000, NULL, 0) != 0)
@@ -1071,6 +1096,189 @@ void pg_shard_stop(struct pg_shard *s)
     remove_dir(s->dir);
     s->dir[0] = '\0';
     track(s, 0);
+}
+
+/* ---- public: a shard whose nodes come and go -------------------------------------------- */
+
+int pg_shard_open(struct pg_shard *s)
+{
+    memset(s, 0, sizeof(*s));
+    if (shard_begin(s) == 0)
+        return 0;
+    pg_shard_stop(s);
+    return -1;
+}
+
+int pg_node_find(const struct pg_shard *s, const char *name)
+{
+    for (int i = 0; s && name && i < s->n && i < PG_SHARD_MAX_NODES; i++)
+        if (s->nodes[i].name[0] && strcmp(s->nodes[i].name, name) == 0)
+            return i;
+    return -1;
+}
+
+/* A slot for a new node `name`: the first forgotten one, else the next. -EEXIST when a node
+ * already has that name, -ENOSPC when every slot is in use, -EINVAL for a stopped shard. */
+static int new_slot(struct pg_shard *s, const char *name)
+{
+    int slot = -1;
+
+    if (!s || !s->dir[0] || !name || !name[0])
+        return -EINVAL;
+    if (pg_node_find(s, name) >= 0)
+        return -EEXIST;
+    for (int i = 0; i < s->n && slot < 0; i++)
+        if (!s->nodes[i].name[0])
+            slot = i;
+    if (slot >= 0)
+        return slot;
+    if (s->n >= PG_SHARD_MAX_NODES)
+        return -ENOSPC;
+    memset(&s->nodes[s->n], 0, sizeof(s->nodes[s->n]));
+    return s->n++;
+}
+
+/* Give slot i up (its postmaster has exited); trailing free slots leave the count. */
+static void release_slot(struct pg_shard *s, int i)
+{
+    memset(&s->nodes[i], 0, sizeof(s->nodes[i]));
+    while (s->n > 0 && !s->nodes[s->n - 1].name[0])
+        s->n--;
+}
+
+static int check_slot(int slot, const char *name)
+{
+    if (slot == -EEXIST)
+        fprintf(stderr, "pg_harness: a node named %s exists already\n", name ? name : "?");
+    else if (slot == -ENOSPC)
+        fprintf(stderr, "pg_harness: %s: every one of the %d node slots is in use\n",
+                name ? name : "?", PG_SHARD_MAX_NODES);
+    else if (slot < 0)
+        fprintf(stderr, "pg_harness: no node without a name or a running shard\n");
+    return slot;
+}
+
+int pg_node_create(struct pg_shard *s, const struct pg_node_spec *spec, int source)
+{
+    char path[600], log[300], what[200];
+    int i;
+
+    if (!spec || (source >= 0 && !valid_node(s, source)))
+        return -EINVAL;
+    i = check_slot(new_slot(s, spec->name), spec->name);
+    if (i < 0)
+        return i;
+    if (node_from_spec(s, i, spec) < 0)
+        goto release;
+    snprintf(path, sizeof(path), "%s", s->nodes[i].datadir);
+    if (access(path, F_OK) == 0) {
+        fprintf(stderr, "pg_harness: %s: data directory %s exists already\n", spec->name, path);
+        release_slot(s, i);
+        return -EEXIST;
+    }
+    if (source < 0) {
+        if (run_initdb(s, i) < 0 || write_primary_conf(s, i, NULL) < 0)
+            goto remove;
+    } else {
+        pid_t pid = spawn_base_backup(s, i, source, log, sizeof(log));
+        snprintf(what, sizeof(what), "pg_basebackup of %s from %s", s->nodes[i].name,
+                 s->nodes[source].name);
+        if (pid < 0 || finish_tool(pid, what, log, now_ms() + TOOL_TIMEOUT_MS) < 0)
+            goto remove;
+    }
+    if (start_new_nodes(s, i, i) == 0)
+        return i;
+    force_stop(&s->nodes[i]);
+remove:
+    remove_dir(path);
+release:
+    release_slot(s, i);
+    return -1;
+}
+
+int pg_node_attach(struct pg_shard *s, const struct pg_node_spec *spec)
+{
+    char path[600];
+    int i;
+
+    if (!spec)
+        return -EINVAL;
+    i = check_slot(new_slot(s, spec->name), spec->name);
+    if (i < 0)
+        return i;
+    if (node_from_spec(s, i, spec) < 0) {
+        release_slot(s, i);
+        return -1;
+    }
+    snprintf(path, sizeof(path), "%s/PG_VERSION", s->nodes[i].datadir);
+    if (access(path, F_OK) != 0) {
+        fprintf(stderr, "pg_harness: %s: no data directory at %s\n", spec->name,
+                s->nodes[i].datadir);
+        release_slot(s, i);
+        return -ENOENT;
+    }
+    return i;
+}
+
+int pg_node_forget(struct pg_shard *s, int i)
+{
+    int rc;
+
+    if (!valid_node(s, i))
+        return -EINVAL;
+    rc = pg_node_stop(s, i, "fast"); /* escalates itself: the postmaster is gone either way */
+    release_slot(s, i);
+    return rc < 0 ? -1 : 0;
+}
+
+/* s->dir/path for a relative path without "." or ".." components; 0, or -EINVAL. */
+static int shard_path(const struct pg_shard *s, const char *path, char *out, size_t size)
+{
+    const char *c = path;
+
+    if (!s || !s->dir[0] || !path || !path[0] || path[0] == '/')
+        return -EINVAL;
+    while (*c) {
+        size_t len = strcspn(c, "/");
+        if (len == 0 || (len == 1 && c[0] == '.') || (len == 2 && c[0] == '.' && c[1] == '.'))
+            return -EINVAL;
+        c += len;
+        if (*c == '/')
+            c++;
+    }
+    return snprintf(out, size, "%s/%s", s->dir, path) < (int)size ? 0 : -EINVAL;
+}
+
+int pg_shard_mkdir(struct pg_shard *s, const char *path)
+{
+    char full[600];
+
+    if (shard_path(s, path, full, sizeof(full)) < 0)
+        return -EINVAL;
+    return make_dirs(s, full) < 0 ? -1 : 0;
+}
+
+int pg_shard_remove(struct pg_shard *s, const char *path)
+{
+    char full[600];
+    size_t len;
+
+    if (shard_path(s, path, full, sizeof(full)) < 0)
+        return -EINVAL;
+    len = strlen(full);
+    for (int i = 0; i < s->n; i++)
+        if (s->nodes[i].name[0] && strncmp(s->nodes[i].datadir, full, len) == 0 &&
+            (s->nodes[i].datadir[len] == '/' || s->nodes[i].datadir[len] == '\0')) {
+            fprintf(stderr, "pg_harness: %s holds the data directory of %s\n", full,
+                    s->nodes[i].name);
+            return -EBUSY;
+        }
+    remove_dir(full);
+    if (access(full, F_OK) == 0) {
+        fprintf(stderr, "pg_harness: could not remove %s\n", full);
+        return -1;
+    }
+    return 0;
 }
 
 /* ---- public: nodes --------------------------------------------------------------------- */

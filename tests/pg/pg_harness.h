@@ -49,7 +49,7 @@ struct pg_node {
 struct pg_shard {
     char dir[256];     /* the temporary directory; "" when stopped */
     char sockdir[256]; /* unix_socket_directories of every node (= dir) */
-    int n;             /* nodes: n0 (the first primary) and n-1 standbys */
+    int n; /* nodes: n0 (the first primary) and n-1 standbys; pg_shard_open: slots in use */
     struct pg_node nodes[PG_SHARD_MAX_NODES];
 };
 
@@ -96,6 +96,51 @@ int pg_shard_start_spec(struct pg_shard *s, int n, const struct pg_node_spec *sp
 /* Stop every running node (fast shutdown, all at once; immediate after 30 s, SIGKILL after 10
  * more), remove the directory. Idempotent; accepts a zeroed or stopped shard. */
 void pg_shard_stop(struct pg_shard *s);
+
+/*
+ * A shard whose nodes come and go, as a host creates and deletes instances (the tests' process
+ * host, tests/scale/phost.c). pg_shard_open() makes the temporary directory and installs the
+ * cleanup, with no node; nodes are then laid out from pg_node_spec (as pg_shard_start_spec(),
+ * fixed ports), each in a slot: the first slot a pg_node_forget() freed, else the next one
+ * (at most PG_SHARD_MAX_NODES at once). A forgotten slot has an empty name; the other
+ * functions refuse its index (-EINVAL), and s->n shrinks past trailing free slots. Node
+ * indexes therefore stay put while a node exists; look one up by name with pg_node_find().
+ * pg_shard_stop() stops and removes everything, as for the other shards.
+ *
+ * pg_shard_open: 0, or -1 after printing why (nothing is left behind).
+ *
+ * pg_node_create: a new node from spec, started. source < 0: initdb'ed as a primary (with the
+ * test settings of pg_shard_start() in postgresql.conf, which the command line overrides);
+ * otherwise a pg_basebackup (-R: standby.signal and primary_conninfo naming the source's
+ * port) of the running node `source`, started as its standby. Returns once the postmaster
+ * accepts connections (a standby: once consistent; streaming is the caller's to wait for), up
+ * to a minute plus the time of initdb or the base backup (2 minutes at most). The node's
+ * index; -EEXIST when a node has that name or the data directory exists already (nothing
+ * touched), -ENOSPC, -EINVAL, or -1 after printing why (the data directory is then removed
+ * and the slot free again).
+ *
+ * pg_node_attach: a node from spec on a data directory that exists already (a retained
+ * volume, or one whose instance was replaced), NOT started: the caller rewinds, follows and
+ * starts it (pg_node_rewind, pg_node_follow, pg_node_start). Its index; -ENOENT when the
+ * directory holds no PG_VERSION, -EEXIST, -ENOSPC, -EINVAL, or -1.
+ *
+ * pg_node_forget: stop node i (fast; escalated as pg_node_stop() does) and free its slot. Its
+ * data directory stays. 0, -EINVAL, or -1 when it had to be killed (it is gone all the same).
+ *
+ * pg_shard_mkdir / pg_shard_remove: create (for the user PostgreSQL runs as, parents too) or
+ * remove (rm -rf) `path`, relative to the shard's directory, without "." or ".." components.
+ * pg_shard_remove refuses (-EBUSY) a path that holds the data directory of a node still in a
+ * slot. 0, -EINVAL, or -1 after printing why.
+ *
+ * pg_node_find: the index of the node named `name`, or -1.
+ */
+int pg_shard_open(struct pg_shard *s);
+int pg_node_create(struct pg_shard *s, const struct pg_node_spec *spec, int source);
+int pg_node_attach(struct pg_shard *s, const struct pg_node_spec *spec);
+int pg_node_forget(struct pg_shard *s, int i);
+int pg_shard_mkdir(struct pg_shard *s, const char *path);
+int pg_shard_remove(struct pg_shard *s, const char *path);
+int pg_node_find(const struct pg_shard *s, const char *name);
 
 /*
  * Stop node i: mode "smart", "fast" (SIGINT) or "immediate" (SIGQUIT). Waits until the

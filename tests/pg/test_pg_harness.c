@@ -4,7 +4,8 @@
  * done by hand with the steps of the facts (shared/facts/postgres-etcd-local.md §3) while the
  * writer keeps committing, with every acknowledged row proven present afterwards; proof that
  * the checker does report a missing row; and a commit whose synchronous standbys are absent,
- * which must time out on the client instead of hanging (facts P4).
+ * which must time out on the client instead of hanging (facts P4); and a shard whose nodes come
+ * and go (pg_shard_open, pg_node_create, pg_node_attach, pg_node_forget, pg_shard_remove).
  *
  * Expected values are literals from the facts file and PostgreSQL's documentation (sync_state
  * 'quorum' for ANY, 'async' for a standby not named; timeline 2 after one promotion), or read
@@ -24,6 +25,10 @@
 
 #include <cmocka.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
 #include "pg_harness.h"
 #include "writer.h"
 
@@ -38,7 +43,7 @@ struct ctx {
     struct pg_shard shard;
     struct writer *w;
 };
-static struct ctx switchover_ctx, absent_standbys_ctx;
+static struct ctx switchover_ctx, absent_standbys_ctx, dynamic_ctx;
 
 static int64_t now_ms(void)
 {
@@ -351,6 +356,111 @@ static void test_commit_without_sync_standby_times_out(void **state)
     expect_sql(s, 0, "select count(*) from p4", "2");
 }
 
+/* A loopback port the kernel reports free now (bound to port 0, read, closed). */
+static int any_port(void)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    socklen_t len = sizeof(a);
+    int fd = socket(AF_INET, SOCK_STREAM, 0), port = -1;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
+        getsockname(fd, (struct sockaddr *)&a, &len) == 0)
+        port = ntohs(a.sin_port);
+    if (fd >= 0)
+        close(fd);
+    return port;
+}
+
+/* A node laid out as a host lays it out: <name>/data, its socket directory <name>/run. */
+struct layout {
+    char port[32], cluster[80], sockets[96];
+    const char *settings[6];
+    char datadir[80];
+    struct pg_node_spec spec;
+};
+
+static void lay_out(struct layout *l, const char *name)
+{
+    int port = any_port();
+    assert_true(port > 0);
+    snprintf(l->port, sizeof(l->port), "port=%d", port);
+    snprintf(l->cluster, sizeof(l->cluster), "cluster_name=%s", name);
+    snprintf(l->sockets, sizeof(l->sockets), "unix_socket_directories=%s/run", name);
+    snprintf(l->datadir, sizeof(l->datadir), "%s/data", name);
+    l->settings[0] = l->port;
+    l->settings[1] = l->cluster;
+    l->settings[2] = l->sockets;
+    l->settings[3] = "listen_addresses=127.0.0.1";
+    l->settings[4] = "hot_standby=on";
+    l->settings[5] = NULL;
+    l->spec = (struct pg_node_spec){
+        .name = name, .datadir = l->datadir, .port = port, .settings = l->settings};
+}
+
+/*
+ * A shard whose nodes come and go, as a process host runs one: opened empty, a primary
+ * initdb'ed, a standby copied from it; the standby forgotten (its process gone, its data
+ * directory kept), attached again on that directory in the freed slot, made to follow the
+ * primary and started: it streams and has the rows written meanwhile; then forgotten and its
+ * directory removed. Bad uses are refused without touching anything.
+ */
+static void test_nodes_come_and_go(void **state)
+{
+    struct ctx *c = *state;
+    struct pg_shard *s = &c->shard;
+    struct layout a, b;
+    char path[600], conninfo[200];
+
+    assert_int_equal(pg_shard_open(s), 0);
+    assert_int_equal(s->n, 0);
+    lay_out(&a, "alpha");
+    lay_out(&b, "beta");
+    assert_int_equal(pg_node_create(s, &a.spec, -1), 0);
+    expect_sql(s, 0, "select pg_is_in_recovery()", "f");
+    expect_sql(s, 0, "show cluster_name", "alpha");
+    assert_int_equal(pg_node_create(s, &b.spec, 0), 1);
+    assert_int_equal(pg_node_create(s, &b.spec, 0), -EEXIST);
+    assert_int_equal(pg_node_find(s, "beta"), 1);
+    expect_sql(s, 1, "select pg_is_in_recovery()", "t");
+    assert_int_equal(pg_sql_wait(s, 0,
+                                 "select string_agg(application_name || ':' || state, ',') from "
+                                 "pg_stat_replication",
+                                 "beta:streaming", T_SQL_MS),
+                     0);
+    sql_ok(s, 0, "create table t (i int); insert into t values (1)", NULL, 0);
+
+    /* forgotten: no process, the directory stays, the slot is free */
+    conninfo_of(s, 1, conninfo, sizeof(conninfo));
+    assert_int_equal(pg_node_forget(s, 1), 0);
+    assert_int_equal(PQping(conninfo), PQPING_NO_RESPONSE);
+    assert_int_equal(s->n, 1);
+    assert_int_equal(pg_node_find(s, "beta"), -1);
+    assert_int_equal(pg_node_start(s, 1), -EINVAL);
+    snprintf(path, sizeof(path), "%s/beta/data/PG_VERSION", s->dir);
+    assert_int_equal(access(path, F_OK), 0);
+    sql_ok(s, 0, "insert into t values (2)", NULL, 0);
+
+    /* back on its directory: attached (not started), following the primary */
+    assert_int_equal(pg_node_attach(s, &b.spec), 1);
+    assert_int_equal(s->nodes[1].running, 0);
+    assert_int_equal(pg_shard_remove(s, "beta"), -EBUSY);
+    assert_int_equal(pg_shard_remove(s, "../beta"), -EINVAL);
+    assert_int_equal(pg_shard_remove(s, "/tmp"), -EINVAL);
+    assert_int_equal(pg_node_follow(s, 1, 0), 0);
+    assert_int_equal(pg_node_start(s, 1), 0);
+    assert_int_equal(pg_sql_wait(s, 1, "select count(*) from t", "2", T_SQL_MS), 0);
+
+    /* gone for good */
+    assert_int_equal(pg_node_forget(s, 1), 0);
+    assert_int_equal(pg_shard_mkdir(s, "beta/extra/dir"), 0);
+    assert_int_equal(pg_shard_remove(s, "beta"), 0);
+    snprintf(path, sizeof(path), "%s/beta", s->dir);
+    assert_int_equal(access(path, F_OK), -1);
+    assert_int_equal(pg_node_attach(s, &b.spec), -ENOENT);
+    assert_int_equal(s->n, 1);
+    expect_sql(s, 0, "select count(*) from t", "2");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -358,6 +468,8 @@ int main(void)
             test_planned_switchover_loses_no_acknowledged_commit, NULL, teardown, &switchover_ctx),
         cmocka_unit_test_prestate_setup_teardown(test_commit_without_sync_standby_times_out, NULL,
                                                  teardown, &absent_standbys_ctx),
+        cmocka_unit_test_prestate_setup_teardown(test_nodes_come_and_go, NULL, teardown,
+                                                 &dynamic_ctx),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
