@@ -2,13 +2,16 @@
  * The scale plan (docs/abi.md "mgo_scale"; lifecycle.md "Planning a change of size"): the
  * cluster object with a pool's new replicasPerCell written where it belongs, validated, and what
  * the reconcile pass will do once it is in the spec: the instances it creates, the ones it
- * drains in turn (the pass's own victim rule, applied again and again) and what its health gate
- * waits for now. Pure: no I/O, and nothing is registered anywhere.
+ * drains in turn (the pass's own victim rule, applied again and again) and what it waits for
+ * now. The shard's instances are collected, and what keeps the pass from a drain is decided, by
+ * the pass's own functions (reconcile.h, plan_collect and plan_blockers). Pure: no I/O, and
+ * nothing is registered anywhere.
  */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "core/core.h"
 #include "reconcile/reconcile.h"
@@ -16,13 +19,13 @@
 #include "render/render.h"
 #include "api.h"
 
-/* "<pod_base>-<index>": pod_base is at most 60 characters, an index at most 10 digits. */
-#define INSTANCE_NAME_MAX 80
-
 struct scale_request {
     const char *cluster; /* NULL: the request's only cluster */
     const char *pool;
-    const char *cell; /* NULL: not given */
+    const char *cell;       /* NULL: not given */
+    const char *database;   /* NULL: not given; with tablegroup and shard, picks among the */
+    const char *tablegroup; /* shards that hold a pool of that name */
+    const char *shard;
     json_int_t replicas;
     const json_t *observed; /* {"objects": [...]}, or NULL: the current size is assumed */
 };
@@ -56,18 +59,34 @@ static int32_t bad_request(char *msg, size_t size, const char *what)
     return MGO_EINVAL;
 }
 
+/* An optional string field: 0 (*ret set, NULL when absent), or -1 with msg. */
+static int opt_string(const json_t *root, const char *key, const char **ret, char *msg, size_t size)
+{
+    const json_t *v = api_opt(root, key);
+    char what[64];
+    if (v && !json_is_string(v)) {
+        (void)snprintf(what, sizeof(what), "\"%s\" must be a string", key);
+        (void)bad_request(msg, size, what);
+        return -1;
+    }
+    *ret = json_string_value(v);
+    return 0;
+}
+
 static int32_t read_request(const json_t *root, struct scale_request *q, char *msg, size_t size)
 {
-    const json_t *cluster = api_opt(root, "cluster"), *pool = api_opt(root, "pool");
-    const json_t *cell = api_opt(root, "cell"), *replicas = api_opt(root, "replicas");
+    const json_t *pool = api_opt(root, "pool"), *replicas = api_opt(root, "replicas");
     const json_t *observed = api_opt(root, "observed");
     memset(q, 0, sizeof(*q));
-    if (cluster && !json_is_string(cluster))
-        return bad_request(msg, size, "\"cluster\" must be a string");
+    if (opt_string(root, "cluster", &q->cluster, msg, size))
+        return MGO_EINVAL;
     if (!json_is_string(pool) || json_string_length(pool) == 0)
         return bad_request(msg, size, "\"pool\" (a string: the pool to resize) is required");
-    if (cell && !json_is_string(cell))
-        return bad_request(msg, size, "\"cell\" must be a string");
+    if (opt_string(root, "cell", &q->cell, msg, size) ||
+        opt_string(root, "database", &q->database, msg, size) ||
+        opt_string(root, "tablegroup", &q->tablegroup, msg, size) ||
+        opt_string(root, "shard", &q->shard, msg, size))
+        return MGO_EINVAL;
     if (!json_is_integer(replicas))
         return bad_request(msg, size,
                            "\"replicas\" (an integer: the new replicasPerCell) is required");
@@ -76,9 +95,7 @@ static int32_t read_request(const json_t *root, struct scale_request *q, char *m
         return bad_request(msg, size, "\"observed\" must be {\"objects\": [..]}");
     if (observed && api_check_observed(observed, msg, size) != MGO_OK)
         return MGO_EINVAL;
-    q->cluster = json_string_value(cluster);
     q->pool = json_string_value(pool);
-    q->cell = json_string_value(cell);
     q->replicas = json_integer_value(replicas);
     q->observed = observed;
     return MGO_OK;
@@ -94,28 +111,106 @@ static const struct model_group *first_group(const struct model_shard *s, const 
     return NULL;
 }
 
-/* Append `"name"` to a message list ("a", "b") in out, cut safely when it is full. */
-static void list_add(char *out, size_t size, const char *name)
+/* Append `text` (quoted when `quote`) to a message list ("a", "b") in out, cut safely when it is
+ * full. */
+static void list_add(char *out, size_t size, const char *text, int quote)
 {
     size_t used = strlen(out);
     if (used < size)
-        (void)snprintf(out + used, size - used, "%s\"%s\"", used ? ", " : "", name);
+        (void)snprintf(out + used, size - used, "%s%s%s%s", used ? ", " : "", quote ? "\"" : "",
+                       text, quote ? "\"" : "");
 }
 
-/* "cluster "x" has no pool "y"; its pools: "a", "b"" (pool names, sorted, once each). */
-static void no_such_pool(struct scale *c)
+static int name_cmp(const void *a, const void *b)
 {
-    char pools[600] = "";
-    const char *last = NULL;
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* "cluster "x" has no pool "y"; its pools: "a", "b"" (pool names of every shard, sorted, once
+ * each). MGO_EINVAL, or MGO_ENOMEM. */
+static int32_t no_such_pool(struct scale *c)
+{
+    size_t n = 0;
     for (size_t k = 0; k < c->before.nshards; k++)
-        for (size_t i = 0; i < c->before.shards[k].ngroups; i++) {
-            const char *pool = c->before.shards[k].groups[i].pool;
-            if (!last || strcmp(last, pool) != 0)
-                list_add(pools, sizeof(pools), pool);
-            last = pool;
-        }
+        n += c->before.shards[k].ngroups;
+    const char **names = core_calloc(n + 1, sizeof(*names));
+    if (!names)
+        return MGO_ENOMEM;
+    n = 0;
+    for (size_t k = 0; k < c->before.nshards; k++)
+        for (size_t i = 0; i < c->before.shards[k].ngroups; i++)
+            names[n++] = c->before.shards[k].groups[i].pool;
+    qsort(names, n, sizeof(*names), name_cmp);
+    char pools[600] = "";
+    for (size_t i = 0; i < n; i++)
+        if (i == 0 || strcmp(names[i - 1], names[i]) != 0)
+            list_add(pools, sizeof(pools), names[i], 1);
+    core_free(names);
     (void)snprintf(c->msg, sizeof(c->msg), "cluster \"%s\" has no pool \"%s\"; its pools: %s",
                    c->name, c->q->pool, pools);
+    return MGO_EINVAL;
+}
+
+/* Does shard s hold the pool? With `filtered`, also: does it have the request's database,
+ * tablegroup and shard (those given)? */
+static int shard_holds(const struct scale_request *q, const struct model_shard *s, int filtered)
+{
+    return first_group(s, q->pool) &&
+           (!filtered || ((!q->database || strcmp(q->database, s->database) == 0) &&
+                          (!q->tablegroup || strcmp(q->tablegroup, s->tablegroup) == 0) &&
+                          (!q->shard || strcmp(q->shard, s->shard) == 0)));
+}
+
+/* "db/tg/shard, ..." of the shards that hold the pool (filtered: as the request says). */
+static void shards_holding(const struct scale *c, int filtered, char *out, size_t size)
+{
+    char one[200];
+    out[0] = '\0';
+    for (size_t k = 0; k < c->before.nshards; k++) {
+        const struct model_shard *s = &c->before.shards[k];
+        if (!shard_holds(c->q, s, filtered))
+            continue;
+        (void)snprintf(one, sizeof(one), "%.63s/%.63s/%.63s", s->database, s->tablegroup, s->shard);
+        list_add(out, size, one, 0);
+    }
+}
+
+/* The shard to resize: the one holding the pool that the request's database, tablegroup and
+ * shard pick out. MGO_OK (c->shard set), MGO_EINVAL (c->msg: none, or several, and which
+ * there are) or MGO_ENOMEM. */
+static int32_t pick_shard(struct scale *c)
+{
+    size_t holding = 0, matching = 0;
+    for (size_t k = 0; k < c->before.nshards; k++) {
+        holding += shard_holds(c->q, &c->before.shards[k], 0);
+        if (shard_holds(c->q, &c->before.shards[k], 1) && matching++ == 0)
+            c->shard = k;
+    }
+    if (holding == 0)
+        return no_such_pool(c);
+    char shards[600], filter[300] = "", one[100];
+    if (matching == 1)
+        return MGO_OK;
+    if (matching > 1) {
+        shards_holding(c, 1, shards, sizeof(shards));
+        (void)snprintf(c->msg, sizeof(c->msg),
+                       "pool \"%s\" is in several shards of cluster \"%s\": %s; name one with "
+                       "\"database\", \"tablegroup\" and \"shard\"",
+                       c->q->pool, c->name, shards);
+        return MGO_EINVAL;
+    }
+    const char *keys[] = {"database", "tablegroup", "shard"};
+    const char *values[] = {c->q->database, c->q->tablegroup, c->q->shard};
+    for (size_t i = 0; i < 3; i++)
+        if (values[i]) {
+            (void)snprintf(one, sizeof(one), "%s \"%.60s\"", keys[i], values[i]);
+            list_add(filter, sizeof(filter), one, 0);
+        }
+    shards_holding(c, 0, shards, sizeof(shards));
+    (void)snprintf(c->msg, sizeof(c->msg),
+                   "no shard of cluster \"%s\" with %s has pool \"%s\"; it is in %s", c->name,
+                   filter, c->q->pool, shards);
+    return MGO_EINVAL;
 }
 
 /* Position (d, t, s) of the model's shard k in the resolved spec (the model follows its order). */
@@ -138,15 +233,10 @@ static void shard_position(struct scale *c)
  * MGO_EINVAL with c->msg naming what exists. */
 static int32_t locate_pool(struct scale *c)
 {
-    const struct model_group *g = NULL;
-    for (size_t k = 0; k < c->before.nshards && !g; k++) {
-        g = first_group(&c->before.shards[k], c->q->pool);
-        c->shard = k;
-    }
-    if (!g) {
-        no_such_pool(c);
-        return MGO_EINVAL;
-    }
+    int32_t rc = pick_shard(c);
+    if (rc != MGO_OK)
+        return rc;
+    const struct model_group *g = first_group(&c->before.shards[c->shard], c->q->pool);
     const struct model_shard *s = &c->before.shards[c->shard];
     char cells[600] = "";
     int cell_found = 0;
@@ -158,7 +248,7 @@ static int32_t locate_pool(struct scale *c)
         if (strcmp(s->groups[i].pool, c->q->pool) != 0)
             continue;
         ncells++;
-        list_add(cells, sizeof(cells), s->groups[i].cell);
+        list_add(cells, sizeof(cells), s->groups[i].cell, 1);
         cell_found |= c->q->cell && strcmp(c->q->cell, s->groups[i].cell) == 0;
         if (json_array_append_new(c->cells, json_string(s->groups[i].cell)))
             return MGO_ENOMEM;
@@ -272,30 +362,47 @@ static int32_t evaluate_changed(struct scale *c)
     return m == 0 ? MGO_OK : m == -ENOMEM ? MGO_ENOMEM : MGO_EINTERNAL;
 }
 
-/* Does the changed cluster resolve to the same pools and cells, with only this pool's size
- * moved to `to`? */
-static int only_size_moved(const struct scale *c)
+/* Do shards a and b resolve to the same pools and cells, with the same sizes except pool
+ * `resized` (NULL: none), which has `to`? */
+static int same_but_size(const struct model_shard *a, const struct model_shard *b,
+                         const char *resized, int to)
 {
-    const struct model_shard *a = &c->before.shards[c->shard];
-    const struct model_shard *b =
-        c->after.nshards == c->before.nshards ? &c->after.shards[c->shard] : NULL;
-    if (!b || a->ngroups != b->ngroups || strcmp(a->database, b->database) != 0 ||
+    if (a->ngroups != b->ngroups || strcmp(a->database, b->database) != 0 ||
         strcmp(a->tablegroup, b->tablegroup) != 0 || strcmp(a->shard, b->shard) != 0)
         return 0;
     for (size_t i = 0; i < a->ngroups; i++) {
         const struct model_group *x = &a->groups[i], *y = &b->groups[i];
-        int resized = strcmp(x->pool, c->q->pool) == 0;
+        int moved = resized && strcmp(x->pool, resized) == 0;
         if (strcmp(x->pool, y->pool) != 0 || strcmp(x->cell, y->cell) != 0 ||
             x->when_scaled_delete != y->when_scaled_delete ||
-            y->replicas != (resized ? (int)c->q->replicas : x->replicas))
+            y->replicas != (moved ? to : x->replicas))
             return 0;
     }
     return 1;
 }
 
-/* Write the size, validate, and make sure nothing but the size moved. A pool that only exists
+/* Does the changed cluster resolve to the same shards, pools and cells, with only this pool's
+ * size (in its shard) moved to `to`? */
+static int only_size_moved(const struct scale *c)
+{
+    if (c->after.nshards != c->before.nshards)
+        return 0;
+    for (size_t k = 0; k < c->before.nshards; k++)
+        if (!same_but_size(&c->before.shards[k], &c->after.shards[k],
+                           k == c->shard ? c->q->pool : NULL, (int)c->q->replicas))
+            return 0;
+    return 1;
+}
+
+/*
+ * Write the size, validate, and make sure nothing but the size moved. A pool that only exists
  * by default (a shard with no pool gets "default", in multiorch's cells) becomes a written pool
- * here; should its cells then resolve otherwise, they are written too. */
+ * here; should its cells then resolve otherwise, they are written too. After that, nothing else
+ * can move: the entry is merged field by field over the template and overrides (resolve.c), its
+ * cells and size are now written, and every other field of it defaults as before. The check
+ * stays, so that a resolver change that breaks this is reported (MGO_EINTERNAL, docs/abi.md)
+ * rather than a spec that changes more than the caller asked for.
+ */
 static int32_t write_size(struct scale *c)
 {
     int32_t rc = pool_entry(c);
@@ -316,79 +423,72 @@ static int32_t write_size(struct scale *c)
     return rc;
 }
 
-/* ---- the plan ------------------------------------------------------------------------------- */
-
-struct members {
-    struct plan_inst *v;
-    size_t n;
-    char (*names)[INSTANCE_NAME_MAX];
-};
-
-/* An observed instance named `name`, of either instance kind, as reconcile looks it up. */
-static const json_t *observed_instance(const json_t *map, const char *name, char *key, size_t size)
+/* The size stays: the object as given. The path is where the size would go, found on a scratch
+ * copy (finding it may write out the shard's defaulted entries). */
+static int32_t keep_size(struct scale *c)
 {
-    const json_t *o = json_object_get(map, plan_kind_key(RENDER_KIND_POD, name, key, size));
-    return o ? o : json_object_get(map, plan_kind_key(RENDER_KIND_INSTANCE, name, key, size));
+    int32_t rc = pool_entry(c);
+    c->pool_entry = NULL;
+    json_decref(c->changed);
+    c->changed = json_deep_copy(json_array_get(c->r->docs, c->document));
+    return rc != MGO_OK ? rc : c->changed ? MGO_OK : MGO_ENOMEM;
 }
 
-/*
- * The instances of the changed shard as the pass will see them: every one the new spec wants
- * (`want` marks them), then every other that exists. With observed (`map`, this cluster's
- * objects), what exists is what was observed; without, the pool's current size (`assumed`:
- * ready, role unknown).
- */
-static int collect(const struct scale *c, const json_t *map, const json_t *want,
-                   const json_t *assumed, struct members *out)
+/* ---- the plan ------------------------------------------------------------------------------- */
+
+/* What the planned spec wants, for plan_collect: the instances below each pool's size. */
+struct wanted_by_size {
+    const struct model *m;
+    const json_t *marker; /* the desired "object" of every wanted instance: no kind, no hash */
+};
+
+static const json_t *wanted_instance(void *ctx, const struct model_group *g, int index,
+                                     const char *name)
 {
-    const struct model_shard *s = &c->after.shards[c->shard];
-    size_t cap = 1 + json_object_size(map);
-    for (size_t i = 0; i < s->ngroups; i++)
-        cap += (size_t)(s->groups[i].replicas > c->from ? s->groups[i].replicas : c->from);
-    out->v = core_calloc(cap, sizeof(*out->v));
-    out->names = core_calloc(cap, sizeof(*out->names));
-    json_t *matched = json_object();
-    if (!out->v || !out->names || !matched) {
-        json_decref(matched);
-        return -ENOMEM;
-    }
-    char key[600];
-    for (size_t i = 0; i < s->ngroups; i++) {
-        const struct model_group *g = &s->groups[i];
-        int exists = strcmp(g->pool, c->q->pool) == 0 ? c->from : g->replicas;
-        int upto = map || g->replicas > exists ? g->replicas : exists;
-        for (int k = 0; k < upto; k++) {
-            struct plan_inst *x = &out->v[out->n];
-            model_instance_name(g, k, out->names[out->n], sizeof(out->names[out->n]));
-            x->name = out->names[out->n++];
-            x->g = g;
-            x->index = k;
-            x->desired = k < g->replicas ? want : NULL;
-            const json_t *obs = map ? observed_instance(map, x->name, key, sizeof(key)) : NULL;
-            if (obs && json_object_set_new(matched, key, json_true())) {
-                json_decref(matched);
-                return -ENOMEM;
-            }
-            if (obs || (!map && k < exists))
-                plan_inst_observe(x, obs ? obs : assumed);
+    const struct wanted_by_size *w = ctx;
+    (void)name;
+    return index < g->replicas ? w->marker : NULL;
+}
+
+/* Does the spec want the observed instance of that name, in any shard? By its name, as the
+ * pass finds it among the rendered objects (of either kind: the plan knows no target). */
+static int wanted_name(void *ctx, const char *key, const json_t *obs)
+{
+    const struct wanted_by_size *w = ctx;
+    const char *name = plan_str(obs, "name");
+    (void)key;
+    for (size_t k = 0; name && k < w->m->nshards; k++)
+        for (size_t i = 0; i < w->m->shards[k].ngroups; i++) {
+            const struct model_group *g = &w->m->shards[k].groups[i];
+            long index = model_instance_index(g->pod_base, name);
+            if (index >= 0 && index < g->replicas)
+                return 1;
         }
-    }
-    const char *k;
-    const json_t *o;
-    json_object_foreach ((json_t *)map, k, o) {
-        const json_t *labels = json_object_get(o, "labels");
-        if (!plan_is_instance_kind(plan_str(o, "kind")) || !plan_in_shard(s, labels) ||
-            json_object_get(matched, k))
-            continue;
-        struct plan_inst *x = &out->v[out->n++];
-        x->name = plan_str(o, "name");
-        x->g = plan_shard_group(s, labels);
-        x->index = x->g ? model_instance_index(x->g->pod_base, x->name) : -1;
-        plan_inst_observe(x, o);
-    }
-    json_decref(matched);
-    plan_place_cells(&c->after, out->v, out->n);
-    qsort(out->v, out->n, sizeof(*out->v), plan_inst_cmp);
     return 0;
+}
+
+/* Without observed objects: the current size of every pool of the shard exists, ready, no
+ * role known; a map "Instance/<name>" -> observed entry (labelled into the shard), or NULL. */
+static json_t *assume_current_size(const struct scale *c)
+{
+    const struct model_shard *s = &c->before.shards[c->shard];
+    json_t *map = json_object();
+    char name[PLAN_INSTANCE_NAME_MAX], key[PLAN_INSTANCE_NAME_MAX + 16];
+    for (size_t i = 0; map && i < s->ngroups; i++)
+        for (int k = 0; map && k < s->groups[i].replicas; k++) {
+            model_instance_name(&s->groups[i], k, name, sizeof(name));
+            json_t *e = json_pack(
+                "{s:s, s:s, s:b, s:{s:s, s:s, s:s, s:s, s:s}}", "kind", RENDER_KIND_INSTANCE,
+                "name", name, "ready", 1, "labels", "multigres.com/database", s->database,
+                "multigres.com/tablegroup", s->tablegroup, "multigres.com/shard", s->shard,
+                "multigres.com/pool", s->groups[i].pool, "multigres.com/cell", s->groups[i].cell);
+            if (json_object_set_new(
+                    map, plan_kind_key(RENDER_KIND_INSTANCE, name, key, sizeof(key)), e)) {
+                json_decref(map);
+                map = NULL;
+            }
+        }
+    return map;
 }
 
 /* Drain order: a drain already under way finishes first (the pass starts none meanwhile); then
@@ -398,6 +498,15 @@ static int drains_before(const struct plan_inst *x, const struct plan_inst *y)
     if ((x->drain != NULL) != (y->drain != NULL))
         return x->drain != NULL;
     return plan_better_victim(x, y);
+}
+
+/* Is x one of the new indexes of the pool that the pass will create: missing, or (a leftover
+ * the spec wants again) being deleted or drained past "requested", so deleted and then created
+ * anew? A drain still "requested" is cancelled instead (plan_inst_step). */
+static int created(const struct scale *c, const struct plan_inst *x)
+{
+    return x->desired && strcmp(x->g->pool, c->q->pool) == 0 && x->index >= c->from &&
+           (!x->obs || x->deleting || (x->drain && strcmp(x->drain, "requested") != 0));
 }
 
 static json_t *json_index(long index)
@@ -410,6 +519,15 @@ static json_t *json_str_or_null(const char *s)
     return s ? json_string(s) : json_null();
 }
 
+/* The observed role as the pass reads it: "primary", "standby" or NULL. */
+static const char *role_of(const struct plan_inst *x)
+{
+    const char *role = x->obs ? plan_str(x->obs, "role") : NULL;
+    if (x->primary)
+        return "primary";
+    return role && strcasecmp(role, "standby") == 0 ? "standby" : NULL;
+}
+
 static int add_create(json_t *list, const struct plan_inst *x)
 {
     return json_array_append_new(list, json_pack("{s:s, s:s, s:I}", "name", x->name, "cell",
@@ -420,100 +538,130 @@ static int add_drain(json_t *list, const struct plan_inst *x)
 {
     const char *volume = x->g && x->g->when_scaled_delete ? "Delete" : "Retain";
     return json_array_append_new(
-        list,
-        json_pack("{s:s, s:o, s:o, s:o, s:b, s:o, s:s}", "name", x->name, "pool",
-                  json_str_or_null(x->g ? x->g->pool : NULL), "cell",
-                  json_str_or_null(x->g ? x->g->cell : NULL), "index", json_index(x->index),
-                  "ready", x->ready, "role",
-                  json_str_or_null(x->obs ? plan_str(x->obs, "role") : NULL), "volume", volume));
+        list, json_pack("{s:s, s:o, s:o, s:o, s:b, s:o, s:s}", "name", x->name, "pool",
+                        json_str_or_null(x->g ? x->g->pool : NULL), "cell",
+                        json_str_or_null(x->g ? x->g->cell : NULL), "index", json_index(x->index),
+                        "ready", x->ready, "role", json_str_or_null(role_of(x)), "volume", volume));
 }
 
-static int add_waiting(json_t *list, const struct plan_inst *x)
+static int add_waiting(json_t *list, const struct plan_blocker *b)
 {
     char reason[96];
-    if (x->deleting)
-        (void)snprintf(reason, sizeof(reason), "being deleted");
-    else if (x->drain)
-        (void)snprintf(reason, sizeof(reason), "drain under way (%.60s)", x->drain);
-    else if (!x->obs)
-        (void)snprintf(reason, sizeof(reason), "does not exist yet");
-    else
-        (void)snprintf(reason, sizeof(reason), "not ready");
-    core_utf8_sanitize(reason);
+    const struct plan_inst *x = b->x;
     return json_array_append_new(list, json_pack("{s:s, s:o, s:o, s:o, s:s}", "name", x->name,
                                                  "pool", json_str_or_null(x->g ? x->g->pool : NULL),
                                                  "cell", json_str_or_null(x->g ? x->g->cell : NULL),
-                                                 "index", json_index(x->index), "reason", reason));
+                                                 "index", json_index(x->index), "reason",
+                                                 plan_blocker_reason(b, reason, sizeof(reason))));
 }
 
-/* What the gate waits for before `victim` may be drained: every instance that stays and is not
- * ready (the pass's gate, applied to each in turn), and every other drain or deletion. */
-static int add_waiting_for(json_t *list, const struct members *m, const struct plan_inst *victim)
+/* The lists of a plan over the shard's instances si (observed: what plan_collect saw). */
+struct lists {
+    json_t *create, *drain, *waiting;
+    const struct plan_inst **left;  /* the instances to drain, not yet ordered */
+    struct plan_blocker *why;       /* what waiting_for names: room for twice si->n */
+    const struct plan_blocker **at; /* per instance of si: its first entry in why */
+};
+
+/*
+ * create (the new indexes the pass creates, in its order), drain (the order the pass drains
+ * in) and waiting_for: what keeps the first drain from starting now (plan_blockers, the pass's
+ * own decision), and what each creation of a leftover waits for; each instance once, in rolling
+ * order. 0 or -ENOMEM.
+ */
+static int fill_lists(const struct scale *c, const json_t *observed,
+                      const struct plan_shard_instances *si, struct lists *l)
 {
-    for (size_t i = 0; i < m->n; i++) {
-        const struct plan_inst *x = &m->v[i];
-        int gate = plan_first_unready_other(x, 1, victim) != NULL;
-        if (x != victim && (gate || x->drain || x->deleting) && add_waiting(list, x))
-            return -1;
+    size_t nleft = 0, nwhy = 0;
+    for (size_t i = 0; i < si->n; i++) {
+        const struct plan_inst *x = &si->v[i];
+        enum plan_step step = plan_inst_step(observed, x);
+        if (created(c, x)) {
+            if (add_create(l->create, x))
+                return -ENOMEM;
+            if (step != PLAN_STEP_CREATE)
+                l->why[nwhy++] = (struct plan_blocker){.x = x, .why = PLAN_WAIT_STEP, .step = step};
+        } else if (!x->desired && !x->deleting) {
+            l->left[nleft++] = x;
+        }
     }
+    const struct plan_inst *first = NULL;
+    while (nleft > 0) {
+        size_t best = 0;
+        for (size_t i = 1; i < nleft; i++)
+            if (drains_before(l->left[i], l->left[best]))
+                best = i;
+        first = first ? first : l->left[best];
+        if (add_drain(l->drain, l->left[best]))
+            return -ENOMEM;
+        l->left[best] = l->left[--nleft];
+    }
+    if (first && !first->drain)
+        nwhy += plan_blockers(observed, si->v, si->n, first, l->why + nwhy);
+    for (size_t i = nwhy; i-- > 0;)
+        l->at[l->why[i].x - si->v] = &l->why[i]; /* the first entry of each wins */
+    for (size_t i = 0; i < si->n; i++)
+        if (l->at[i] && add_waiting(l->waiting, l->at[i]))
+            return -ENOMEM;
     return 0;
 }
 
-/* create, drain and waiting_for, added to result. */
-static int plan_lists(const struct scale *c, const struct members *m, json_t *result)
+static int plan_lists(const struct scale *c, const json_t *observed,
+                      const struct plan_shard_instances *si, json_t *result)
 {
-    json_t *create = json_array(), *drain = json_array(), *waiting = json_array();
-    const struct plan_inst **left = core_calloc(m->n + 1, sizeof(*left));
-    int rc = !create || !drain || !waiting || !left;
-    size_t nleft = 0;
-    for (size_t i = 0; !rc && i < m->n; i++) {
-        const struct plan_inst *x = &m->v[i];
-        if (x->desired && !x->obs && strcmp(x->g->pool, c->q->pool) == 0 && x->index >= c->from)
-            rc = add_create(create, x);
-        else if (!x->desired && !x->deleting)
-            left[nleft++] = x;
-    }
-    const struct plan_inst *first = NULL;
-    while (!rc && nleft > 0) {
-        size_t best = 0;
-        for (size_t i = 1; i < nleft; i++)
-            if (drains_before(left[i], left[best]))
-                best = i;
-        first = first ? first : left[best];
-        rc = add_drain(drain, left[best]);
-        left[best] = left[--nleft];
-    }
-    if (!rc && first && !first->drain)
-        rc = add_waiting_for(waiting, m, first);
-    core_free(left);
-    rc = rc || json_object_set(result, "create", create) ||
-         json_object_set(result, "drain", drain) || json_object_set(result, "waiting_for", waiting);
-    json_decref(create);
-    json_decref(drain);
-    json_decref(waiting);
+    struct lists l = {.create = json_array(), .drain = json_array(), .waiting = json_array()};
+    l.left = core_calloc(si->n + 1, sizeof(*l.left));
+    l.why = core_calloc(2 * si->n + 1, sizeof(*l.why));
+    l.at = core_calloc(si->n + 1, sizeof(*l.at));
+    int rc = !l.create || !l.drain || !l.waiting || !l.left || !l.why || !l.at ||
+             fill_lists(c, observed, si, &l) || json_object_set(result, "create", l.create) ||
+             json_object_set(result, "drain", l.drain) ||
+             json_object_set(result, "waiting_for", l.waiting);
+    core_free(l.left);
+    core_free(l.why);
+    core_free(l.at);
+    json_decref(l.create);
+    json_decref(l.drain);
+    json_decref(l.waiting);
     return rc ? -ENOMEM : 0;
 }
 
-/* Collect the changed shard's instances and plan over them. */
-static int32_t plan(const struct scale *c, json_t *result)
+/*
+ * Collect the shard's instances under the planned model m (the changed cluster, or the cluster
+ * as given when the size stays) with the pass's own function, and plan over them. With
+ * observed objects, what exists is what was observed; without, the current size is assumed.
+ * Wanted instances that exist are taken as matching the spec: a change of size changes no
+ * instance's definition.
+ */
+static int32_t plan(const struct scale *c, const struct model *m, json_t *result)
 {
-    struct members m = {0};
     struct plan seen = {0}; /* the observed objects of this cluster, by "Kind/name" */
-    json_t *want = json_object(), *assumed = json_pack("{s:b}", "ready", 1);
-    json_t *none = json_array();
-    struct reconcile_input in = {.m = &c->after, .desired = none, .observed = c->q->observed};
-    int rc = !want || !assumed || !none;
-    if (!rc && c->q->observed)
-        rc = plan_init(&seen, &in);
-    if (!rc)
-        rc = collect(c, c->q->observed ? seen.observed : NULL, want, assumed, &m);
-    if (!rc)
-        rc = plan_lists(c, &m, result);
+    struct plan_shard_instances si = {0};
+    json_t *marker = json_object(), *none = json_array(), *assumed = NULL;
+    struct reconcile_input in = {.m = m, .desired = none, .observed = c->q->observed};
+    struct wanted_by_size w = {.m = m, .marker = marker};
+    struct plan_wanted wanted = {.instance = wanted_instance, .wants = wanted_name, .ctx = &w};
+    const json_t *observed = NULL;
+    int rc = -ENOMEM;
+    if (!marker || !none)
+        goto out;
+    if (c->q->observed) {
+        if (plan_init(&seen, &in))
+            goto out;
+        observed = seen.observed;
+    } else if (!(observed = assumed = assume_current_size(c))) {
+        goto out;
+    }
+    if (plan_collect(m, &m->shards[c->shard], observed, &wanted, &si))
+        goto out;
+    for (size_t i = 0; i < si.n; i++)
+        si.v[i].current = si.v[i].desired && si.v[i].obs;
+    rc = plan_lists(c, observed, &si, result);
+out:
+    plan_shard_instances_fini(&si);
     plan_fini(&seen);
-    core_free(m.v);
-    core_free(m.names);
-    json_decref(want);
     json_decref(assumed);
+    json_decref(marker);
     json_decref(none);
     return rc ? MGO_ENOMEM : MGO_OK;
 }
@@ -555,9 +703,11 @@ static int32_t invalid_before(json_t *report, const char *name, char **ret_resul
 /* The fields every result names (a new object, or NULL when out of memory). */
 static json_t *result_head(const struct scale *c)
 {
-    return json_pack("{s:s, s:s, s:O, s:i, s:I, s:s}", "cluster", c->name, "pool", c->q->pool,
-                     "cells", c->cells, "from", c->from, "to", (json_int_t)c->q->replicas, "path",
-                     c->path);
+    const struct model_shard *s = &c->before.shards[c->shard];
+    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:O, s:i, s:I, s:s}", "cluster", c->name,
+                     "database", s->database, "tablegroup", s->tablegroup, "shard", s->shard,
+                     "pool", c->q->pool, "cells", c->cells, "from", c->from, "to",
+                     (json_int_t)c->q->replicas, "path", c->path);
 }
 
 /* The changed cluster is invalid: where the size would go, and the report saying why. */
@@ -579,42 +729,15 @@ static int32_t invalid_after(struct scale *c, char **ret_result, size_t *ret_len
     return api_finish(result, MGO_EINVAL, ret_result, ret_len);
 }
 
-/* The size stays: the object as given, and no step. The path is where the size would go,
- * found on a scratch copy (finding it may write out the shard's defaulted entries). */
-static int32_t unchanged(struct scale *c, const json_t *report, json_t **ret)
+/* The planned cluster (the changed one, or the one as given when the size stays; report is its
+ * validation) and the plan over model m. */
+static int32_t planned(struct scale *c, const struct model *m, const json_t *report, json_t **ret)
 {
-    int32_t rc = pool_entry(c);
-    c->pool_entry = NULL;
-    json_decref(c->changed);
-    c->changed = json_deep_copy(json_array_get(c->r->docs, c->document));
-    if (rc != MGO_OK)
-        return rc;
-    json_t *result = c->changed ? result_head(c) : NULL;
-    if (!result || json_object_set(result, "spec", c->changed) ||
-        json_object_set_new(result, "create", json_array()) ||
-        json_object_set_new(result, "drain", json_array()) ||
-        json_object_set_new(result, "waiting_for", json_array()) ||
-        json_object_set(result, "objects", json_object_get(report, "objects"))) {
-        json_decref(result);
-        return MGO_ENOMEM;
-    }
-    *ret = result;
-    return MGO_OK;
-}
-
-/* The size changes: the changed object, validated, and the plan (MGO_EINVAL: the changed
- * cluster is invalid, c->report says why). */
-static int32_t changed(struct scale *c, json_t **ret)
-{
-    int32_t rc = write_size(c);
-    if (rc != MGO_OK)
-        return rc;
     json_t *result = result_head(c);
-    if (!result || json_object_set(result, "spec", c->changed) ||
-        json_object_set(result, "objects", json_object_get(c->report, "objects")))
-        rc = MGO_ENOMEM;
-    if (rc == MGO_OK)
-        rc = plan(c, result);
+    int32_t rc = !result || json_object_set(result, "spec", c->changed) ||
+                         json_object_set(result, "objects", json_object_get(report, "objects"))
+                     ? MGO_ENOMEM
+                     : plan(c, m, result);
     if (rc != MGO_OK) {
         json_decref(result);
         return rc;
@@ -643,9 +766,13 @@ static int32_t scale_cluster(struct scale *c, const json_t *chosen, const json_t
     c->changed = json_deep_copy(json_array_get(c->r->docs, c->document));
     if (!c->changed)
         return MGO_ENOMEM;
-    rc = c->q->replicas == c->from ? unchanged(c, report, &result) : changed(c, &result);
+    int same = c->q->replicas == c->from;
+    rc = same ? keep_size(c) : write_size(c);
     if (rc == MGO_EINVAL)
         return invalid_after(c, ret_result, ret_len);
+    if (rc == MGO_OK)
+        rc = same ? planned(c, &c->before, report, &result)
+                  : planned(c, &c->after, c->report, &result);
     if (rc != MGO_OK)
         return rc;
     core_log(MGO_LOG_DEBUG,

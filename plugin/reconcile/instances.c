@@ -5,6 +5,7 @@
  * primary last). The drain itself is mgo_drain's business; here it is requested, cancelled
  * when it became pointless, and finished.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,16 +25,6 @@ int plan_inst_cmp(const void *a, const void *b)
         return x->index < y->index ? -1 : 1;
     int pools = strcmp(x->g ? x->g->pool : "", y->g ? y->g->pool : "");
     return pools ? pools : strcmp(x->name, y->name);
-}
-
-static const json_t *desired_instance(struct plan *p, const char *name)
-{
-    char key[600];
-    const json_t *d =
-        json_object_get(p->desired, plan_kind_key(RENDER_KIND_POD, name, key, sizeof(key)));
-    return d ? d
-             : json_object_get(p->desired,
-                               plan_kind_key(RENDER_KIND_INSTANCE, name, key, sizeof(key)));
 }
 
 static int is_primary(const json_t *obs)
@@ -80,53 +71,20 @@ int plan_in_shard(const struct model_shard *s, const json_t *labels)
            strcmp(sh, s->shard) == 0;
 }
 
-/* Every desired instance of the shard, then every observed one the spec does not want. */
-static struct plan_inst *collect(struct plan *p, const struct model_shard *s, size_t *ret_n)
+/* The observed instance `name` under `kind`, or under either instance kind when kind is NULL. */
+static const json_t *observed_instance(const json_t *observed, const char *kind, const char *name)
 {
-    size_t cap = 0, n = 0;
-    for (size_t i = 0; i < s->ngroups; i++)
-        cap += (size_t)s->groups[i].replicas;
-    cap += json_object_size(p->observed);
-    struct plan_inst *v = core_calloc(cap + 1, sizeof(*v));
-    if (!v)
-        return NULL;
     char key[600];
-    for (size_t i = 0; i < s->ngroups; i++)
-        for (int k = 0; k < s->groups[i].replicas; k++) {
-            char name[80];
-            model_instance_name(&s->groups[i], k, name, sizeof(name));
-            const json_t *d = desired_instance(p, name);
-            if (!d)
-                continue; /* the target renders every instance; nothing to plan without it */
-            struct plan_inst *x = &v[n++];
-            x->desired = d;
-            x->name = plan_str(json_object_get(x->desired, "metadata"), "name");
-            x->g = &s->groups[i];
-            x->index = k;
-            const json_t *obs =
-                json_object_get(p->observed, plan_kind_key(plan_str(x->desired, "kind"), x->name,
-                                                           key, sizeof(key)));
-            if (obs)
-                plan_inst_observe(x, obs);
-        }
-    const char *k;
-    const json_t *o;
-    json_object_foreach (p->observed, k, o) {
-        const json_t *labels = json_object_get(o, "labels");
-        if (!plan_is_instance_kind(plan_str(o, "kind")) || !plan_in_shard(s, labels) ||
-            json_object_get(p->desired, k))
-            continue;
-        struct plan_inst *x = &v[n++];
-        x->name = plan_str(o, "name");
-        x->g = plan_shard_group(s, labels);
-        x->index = x->g ? model_instance_index(x->g->pod_base, x->name) : -1;
-        plan_inst_observe(x, o);
-    }
-    *ret_n = n;
-    return v;
+    if (kind)
+        return json_object_get(observed, plan_kind_key(kind, name, key, sizeof(key)));
+    const json_t *o =
+        json_object_get(observed, plan_kind_key(RENDER_KIND_POD, name, key, sizeof(key)));
+    return o ? o
+             : json_object_get(observed,
+                               plan_kind_key(RENDER_KIND_INSTANCE, name, key, sizeof(key)));
 }
 
-void plan_place_cells(const struct model *m, struct plan_inst *v, size_t n)
+static void place_cells(const struct model *m, struct plan_inst *v, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         v[i].cell_pos = m->ncells;
@@ -134,6 +92,63 @@ void plan_place_cells(const struct model *m, struct plan_inst *v, size_t n)
             if (strcmp(m->cells[c].name, v[i].g->cell) == 0)
                 v[i].cell_pos = c;
     }
+}
+
+int plan_collect(const struct model *m, const struct model_shard *s, const json_t *observed,
+                 const struct plan_wanted *w, struct plan_shard_instances *ret)
+{
+    size_t cap = 1 + json_object_size(observed), n = 0;
+    for (size_t i = 0; i < s->ngroups; i++)
+        cap += (size_t)s->groups[i].replicas;
+    struct plan_inst *v = core_calloc(cap, sizeof(*v));
+    char(*names)[PLAN_INSTANCE_NAME_MAX] = core_calloc(cap, sizeof(*names));
+    if (!v || !names)
+        goto fail;
+    for (size_t i = 0; i < s->ngroups; i++)
+        for (int k = 0; k < s->groups[i].replicas; k++) {
+            model_instance_name(&s->groups[i], k, names[n], sizeof(names[n]));
+            const json_t *d = w->instance(w->ctx, &s->groups[i], k, names[n]);
+            if (!d)
+                continue;
+            struct plan_inst *x = &v[n];
+            x->name = names[n++];
+            x->desired = d;
+            x->g = &s->groups[i];
+            x->index = k;
+            const json_t *obs = observed_instance(observed, plan_str(d, "kind"), x->name);
+            if (obs)
+                plan_inst_observe(x, obs);
+        }
+    const char *key;
+    const json_t *o;
+    json_object_foreach ((json_t *)observed, key, o) {
+        const json_t *labels = json_object_get(o, "labels");
+        if (!plan_is_instance_kind(plan_str(o, "kind")) || !plan_in_shard(s, labels) ||
+            w->wants(w->ctx, key, o))
+            continue;
+        struct plan_inst *x = &v[n++];
+        x->name = plan_str(o, "name");
+        x->g = plan_shard_group(s, labels);
+        x->index = x->g ? model_instance_index(x->g->pod_base, x->name) : -1;
+        plan_inst_observe(x, o);
+    }
+    place_cells(m, v, n);
+    qsort(v, n, sizeof(*v), plan_inst_cmp);
+    ret->v = v;
+    ret->n = n;
+    ret->names = names;
+    return 0;
+fail:
+    core_free(v);
+    core_free(names);
+    return -ENOMEM;
+}
+
+void plan_shard_instances_fini(struct plan_shard_instances *si)
+{
+    core_free(si->v);
+    core_free(si->names);
+    memset(si, 0, sizeof(*si));
 }
 
 /* Is x a better scale-down victim than y? Never the primary while another candidate exists;
@@ -197,18 +212,22 @@ static void report_overdue(struct plan *p, const struct plan_inst *x)
                RECONCILE_DRAIN_DEADLINE_MS / 60000);
 }
 
-/* Finish drains, cancel pointless ones, create what is missing. Returns nonzero when the shard
- * has a step under way (then no new drain starts). */
-/* The data volume of instance `name` (kind of the instance), when observed. */
-static const json_t *volume_of(const struct plan *p, const char *instance_kind, const char *name)
+/* The data volume of instance `name` when observed: a PVC for a Pod, a Volume for an Instance,
+ * either when the instance's kind is not known (NULL). */
+static const json_t *volume_of(const json_t *observed, const char *instance_kind, const char *name)
 {
-    int pvc = strcmp(instance_kind, RENDER_KIND_POD) == 0;
     char vol[300], key[600];
-    int w = snprintf(vol, sizeof(vol), "%s%s", pvc ? "data-" : "", name);
-    if (w < 0 || (size_t)w >= sizeof(vol))
-        return NULL;
-    return json_object_get(p->observed, plan_kind_key(pvc ? RENDER_KIND_PVC : RENDER_KIND_VOLUME,
-                                                      vol, key, sizeof(key)));
+    const json_t *found = NULL;
+    if (!instance_kind || strcmp(instance_kind, RENDER_KIND_POD) == 0) {
+        int w = snprintf(vol, sizeof(vol), "data-%s", name);
+        if (w > 0 && (size_t)w < sizeof(vol))
+            found =
+                json_object_get(observed, plan_kind_key(RENDER_KIND_PVC, vol, key, sizeof(key)));
+    }
+    if (!found && (!instance_kind || strcmp(instance_kind, RENDER_KIND_INSTANCE) == 0))
+        found =
+            json_object_get(observed, plan_kind_key(RENDER_KIND_VOLUME, name, key, sizeof(key)));
+    return found;
 }
 
 /* Process target: the reload-class settings changed and the spec did not: the host rewrites
@@ -221,82 +240,149 @@ static int needs_reload(const struct plan_inst *x)
            want && (!have || strcmp(want, have) != 0);
 }
 
-static int settle(struct plan *p, struct plan_inst *v, size_t n)
+enum plan_step plan_inst_step(const json_t *observed, const struct plan_inst *x)
 {
-    int acted = 0, under_way = 0;
+    if (!x->obs) {
+        const json_t *vol = volume_of(observed, plan_str(x->desired, "kind"), x->name);
+        /* its old volume is still going: it is created on a fresh one after */
+        return vol && json_is_true(json_object_get(vol, "deleting")) ? PLAN_STEP_OLD_VOLUME
+                                                                     : PLAN_STEP_CREATE;
+    }
+    if (x->deleting)
+        return PLAN_STEP_DELETING;
+    if (x->drain && strcmp(x->drain, "ready-for-deletion") == 0)
+        return PLAN_STEP_DELETE;
+    /* A reverted scale-down or an already-current instance: nothing left to drain for. */
+    if (x->drain && strcmp(x->drain, "requested") == 0 && x->desired && x->current)
+        return PLAN_STEP_CANCEL;
+    if (x->drain)
+        return PLAN_STEP_DRAINING;
+    return needs_reload(x) ? PLAN_STEP_RELOAD : PLAN_STEP_NONE;
+}
+
+/* Finish drains, cancel pointless ones, create what is missing, reload in place: the actions of
+ * each instance's step (plan_inst_step). */
+static void settle(struct plan *p, const struct plan_inst *v, size_t n)
+{
     for (size_t i = 0; i < n; i++) {
-        struct plan_inst *x = &v[i];
-        const json_t *vol = x->obs ? NULL : volume_of(p, plan_str(x->desired, "kind"), x->name);
-        if (vol && json_is_true(json_object_get(vol, "deleting"))) {
-            under_way = 1; /* its old volume is still going: create it on a fresh one after */
-        } else if (!x->obs) {
+        const struct plan_inst *x = &v[i];
+        switch (plan_inst_step(p->observed, x)) {
+        case PLAN_STEP_NONE:
+            continue;
+        case PLAN_STEP_CREATE:
             plan_apply(p, x->desired, "create");
             plan_event(p, "Normal", "Created", plan_str(x->desired, "kind"), x->name,
                        "instance %ld of pool %s in cell %s", x->index, x->g->pool, x->g->cell);
-            acted = 1;
-        } else if (x->deleting) {
-            under_way = 1;
-        } else if (x->drain && strcmp(x->drain, "ready-for-deletion") == 0) {
+            break;
+        case PLAN_STEP_OLD_VOLUME:
+        case PLAN_STEP_DELETING:
+            break;
+        case PLAN_STEP_DELETE:
             plan_delete(p, x->obs, "drained");
             plan_event(p, "Normal", "Deleted", plan_str(x->obs, "kind"), x->name,
                        "drain complete; instance removed");
             finish_volume(p, x);
-            acted = 1;
-        } else if (x->drain && strcmp(x->drain, "requested") == 0 && x->desired && x->current) {
-            /* A reverted scale-down or an already-current instance: nothing left to do. */
+            break;
+        case PLAN_STEP_CANCEL:
             plan_annotate(p, x->obs, RECONCILE_DRAIN_STATE, NULL, RECONCILE_DRAIN_REQUESTED_AT,
                           NULL);
             plan_event(p, "Normal", "DrainCancelled", plan_str(x->obs, "kind"), x->name,
                        "the spec wants this instance as it is");
-            acted = 1;
-        } else if (x->drain) {
-            under_way = 1;
+            break;
+        case PLAN_STEP_DRAINING:
             report_overdue(p, x);
-        } else if (needs_reload(x)) {
+            break;
+        case PLAN_STEP_RELOAD:
             plan_apply(p, x->desired, "reload");
             plan_event(p, "Normal", "ReloadRequested", plan_str(x->obs, "kind"), x->name,
                        "reload-class PostgreSQL settings changed: apply them in place");
-            acted = 1;
+            break;
         }
-    }
-    if (acted || under_way)
         p->busy = 1;
-    return acted || under_way;
+    }
 }
 
-/* The rest of the shard is ready: the gate before taking a ready instance away. */
-const struct plan_inst *plan_first_unready_other(const struct plan_inst *v, size_t n,
-                                                 const struct plan_inst *except)
+size_t plan_blockers(const json_t *observed, const struct plan_inst *v, size_t n,
+                     const struct plan_inst *gate_for, struct plan_blocker *out)
 {
+    size_t primaries = 0, k = 0;
     for (size_t i = 0; i < n; i++)
-        if (&v[i] != except && v[i].desired && !v[i].ready)
-            return &v[i];
+        primaries += v[i].obs && v[i].primary;
+    for (size_t i = 0; i < n; i++) {
+        const struct plan_inst *x = &v[i];
+        struct plan_blocker b = {.x = x, .step = plan_inst_step(observed, x)};
+        if (b.step != PLAN_STEP_NONE)
+            b.why = PLAN_WAIT_STEP;
+        else if (primaries > 1 && x->obs && x->primary)
+            b.why = PLAN_WAIT_PRIMARIES;
+        else if (gate_for && x != gate_for && x->desired && !x->ready)
+            b.why = PLAN_WAIT_GATE;
+        else
+            continue;
+        out[k++] = b;
+    }
+    return k;
+}
+
+/* A step in words, or NULL for a drain under way (its state is named). */
+static const char *step_in_words(enum plan_step step)
+{
+    switch (step) {
+    case PLAN_STEP_CREATE:
+        return "does not exist yet";
+    case PLAN_STEP_OLD_VOLUME:
+        return "its old volume is being deleted";
+    case PLAN_STEP_DELETING:
+        return "being deleted";
+    case PLAN_STEP_CANCEL:
+        return "drain being cancelled";
+    case PLAN_STEP_RELOAD:
+        return "settings being reloaded";
+    case PLAN_STEP_DELETE:
+    case PLAN_STEP_DRAINING:
+    case PLAN_STEP_NONE:
+        break;
+    }
     return NULL;
 }
 
-static int scale_down(struct plan *p, const struct model_shard *s, struct plan_inst *v, size_t n)
+const char *plan_blocker_reason(const struct plan_blocker *b, char *buf, size_t size)
+{
+    const char *what = b->why == PLAN_WAIT_PRIMARIES ? "one of several primaries"
+                       : b->why == PLAN_WAIT_GATE    ? "not ready"
+                                                     : step_in_words(b->step);
+    if (what)
+        (void)snprintf(buf, size, "%s", what);
+    else
+        (void)snprintf(buf, size, "drain under way (%.60s)", b->x->drain ? b->x->drain : "");
+    core_utf8_sanitize(buf); /* the drain state is host text, cut anywhere */
+    return buf;
+}
+
+/* The first blocker of kind `why`, or NULL. */
+static const struct plan_blocker *first_blocker(const struct plan_blocker *b, size_t n,
+                                                enum plan_wait why)
+{
+    for (size_t i = 0; i < n; i++)
+        if (b[i].why == why)
+            return &b[i];
+    return NULL;
+}
+
+/* The scale-down victim: among the instances the spec no longer wants (lifecycle.md "Scale
+ * down"), or NULL. */
+static const struct plan_inst *scale_down_victim(const struct plan_inst *v, size_t n)
 {
     const struct plan_inst *victim = NULL;
     for (size_t i = 0; i < n; i++)
         if (!v[i].desired && (!victim || plan_better_victim(&v[i], victim)))
             victim = &v[i];
-    if (!victim)
-        return 0;
-    const struct plan_inst *unready = plan_first_unready_other(v, n, victim);
-    if (unready) {
-        plan_event(p, "Warning", "ScaleDownBlocked", plan_str(victim->obs, "kind"), victim->name,
-                   "shard %s/%s/%s: waiting for %s to be ready before removing an instance",
-                   s->database, s->tablegroup, s->shard, unready->name);
-        p->blocked = 1;
-        return 1;
-    }
-    request_drain(p, victim, "DrainStarted", "scale-down: the spec no longer wants it");
-    return 1;
+    return victim;
 }
 
-/* One rolling step: a drifted standby (a not-ready one first, as replacing it risks nothing),
- * in index order; the primary only when it is the last drifted instance. */
-static void roll(struct plan *p, const struct model_shard *s, struct plan_inst *v, size_t n)
+/* The next rolling step: a drifted standby (a not-ready one first, as replacing it risks
+ * nothing), in index order; the primary only when it is the last drifted instance. NULL: none. */
+static const struct plan_inst *rolling_pick(const struct plan_inst *v, size_t n)
 {
     const struct plan_inst *pick = NULL, *primary = NULL;
     for (size_t i = 0; i < n; i++) {
@@ -309,23 +395,62 @@ static void roll(struct plan *p, const struct model_shard *s, struct plan_inst *
             pick = x;
         }
     }
-    if (!pick)
-        pick = primary;
-    if (!pick)
+    return pick ? pick : primary;
+}
+
+/* More than one instance reported primary: a failure to report, and no planned step. */
+static void report_two_primaries(struct plan *p, const struct model_shard *s,
+                                 const struct plan_blocker *b, size_t n)
+{
+    const struct plan_blocker *first = first_blocker(b, n, PLAN_WAIT_PRIMARIES);
+    const struct plan_blocker *second =
+        first ? first_blocker(first + 1, n - 1 - (size_t)(first - b), PLAN_WAIT_PRIMARIES) : NULL;
+    if (!second)
         return;
-    /* Only a not-ready standby may go while others are not ready: it serves nothing. */
-    const struct plan_inst *unready =
-        pick->ready || pick->primary ? plan_first_unready_other(v, n, pick) : NULL;
-    if (unready) {
+    char what[700];
+    (void)snprintf(what, sizeof(what), "shard %s/%s/%s has two primaries: %s and %s", s->database,
+                   s->tablegroup, s->shard, first->x->name, second->x->name);
+    core_utf8_sanitize(what);
+    p->failed++;
+    if (json_array_append_new(p->failures, json_string(what)))
+        p->oom = 1;
+}
+
+/*
+ * At most one new drain per shard: for a scale-down (the victim), else for the next rolling
+ * step; none while plan_blockers names anything. Only a not-ready standby may be replaced
+ * while others are not ready (it serves nothing): no health gate for it.
+ */
+static void start_drain(struct plan *p, const struct model_shard *s, const struct plan_inst *v,
+                        size_t n, struct plan_blocker *why)
+{
+    const struct plan_inst *victim = scale_down_victim(v, n);
+    const struct plan_inst *pick = victim ? victim : rolling_pick(v, n);
+    const struct plan_inst *gate_for =
+        victim || (pick && (pick->ready || pick->primary)) ? pick : NULL;
+    size_t nwhy = plan_blockers(p->observed, v, n, gate_for, why);
+    const struct plan_blocker *unready = first_blocker(why, nwhy, PLAN_WAIT_GATE);
+    if (first_blocker(why, nwhy, PLAN_WAIT_STEP))
+        return; /* a step under way (settle): it finishes first */
+    if (first_blocker(why, nwhy, PLAN_WAIT_PRIMARIES)) {
+        report_two_primaries(p, s, why, nwhy); /* never a step while two may take writes */
+    } else if (unready && victim) {
+        plan_event(p, "Warning", "ScaleDownBlocked", plan_str(pick->obs, "kind"), pick->name,
+                   "shard %s/%s/%s: waiting for %s to be ready before removing an instance",
+                   s->database, s->tablegroup, s->shard, unready->x->name);
+        p->blocked = 1;
+    } else if (unready) {
         plan_event(p, "Warning", "RollingUpdateBlocked", plan_str(pick->obs, "kind"), pick->name,
                    "shard %s/%s/%s: waiting for %s to be ready before the next rolling step",
-                   s->database, s->tablegroup, s->shard, unready->name);
+                   s->database, s->tablegroup, s->shard, unready->x->name);
         p->blocked = 1;
-        return;
+    } else if (victim) {
+        request_drain(p, victim, "DrainStarted", "scale-down: the spec no longer wants it");
+    } else if (pick) {
+        request_drain(p, pick, pick->primary ? "RollingUpdateStarted" : "PodUpdated",
+                      pick->primary ? "rolling update: the primary is last, through a switchover"
+                                    : "rolling update: the spec changed");
     }
-    request_drain(p, pick, pick->primary ? "RollingUpdateStarted" : "PodUpdated",
-                  pick->primary ? "rolling update: the primary is last, through a switchover"
-                                : "rolling update: the spec changed");
 }
 
 static int add_status(struct plan *p, const struct model_shard *s, const struct plan_inst *v,
@@ -407,49 +532,47 @@ static void sweep_volumes(struct plan *p, const struct model_shard *s)
     }
 }
 
-/* More than one instance reported primary: a failure to report, and no planned step. */
-static int two_primaries(struct plan *p, const struct model_shard *s, const struct plan_inst *v,
-                         size_t n)
+/* The pass's view of what the spec wants: the rendered objects. */
+static const json_t *rendered_instance(void *ctx, const struct model_group *g, int index,
+                                       const char *name)
 {
-    const struct plan_inst *first = NULL;
-    for (size_t i = 0; i < n; i++) {
-        if (!v[i].obs || !v[i].primary)
-            continue;
-        if (!first) {
-            first = &v[i];
-            continue;
-        }
-        char what[700];
-        (void)snprintf(what, sizeof(what), "shard %s/%s/%s has two primaries: %s and %s",
-                       s->database, s->tablegroup, s->shard, first->name, v[i].name);
-        core_utf8_sanitize(what);
-        p->failed++;
-        if (json_array_append_new(p->failures, json_string(what)))
-            p->oom = 1;
-        return 1;
-    }
-    return 0;
+    const struct plan *p = ctx;
+    (void)g;
+    (void)index;
+    /* The target renders every instance (a Pod or an Instance); nothing to plan without it. */
+    char key[600];
+    const json_t *d =
+        json_object_get(p->desired, plan_kind_key(RENDER_KIND_POD, name, key, sizeof(key)));
+    return d ? d
+             : json_object_get(p->desired,
+                               plan_kind_key(RENDER_KIND_INSTANCE, name, key, sizeof(key)));
+}
+
+static int rendered_key(void *ctx, const char *key, const json_t *obs)
+{
+    const struct plan *p = ctx;
+    (void)obs;
+    return json_object_get(p->desired, key) != NULL;
 }
 
 static void plan_shard(struct plan *p, const struct model_shard *s)
 {
-    size_t n = 0;
-    struct plan_inst *v = collect(p, s, &n);
-    if (!v) {
+    struct plan_wanted w = {.instance = rendered_instance, .wants = rendered_key, .ctx = p};
+    struct plan_shard_instances si = {0};
+    struct plan_blocker *why = NULL;
+    if (plan_collect(p->in->m, s, p->observed, &w, &si) ||
+        !(why = core_calloc(si.n + 1, sizeof(*why)))) {
         p->oom = 1;
-        return;
+        goto out;
     }
-    plan_place_cells(p->in->m, v, n);
-    qsort(v, n, sizeof(*v), plan_inst_cmp);
-    int busy = settle(p, v, n);
-    if (!busy && two_primaries(p, s, v, n))
-        busy = 1; /* never a planned step while the shard may have two writable primaries */
-    if (!busy && !scale_down(p, s, v, n))
-        roll(p, s, v, n);
+    settle(p, si.v, si.n);
+    start_drain(p, s, si.v, si.n, why);
     sweep_volumes(p, s);
-    if (add_status(p, s, v, n))
+    if (add_status(p, s, si.v, si.n))
         p->oom = 1;
-    core_free(v);
+out:
+    core_free(why);
+    plan_shard_instances_fini(&si);
 }
 
 void plan_instances(struct plan *p)

@@ -110,7 +110,42 @@ struct plan_inst {
     int ready, primary, deleting, current;
 };
 
-/* The rule pieces mgo_scale's plan shares with the pass (plugin/api_scale.c). */
+/* ---- the instance rules the pass shares with mgo_scale's plan (plugin/api_scale.c) ---- */
+
+/* "<pod_base>-<index>" fits: pod_base is at most 60 characters, an index at most 10 digits. */
+#define PLAN_INSTANCE_NAME_MAX 80
+
+/*
+ * What the spec wants of a shard's instances, as plan_collect asks it. `instance` gives the
+ * desired object of instance `index` of group g (named `name`), or NULL when there is nothing
+ * to plan it with; its "kind" is the kind the instance is looked up under among the observed
+ * (an object without "kind" matches an observed Pod or Instance). `wants` says whether the
+ * spec wants the observed object under `key` ("Kind/name") in any shard: such an object is
+ * never taken for a leftover of the shard its labels name (its name says where it belongs).
+ */
+struct plan_wanted {
+    const json_t *(*instance)(void *ctx, const struct model_group *g, int index, const char *name);
+    int (*wants)(void *ctx, const char *key, const json_t *obs);
+    void *ctx;
+};
+
+/* A shard's instances in rolling order (plan_inst_cmp). v[i].name may point into names. */
+struct plan_shard_instances {
+    struct plan_inst *v;
+    size_t n;
+    char (*names)[PLAN_INSTANCE_NAME_MAX];
+};
+
+/*
+ * Collect shard s of model m as a pass sees it: every instance the spec wants (w->instance, for
+ * each group's indexes below its replicasPerCell), observed or missing; then every observed
+ * instance labelled into the shard that the spec does not want (w->wants), a leftover. observed
+ * maps "Kind/name" to observed entries (struct plan's observed). 0, or -ENOMEM (nothing to
+ * release); on success plan_shard_instances_fini releases *ret.
+ */
+int plan_collect(const struct model *m, const struct model_shard *s, const json_t *observed,
+                 const struct plan_wanted *w, struct plan_shard_instances *ret);
+void plan_shard_instances_fini(struct plan_shard_instances *si);
 
 /* Set x's observed state from obs (an observed entry): drain state, ready, role, deleting and,
  * when x->desired is set, whether its spec hash is current. */
@@ -118,16 +153,52 @@ void plan_inst_observe(struct plan_inst *x, const json_t *obs);
 /* Do hierarchy labels place an object in shard s? Its pool x cell group there, or NULL. */
 int plan_in_shard(const struct model_shard *s, const json_t *labels);
 const struct model_group *plan_shard_group(const struct model_shard *s, const json_t *labels);
-/* Fill cell_pos of v[0..n) from spec.cells. */
-void plan_place_cells(const struct model *m, struct plan_inst *v, size_t n);
 /* qsort order of a shard's instances: cell by cell in spec.cells order, then numeric index. */
 int plan_inst_cmp(const void *a, const void *b);
 /* The scale-down victim rule (lifecycle.md "Scale down"): is x to go before y? */
 int plan_better_victim(const struct plan_inst *x, const struct plan_inst *y);
-/* The health gate: the first instance of v[0..n) other than `except` that the spec wants and
- * that is not ready (missing counts as not ready), or NULL. */
-const struct plan_inst *plan_first_unready_other(const struct plan_inst *v, size_t n,
-                                                 const struct plan_inst *except);
+
+/* What a pass does with one instance before it considers a new drain (lifecycle.md "How a
+ * reconcile pass decides"); anything but PLAN_STEP_NONE keeps the shard from a new drain. */
+enum plan_step {
+    PLAN_STEP_NONE,
+    PLAN_STEP_CREATE,     /* missing: created in this pass */
+    PLAN_STEP_OLD_VOLUME, /* missing, its old volume still being deleted: created after it */
+    PLAN_STEP_DELETING,   /* being deleted */
+    PLAN_STEP_DELETE,     /* drained (ready-for-deletion): deleted in this pass */
+    PLAN_STEP_CANCEL,     /* drain requested on an instance the spec wants as it is: cancelled */
+    PLAN_STEP_DRAINING,   /* a drain under way */
+    PLAN_STEP_RELOAD,     /* reload-class settings changed: applied in place (process target) */
+};
+
+/* The step of x; observed as in plan_collect (for the volume of a missing instance). Pure. */
+enum plan_step plan_inst_step(const json_t *observed, const struct plan_inst *x);
+
+/* Why an instance keeps the shard from a new drain, in the order the pass checks them. */
+enum plan_wait {
+    PLAN_WAIT_STEP,      /* a step under way (plan_inst_step) */
+    PLAN_WAIT_PRIMARIES, /* it reports primary, and so does another: never a planned step */
+    PLAN_WAIT_GATE,      /* the health gate: the spec wants it and it is not ready */
+};
+
+struct plan_blocker {
+    const struct plan_inst *x;
+    enum plan_wait why;
+    enum plan_step step; /* for PLAN_WAIT_STEP */
+};
+
+/*
+ * Why the pass starts no new drain in shard v[0..n): every instance with a step under way,
+ * every instance reporting primary when more than one does, and, when gate_for is not NULL, the
+ * health gate before draining gate_for: every other instance the spec wants that is not ready
+ * (missing counts as not ready). Each instance once, with the first of these reasons that
+ * applies, in v's order, into out (room for n). Returns how many; 0: a drain of gate_for may
+ * start now. observed as in plan_collect. Pure: the pass and mgo_scale's plan both decide by it.
+ */
+size_t plan_blockers(const json_t *observed, const struct plan_inst *v, size_t n,
+                     const struct plan_inst *gate_for, struct plan_blocker *out);
+/* A blocker's reason in words (docs/abi.md "mgo_scale", waiting_for), into buf. */
+const char *plan_blocker_reason(const struct plan_blocker *b, char *buf, size_t size);
 
 /* status.c */
 int plan_status(struct plan *p, json_t **ret_status);

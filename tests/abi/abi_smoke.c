@@ -299,7 +299,7 @@ static void check_codes(void)
     }
 }
 
-static void check_unsupported(void)
+static void check_empty_requests(void)
 {
     static const char req[] = "{}";
     mgo_plugin *p = NULL;
@@ -404,7 +404,7 @@ int main(void)
     check_open_arguments();
     check_allocator();
     check_codes();
-    check_unsupported();
+    check_empty_requests();
     check_log_level(MGO_LOG_DEBUG, 1);
     check_log_level(MGO_LOG_ERROR, 0);
     check_log_level(MGO_LOG_INFO, 0);

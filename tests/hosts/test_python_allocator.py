@@ -7,7 +7,8 @@ the calls must be nonzero and balanced: every block the library took from the al
 back, and the library handed back only pointers that came from it. A result freed after its
 handle was closed must still go to the host's free.
 
-Then every allocation of an open + validate is failed in turn (see fault_sweep). Library issues
+Then every allocation of an open + validate (and of a reconcile pass and of scale plans) is
+failed in turn (see fault_sweep). Library issues
 found that way (leaks, a status other than MGO_ENOMEM) are printed as notes; `--strict` turns them
 into failures. Needs MGO_LIBRARY, MGO_SHARED_DIR and MGO_SOURCE_DIR (ctest sets them).
 
@@ -126,6 +127,42 @@ def reconcile_call(mgo, text):
     return status, json.loads(re.sub(r'"20[0-9][0-9]-[0-9-]+T[0-9:.]+Z"', '"T"', text))
 
 
+def scale_call(fields):
+    """A call of mgo_scale through the raw hook, its request the manifest text with `fields`
+    (pool, replicas, observed) added; the plan holds no timestamp."""
+    def call(mgo, text):
+        request = json.dumps(dict(fields, manifests=text)).encode()
+        out, out_len = ctypes.c_void_p(), ctypes.c_size_t()
+        status = mgo.lib.mgo_scale(mgo._plugin, request, len(request), ctypes.byref(out),
+                                   ctypes.byref(out_len))
+        if not out:
+            raise mgo_host.MgoError("mgo_scale returned no document", status)
+        try:
+            result = ctypes.string_at(out, out_len.value).decode()
+        finally:
+            mgo.lib.mgo_free(out)
+        return status, json.loads(result)
+    return call
+
+
+def observed_of(lib, text):
+    """What a host observes once everything a reconcile pass renders for `text` exists: every
+    object ready, the first instance the primary but not ready, the others standbys."""
+    with mgo_host.Mgo(lib) as mgo:
+        _, result = reconcile_call(mgo, text)
+    observed, primary = [], True
+    for o in result["desired"]:
+        meta = o["metadata"]
+        entry = {"kind": o["kind"], "name": meta["name"], "labels": meta.get("labels", {}),
+                 "annotations": meta.get("annotations", {}), "ready": True}
+        if o["kind"] == "Instance":
+            entry.update(role="primary" if primary else "standby", ready=not primary,
+                         ports={"port": o["spec"]["port"]})
+            primary = False
+        observed.append(entry)
+    return {"objects": observed}
+
+
 def fault_sweep(lib, name, text, strict, call=validate_call):
     """Open a handle and validate text while failing the n-th allocation, for n = 1, 2, ...
     until the calls complete without reaching n.
@@ -240,6 +277,19 @@ def main():
     # the same through a reconcile pass: model, render, plan and status
     fault_sweep(lib, "reconcile of the valid sample", read(VALID),
                 strict="--strict" in sys.argv[1:], call=reconcile_call)
+    # and through mgo_scale: the size written (the sample's pool exists only by default), the
+    # shard collected and planned; then over observed objects, where the health gate waits
+    fault_sweep(lib, "scale of the valid sample", read(VALID), strict="--strict" in sys.argv[1:],
+                call=scale_call({"pool": "default", "replicas": 4}))
+    observed_scale = scale_call({"pool": "default", "replicas": 1,
+                                 "observed": observed_of(lib, read(VALID))})
+    with mgo_host.Mgo(lib) as mgo:
+        status, plan = observed_scale(mgo, read(VALID))
+    check(status == mgo_host.MGO_OK and len(plan["drain"]) == 1 and
+          [w["reason"] for w in plan["waiting_for"]] == ["not ready"],
+          "the observed scale plan drains one instance behind the health gate")
+    fault_sweep(lib, "scale of the valid sample, observed", read(VALID),
+                strict="--strict" in sys.argv[1:], call=observed_scale)
 
     if failures:
         print(f"{len(failures)} check(s) failed", file=sys.stderr)
