@@ -26,6 +26,7 @@
 #define CONVERGE_MAX_NODES           32
 #define CONVERGE_MAX_SETTINGS        256
 #define CONVERGE_MAX_VALUE           1024
+#define MAX_ELEMENTS                 64
 
 /* Replication settings mgo keeps in postgresql.auto.conf itself: never reset, never taken as
  * reload-class settings of the spec. */
@@ -117,6 +118,114 @@ static int wait_for(struct converge *c, const char *instance, const char *fmt, .
 
 /* ---- the request --------------------------------------------------------------------------- */
 
+/* Parameters whose value is a list (GUC_LIST_QUOTE in PostgreSQL): ALTER SYSTEM takes each
+ * element as its own literal, and writes them quoted where needed. PostgreSQL reads the first
+ * two as identifiers (SplitIdentifierString: a bare element lower-cased), the others as paths
+ * (SplitDirectoriesString: kept as written, spaces inside allowed). */
+static const char *const list_settings[] = {"search_path", "temp_tablespaces",
+                                            "session_preload_libraries", "local_preload_libraries",
+                                            NULL};
+
+/* 0: not a list; 1: a list of identifiers; 2: a list of paths. */
+static int list_kind(const char *name)
+{
+    for (size_t i = 0; list_settings[i]; i++)
+        if (strcmp(list_settings[i], name) == 0)
+            return i < 2 ? 1 : 2;
+    return 0;
+}
+
+/* Parameters PostgreSQL refuses in a configuration file (GUC_DISALLOW_IN_FILE). */
+static const char *const not_in_file[] = {"role",
+                                          "session_authorization",
+                                          "transaction_isolation",
+                                          "transaction_read_only",
+                                          "transaction_deferrable",
+                                          "seed",
+                                          NULL};
+
+/* Split a list value the way PostgreSQL reads it for its kind: elements separated by commas,
+ * each double-quoted ("" for a quote) or bare, spaces around them ignored; a bare identifier is
+ * lower-cased and ends at a space, a bare path keeps its case and inner spaces. The elements go
+ * to `out` (an array); "" and a single empty element are both the empty list. 0, -EINVAL
+ * (malformed), -ENOMEM. */
+static int split_list(const char *v, int kind, json_t *out)
+{
+    char buf[CONVERGE_MAX_VALUE + 1];
+    const char *p = v + strspn(v, " \t\n\r");
+    if (!*p || strcmp(p, "\"\"") == 0)
+        return 0;
+    for (;;) {
+        size_t n = 0;
+        if (*p == '"') {
+            for (p++;; p++) {
+                if (!*p)
+                    return -EINVAL;
+                if (*p == '"' && p[1] != '"')
+                    break;
+                if (*p == '"')
+                    p++;
+                if (n + 1 >= sizeof(buf))
+                    return -EINVAL;
+                buf[n++] = *p;
+            }
+            p++;
+        } else {
+            while (*p && *p != ',' && (kind == 2 || !strchr(" \t\n\r", *p)) &&
+                   n + 1 < sizeof(buf)) {
+                buf[n++] = (char)(kind == 1 && *p >= 'A' && *p <= 'Z' ? *p + 32 : *p);
+                p++;
+            }
+            while (n > 0 && strchr(" \t\n\r", buf[n - 1]))
+                n--;
+            if (n == 0)
+                return -EINVAL;
+        }
+        buf[n] = '\0';
+        if (json_array_size(out) >= MAX_ELEMENTS)
+            return -EINVAL;
+        if (json_array_append_new(out, json_string(buf)))
+            return core_allocation_failed() ? -ENOMEM : -EINVAL;
+        p += strspn(p, " \t\n\r");
+        if (!*p)
+            return 0;
+        if (*p != ',')
+            return -EINVAL;
+        p++;
+        p += strspn(p, " \t\n\r");
+    }
+}
+
+/* Do two values of `name` mean the same (a list compared element by element)? */
+static int same_value(const char *name, const char *a, const char *b)
+{
+    int kind = list_kind(name);
+    if (!kind)
+        return strcmp(a, b) == 0;
+    json_t *x = json_array(), *y = json_array();
+    int same =
+        x && y && split_list(a, kind, x) == 0 && split_list(b, kind, y) == 0 && json_equal(x, y);
+    json_decref(x);
+    json_decref(y);
+    return same;
+}
+
+static int is_one_of(const char *const *list, const char *name)
+{
+    for (size_t i = 0; list[i]; i++)
+        if (strcmp(list[i], name) == 0)
+            return 1;
+    return 0;
+}
+
+static int list_is_valid(const char *v, int kind)
+{
+    json_t *x = json_array();
+    int ok = x && split_list(v, kind, x) == 0;
+    json_decref(x);
+    return ok;
+}
+
 /* The request's settings, checked, into c->want: names trimmed and lower-cased as validation
  * reads postgresConfig, each a known reload-class parameter mgo does not manage itself, each value
  * one that validation accepts. */
@@ -160,6 +269,11 @@ static int32_t read_settings(struct converge *c, const json_t *settings, char *m
             why = "restart-class (postmaster context): it changes through a rolling update";
         else if (is_managed(name))
             why = "managed by mgo itself";
+        else if (is_one_of(not_in_file, name))
+            why = "PostgreSQL does not take it in a configuration file";
+        else if (list_kind(name) && !list_is_valid(json_string_value(v), list_kind(name)))
+            why = "not a list PostgreSQL can read (names separated by commas, \"quoted\" "
+                  "where needed)";
         else if (json_object_get(c->want, name))
             why = "given twice (names compare without regard to case and surrounding spaces)";
         if (why) {
@@ -330,83 +444,9 @@ static int32_t probe_failed(int rc, char *msg, size_t size)
 
 /* ---- reload-class settings ----------------------------------------------------------------- */
 
-#define AUTO_CONF    "current_setting('data_directory') || '/postgresql.auto.conf'"
-#define MARKER       "mgo.settings_hash"
-#define MARKER_SQL   "SELECT current_setting('" MARKER "', true)"
-#define MAX_ELEMENTS 64
-
-/* Parameters whose value is a list of identifiers (GUC_LIST_QUOTE in PostgreSQL): ALTER SYSTEM
- * takes each element as its own literal, and writes them quoted where needed. */
-static const char *const list_settings[] = {"search_path", "temp_tablespaces",
-                                            "session_preload_libraries", "local_preload_libraries",
-                                            NULL};
-
-static int is_list(const char *name)
-{
-    for (size_t i = 0; list_settings[i]; i++)
-        if (strcmp(list_settings[i], name) == 0)
-            return 1;
-    return 0;
-}
-
-/* Split a list value the way PostgreSQL reads it (SplitIdentifierString): elements separated by
- * commas, each double-quoted ("" for a quote) or bare (then lower-cased), spaces around them
- * ignored. The elements go to `out` (an array). 0, -EINVAL (malformed), -ENOMEM. */
-static int split_list(const char *v, json_t *out)
-{
-    char buf[CONVERGE_MAX_VALUE + 1];
-    const char *p = v + strspn(v, " \t\n\r");
-    if (!*p)
-        return 0;
-    for (;;) {
-        size_t n = 0;
-        if (*p == '"') {
-            for (p++;; p++) {
-                if (!*p)
-                    return -EINVAL;
-                if (*p == '"' && p[1] != '"')
-                    break;
-                if (*p == '"')
-                    p++;
-                if (n + 1 >= sizeof(buf))
-                    return -EINVAL;
-                buf[n++] = *p;
-            }
-            p++;
-        } else {
-            while (*p && *p != ',' && !strchr(" \t\n\r", *p) && n + 1 < sizeof(buf)) {
-                buf[n++] = (char)(*p >= 'A' && *p <= 'Z' ? *p + 32 : *p);
-                p++;
-            }
-            if (n == 0)
-                return -EINVAL;
-        }
-        buf[n] = '\0';
-        if (json_array_size(out) >= MAX_ELEMENTS)
-            return -EINVAL;
-        if (json_array_append_new(out, json_string(buf)))
-            return core_allocation_failed() ? -ENOMEM : -EINVAL;
-        p += strspn(p, " \t\n\r");
-        if (!*p)
-            return 0;
-        if (*p != ',')
-            return -EINVAL;
-        p++;
-        p += strspn(p, " \t\n\r");
-    }
-}
-
-/* Do two values of `name` mean the same (a list compared element by element)? */
-static int same_value(const char *name, const char *a, const char *b)
-{
-    if (!is_list(name))
-        return strcmp(a, b) == 0;
-    json_t *x = json_array(), *y = json_array();
-    int same = x && y && split_list(a, x) == 0 && split_list(b, y) == 0 && json_equal(x, y);
-    json_decref(x);
-    json_decref(y);
-    return same;
-}
+#define AUTO_CONF  "current_setting('data_directory') || '/postgresql.auto.conf'"
+#define MARKER     "mgo.settings_hash"
+#define MARKER_SQL "SELECT current_setting('" MARKER "', true)"
 
 /* The marker of a set of settings: FNV-1a 64 over the sorted "name=value" lines, in hex. The
  * node has loaded exactly these settings once current_setting(MARKER) reads it. */
@@ -592,11 +632,11 @@ static int write_value(struct pg_conn *conn, const char *name, const char *value
                   : pg_alter_system(conn, name, (const char *const[]){value, NULL}, until, err,
                                     size);
     }
-    if (!is_list(name))
+    if (!list_kind(name))
         return pg_alter_system(conn, name, (const char *const[]){value, NULL}, until, err, size);
     json_t *elements = json_array();
     const char *values[MAX_ELEMENTS + 1] = {0};
-    int rc = elements ? split_list(value, elements) : -ENOMEM;
+    int rc = elements ? split_list(value, list_kind(name), elements) : -ENOMEM;
     if (rc == -EINVAL)
         (void)snprintf(err, size, "%s: \"%.80s\" is not a list of names", name, value);
     for (size_t k = 0; rc == 0 && k < json_array_size(elements); k++)
@@ -611,16 +651,18 @@ static int write_value(struct pg_conn *conn, const char *name, const char *value
 
 /* Put back the file entries of `set` before position `upto` as they were (`have`), after
  * PostgreSQL refused the value at `upto`: bad input changes nothing. */
-static void undo_writes(struct pg_conn *conn, const json_t *set, size_t upto, const json_t *have,
-                        int64_t until)
+static int undo_writes(struct pg_conn *conn, const json_t *set, size_t upto, const json_t *have,
+                       int64_t until, char *err, size_t size)
 {
-    char err[256];
+    int failed = 0;
     for (size_t k = 0; k < upto; k++) {
         const char *name = json_string_value(json_array_get(set, k));
         const json_t *old = json_object_get(have, name);
-        (void)write_value(conn, name, json_is_string(old) ? json_string_value(old) : NULL, until,
-                          err, sizeof(err));
+        if (write_value(conn, name, json_is_string(old) ? json_string_value(old) : NULL, until, err,
+                        size))
+            failed = 1;
     }
+    return failed ? -1 : 0;
 }
 
 /* A node's settings brought in place, within `until`. A failure that retrying may cure (the
@@ -655,9 +697,13 @@ static int32_t converge_settings(struct converge *c, size_t i, const char *marke
                                  : json_string_value(json_object_get(c->want, name)),
                              until, err, sizeof(err));
         if (rc == -EREMOTEIO && strcmp(name, MARKER) != 0 &&
-            (strncmp(pg_sqlstate(conn), "22", 2) == 0 || strcmp(pg_sqlstate(conn), "42601") == 0)) {
-            undo_writes(conn, set, k, have, until);
-            (void)snprintf(msg, size, "settings.%s: PostgreSQL refuses the value: %s", name, err);
+            strcmp(pg_sqlstate(conn), "42501") != 0) {
+            /* the server refuses the setting (its value, or a name it does not take) */
+            char undo[256] = "";
+            int undone = undo_writes(conn, set, k, have, until, undo, sizeof(undo));
+            (void)snprintf(msg, size, "settings.%s: PostgreSQL refuses it: %s%s%.200s", name, err,
+                           undone ? "; putting back the entries written before it failed: " : "",
+                           undone ? undo : "");
             status = MGO_EINVAL;
             goto done;
         }
@@ -916,6 +962,12 @@ static int desired_record(const struct converge *c, const struct cnode *x, const
             json_object_set_new(rec, "port_map", ports = json_object()))
             rc = -ENOMEM;
         int draining = x->drain && strcmp(x->drain, "requested") != 0;
+        /* a node that answers is not shut down, whoever marked its record so */
+        const char *life = str(json_object_get(rec, "lifecycle_status"), "status");
+        if (rc == 0 && life && strcmp(life, "LIFECYCLE_SHUTDOWN") == 0 &&
+            json_object_set_new(rec, "lifecycle_status",
+                                json_pack("{s:s}", "status", "LIFECYCLE_ACTIVE")))
+            rc = -ENOMEM;
         if (rc == 0 &&
             (json_object_set_new(rec, "id",
                                  json_pack("{s:s, s:s, s:s}", "component", "MULTIPOOLER", "cell",
@@ -1003,6 +1055,24 @@ static int publish_if(struct etcd_client *etcd, const char *root, const json_t *
 }
 
 /* One node's record published when it differs from the stored one. */
+/* The record stored at `key` whatever the listing filtered out (another shard key, a damaged
+ * one): *ret NULL and *rev 0 when there is none; a value that does not decode is replaced. */
+static int read_record(struct etcd_client *etcd, const char *key, int64_t tdeadline, json_t **ret,
+                       int64_t *rev)
+{
+    struct etcd_kvs kvs = {0};
+    *ret = NULL;
+    *rev = 0;
+    int rc = etcd_get(etcd, key, strlen(key), topo_remaining_ms(tdeadline), &kvs);
+    if (rc == 0 && kvs.n == 1) {
+        *rev = kvs.items[0].mod_revision;
+        if (topo_decode(TOPO_POOLER, kvs.items[0].value, kvs.items[0].value_len, ret) == -ENOMEM)
+            rc = -ENOMEM;
+    }
+    etcd_kvs_fini(&kvs);
+    return rc;
+}
+
 static int converge_record(struct converge *c, struct etcd_client *etcd, const char *cell,
                            const char *root, const json_t *have, const struct cnode *x,
                            int64_t tdeadline, char *err, size_t err_size)
@@ -1014,10 +1084,22 @@ static int converge_record(struct converge *c, struct etcd_client *etcd, const c
         return -EINVAL;
     }
     json_t *cur = stored_record(have, x->name, key, &rev), *want = NULL;
-    int swapped = 1;
-    int rc = desired_record(c, x, cur, &want, err, err_size);
-    if (rc == 0 && want && !json_equal(cur, want))
+    int swapped = 1, rc = 0;
+    /* twice at most: a record the listing did not show (another shard key) is read by its key */
+    for (int attempt = 0; rc == 0 && attempt < 2; attempt++) {
+        json_decref(want);
+        want = NULL;
+        rc = desired_record(c, x, cur, &want, err, err_size);
+        if (rc || !want || json_equal(cur, want))
+            break;
         rc = publish_if(etcd, root, want, rev, tdeadline, &swapped, err, err_size);
+        if (rc || swapped)
+            break;
+        json_decref(cur);
+        rc = read_record(etcd, key, tdeadline, &cur, &rev);
+        if (rc)
+            (void)snprintf(err, err_size, "%s: etcd did not answer the read", key);
+    }
     if (rc == 0 && want && !json_equal(cur, want))
         rc = swapped ? record_change(c, cell, x->name, cur ? "updated" : "created")
                      : wait_for(c, x->name, "its pooler record changed meanwhile; next call");
@@ -1026,11 +1108,12 @@ static int converge_record(struct converge *c, struct etcd_client *etcd, const c
     return rc;
 }
 
-/* Is there a node of this name that is not gone? */
-static int keeps_record(const struct converge *c, const char *name)
+/* Is there a node of this name in this cell that is not gone? */
+static int keeps_record(const struct converge *c, const char *name, const char *cell)
 {
     for (size_t i = 0; name && i < c->n; i++)
-        if (strcmp(c->nodes[i].name, name) == 0 && !is_gone(&c->nodes[i]))
+        if (strcmp(c->nodes[i].name, name) == 0 && strcmp(c->nodes[i].cell, cell) == 0 &&
+            !is_gone(&c->nodes[i]))
             return 1;
     return 0;
 }
@@ -1066,7 +1149,7 @@ static int32_t converge_cell(struct converge *c, const char *cell, const json_t 
         /* kept: the record of a node that stays, under the key its name gives (a copy of it
          * under another key is a stale duplicate) */
         if (rc || !key ||
-            (keeps_record(c, n) && topo_pooler_key(root, cell, n, own, sizeof(own)) == 0 &&
+            (keeps_record(c, n, cell) && topo_pooler_key(root, cell, n, own, sizeof(own)) == 0 &&
              strcmp(own, key) == 0))
             continue;
         rc = etcd_delete_if(etcd, key, strlen(key),

@@ -286,7 +286,8 @@ int drain_names_mention(const char *setting, const char *name)
                 ident[n++] = *s;
             }
             s++;
-            if (same_name_nocase(ident, n, name))
+            /* PostgreSQL reads a quoted "*" as the wildcard too */
+            if ((n == 1 && ident[0] == '*') || same_name_nocase(ident, n, name))
                 return 1;
         } else if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || ch == '_' ||
                    (ch >= '0' && ch <= '9') || ch >= 0x80) {
@@ -324,6 +325,10 @@ static const char *sync_token_next(const char *s, struct sync_token *t)
         return s + 1;
     }
     if (*s == '"') {
+        if (s[1] == '*' && s[2] == '"' && s[3] != '"') {
+            t->kind = '*'; /* a quoted "*" is the wildcard, as PostgreSQL reads it */
+            return s + 3;
+        }
         for (s++;; s++) {
             if (!*s) {
                 t->kind = '?';

@@ -270,13 +270,15 @@ int pg_conninfo_address(const char *conninfo, char *host, size_t host_size, long
     }
     const char *shown = a ? a : h;
     char *end = NULL;
-    long num = pt ? strtol(pt, &end, 10) : 5432;
+    long num = pt ? strtol(pt, &end, 10) : 0;
     rc = 0;
-    if (!shown || strchr(shown, ',') || shown[0] == '/' || strlen(shown) >= host_size) {
+    if (!shown || strchr(shown, ',') || shown[0] == '/' || shown[0] == '@' ||
+        strlen(shown) >= host_size) {
         set_err(err, err_size, "conninfo: needs one network host (host= or hostaddr=)");
         rc = -EINVAL;
-    } else if ((pt && (*end != '\0' || end == pt)) || num < 1 || num > 65535) {
-        set_err(err, err_size, "conninfo: port \"%.20s\" is not one port number", pt);
+    } else if (!pt || *end != '\0' || end == pt || num < 1 || num > 65535) {
+        set_err(err, err_size, "conninfo: needs port= with one port number (not \"%.20s\")",
+                pt ? pt : "");
         rc = -EINVAL;
     } else {
         memcpy(host, shown, strlen(shown) + 1);
@@ -631,12 +633,13 @@ int pg_alter_system(struct pg_conn *c, const char *setting, const char *const *v
     o += (size_t)snprintf(sql + o, sizeof(sql) - o, "\"%s", values ? " = " : "");
     /* each value an escape string literal: right whatever standard_conforming_strings says */
     for (size_t k = 0; values && values[k]; k++) {
+        /* room for the separator, E', the longest escaped character and the closing quote */
+        if (o + 8 >= sizeof(sql))
+            goto too_long;
         o += (size_t)snprintf(sql + o, sizeof(sql) - o, "%sE'", k ? ", " : "");
         for (const char *ch = values[k]; *ch; ch++) {
-            if (o + 5 >= sizeof(sql)) {
-                set_err(err, err_size, "%s: value too long", setting);
-                return -E2BIG;
-            }
+            if (o + 4 >= sizeof(sql))
+                goto too_long;
             if (*ch == '\'' || *ch == '\\')
                 sql[o++] = *ch;
             sql[o++] = *ch;
@@ -645,6 +648,9 @@ int pg_alter_system(struct pg_conn *c, const char *setting, const char *const *v
         sql[o] = '\0';
     }
     return pg_exec(c, sql, deadline_ms, err, err_size);
+too_long:
+    set_err(err, err_size, "%s: value too long", setting);
+    return -E2BIG;
 }
 
 /* ---- rows as text -------------------------------------------------------------------------- */

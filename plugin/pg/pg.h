@@ -142,9 +142,10 @@ int pg_alter_system(struct pg_conn *c, const char *setting, const char *const *v
 
 /*
  * The network address a conninfo names, parsed as libpq parses it: host (hostaddr when given)
- * and port (5432 when none). 0; -EINVAL (err says why) for a conninfo libpq refuses, several
- * hosts, a socket directory, or a port that is not one number 1..65535; -ENOMEM; -ELIBACC when
- * libpq is missing.
+ * and port, both written in it (an environment default such as PGPORT is not what a record
+ * should publish). 0; -EINVAL (err says why) for a conninfo libpq refuses, several hosts, a
+ * socket directory or abstract socket, no port= or one that is not one number 1..65535;
+ * -ENOMEM; -ELIBACC when libpq is missing.
  */
 int pg_conninfo_address(const char *conninfo, char *host, size_t host_size, long *port, char *err,
                         size_t err_size);

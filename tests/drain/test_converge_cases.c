@@ -551,6 +551,60 @@ static void x_pooler_more(void **st)
     assert_int_equal(serving_of(3, 0, NULL), 0);
 }
 
+static void x_audit_cases(void **st)
+{
+    (void)st;
+    int32_t rc;
+    char b[1024], a[1024];
+    /* an empty list converges (PostgreSQL stores it as "") */
+    struct req q = {ALL4, .settings = "{\"search_path\": \"\"}"};
+    json_decref(ok(&q));
+    json_t *r = ok(&q);
+    assert_true(json_is_true(json_object_get(r, "converged")));
+    json_decref(r);
+    /* refused before anything is written: a list PostgreSQL cannot read, a parameter it does
+     * not take in a configuration file */
+    const char *bad[] = {"{\"work_mem\": \"5MB\", \"search_path\": \"a b\"}",
+                         "{\"work_mem\": \"5MB\", \"transaction_isolation\": \"serializable\"}"};
+    for (size_t k = 0; k < 2; k++) {
+        times(4, b, sizeof(b));
+        q.settings = bad[k];
+        r = converge(&q, &rc);
+        assert_int_equal(rc, MGO_EINVAL);
+        const char *m = json_string_value(json_object_get(json_object_get(r, "error"), "message"));
+        assert_non_null(strstr(m, "request: settings."));
+        json_decref(r);
+        times(4, a, sizeof(a));
+        assert_string_equal(b, a);
+    }
+    /* a record at a node's own key with another shard key (left by someone else) is taken over */
+    char fields[1024], ci[256];
+    (void)snprintf(fields, sizeof(fields),
+                   "\"op\": \"publish_pooler\", \"pooler\": {\"id\": {\"component\": "
+                   "\"MULTIPOOLER\", \"cell\": \"zone-a\", \"name\": \"n1\"}, \"shard_key\": "
+                   "{\"database\": \"olddb\", \"table_group\": \"default\", \"shard\": "
+                   "\"0-inf\"}, \"type\": \"REPLICA\"}");
+    assert_int_equal(topo(fields), MGO_OK);
+    struct req t = {ALL4, .topology = 1};
+    json_decref(ok(&t));
+    r = ok(&t);
+    assert_true(json_is_true(json_object_get(r, "converged")));
+    json_decref(r);
+    assert_int_equal(serving_of(1, 0, NULL), 0);
+    /* with topology, a conninfo must name its port (an environment default is no address) */
+    pg_node_conninfo(&shard, 0, ci, sizeof(ci));
+    const char *noport = "{\"nodes\": [{\"name\": \"n0\", \"conninfo\": \"host=127.0.0.1 "
+                         "user=postgres\", \"cell\": \"zone-a\"}], \"topology\": {\"database\": "
+                         "\"postgres\", \"tablegroup\": \"default\", \"shard\": \"0-inf\", "
+                         "\"cells\": {\"zone-a\": {\"endpoints\": [\"http://127.0.0.1:1\"], "
+                         "\"root\": \"/multigres/zone-a\"}}}}";
+    char *res = NULL;
+    size_t len = 0;
+    assert_int_equal(mgo_converge(plugin, noport, strlen(noport), &res, &len), MGO_EINVAL);
+    assert_non_null(strstr(res, "needs port="));
+    mgo_free(res);
+}
+
 static void x_bad(void **st)
 {
     (void)st;
@@ -565,10 +619,11 @@ static void x_bad(void **st)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(x_bad),         cmocka_unit_test(x_sync),
-        cmocka_unit_test(x_settings),    cmocka_unit_test(x_pooler),
-        cmocka_unit_test(x_set_compare), cmocka_unit_test(x_settings_more),
-        cmocka_unit_test(x_pooler_more), cmocka_unit_test(x_two_primaries),
+        cmocka_unit_test(x_bad),           cmocka_unit_test(x_sync),
+        cmocka_unit_test(x_settings),      cmocka_unit_test(x_pooler),
+        cmocka_unit_test(x_set_compare),   cmocka_unit_test(x_settings_more),
+        cmocka_unit_test(x_pooler_more),   cmocka_unit_test(x_audit_cases),
+        cmocka_unit_test(x_two_primaries),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
