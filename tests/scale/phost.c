@@ -144,6 +144,34 @@ static int node_running(const struct phost *h, int node)
     return access(path, F_OK) == 0;
 }
 
+static int host_ready(const struct phost *h, const char *name)
+{
+    for (int i = 0; i < PHOST_MAX_OBJECTS; i++)
+        if (h->not_ready[i][0] && strcmp(h->not_ready[i], name) == 0)
+            return 0;
+    return 1;
+}
+
+int phost_set_ready(struct phost *h, const char *name, int ready)
+{
+    int free_slot = -1;
+    for (int i = 0; i < PHOST_MAX_OBJECTS; i++) {
+        if (h->not_ready[i][0] && strcmp(h->not_ready[i], name) == 0) {
+            if (ready)
+                h->not_ready[i][0] = '\0';
+            return 0;
+        }
+        if (!h->not_ready[i][0] && free_slot < 0)
+            free_slot = i;
+    }
+    if (ready)
+        return 0;
+    if (free_slot < 0 || strlen(name) >= sizeof(h->not_ready[0]))
+        return -1;
+    (void)snprintf(h->not_ready[free_slot], sizeof(h->not_ready[0]), "%s", name);
+    return 0;
+}
+
 /* 1 primary, 0 standby, -1 does not answer. */
 static int probe_role(const struct phost *h, int node)
 {
@@ -213,7 +241,7 @@ json_t *phost_observed(struct phost *h)
         struct phost_object *o = &h->inst[i];
         json_t *x = observed_object("Instance", o);
         int role = probe_role(h, o->node);
-        json_object_set_new(x, "ready", json_boolean(role >= 0));
+        json_object_set_new(x, "ready", json_boolean(role >= 0 && host_ready(h, o->name)));
         if (role >= 0)
             json_object_set_new(x, "role", json_string(role ? "primary" : "standby"));
         json_object_set_new(x, "ports",
@@ -374,6 +402,8 @@ static int create_instance(struct phost *h, const json_t *obj)
                      (json_int_t)h->shard.nodes[node].pid));
     if (strcmp(how, "initdb") == 0)
         h->primary = node;
+    if (h->after_create && h->after_create(h, o, h->after_ctx) != 0)
+        return fail(h, "the fault injector failed after creating %s", o->name);
     return 0;
 }
 
@@ -451,7 +481,10 @@ static int delete_object(struct phost *h, const json_t *a)
         if (h->primary == o->node)
             h->primary = -1;
         int rc = pg_node_forget(&h->shard, o->node);
-        log_op(h, "delete", name, json_pack("{s:s?}", "reason", str(a, "reason")));
+        /* the annotations it went with: a switchover's old primary is told apart */
+        log_op(h, "delete", name,
+               json_pack("{s:s?, s:s?}", "reason", str(a, "reason"), "switchover",
+                         str(o->annotations, SWITCHOVER_KEY)));
         drop(h->inst, &h->ninst, o);
         return rc == 0 ? 0 : fail(h, "Instance %s did not stop cleanly", name);
     }
@@ -486,7 +519,7 @@ static int annotate(struct phost *h, const json_t *a)
     return 0;
 }
 
-static int execute(struct phost *h, const json_t *actions, struct phost_step *st)
+static int execute(struct phost *h, const json_t *actions, struct phost_step *st, int *deleted)
 {
     size_t k;
     json_t *a;
@@ -512,9 +545,11 @@ static int execute(struct phost *h, const json_t *actions, struct phost_step *st
         st->writes++;
         if (strcmp(type, "apply") == 0)
             rc = apply_object(h, a);
-        else if (strcmp(type, "delete") == 0)
+        else if (strcmp(type, "delete") == 0) {
+            int was = h->ninst;
             rc = delete_object(h, a);
-        else if (strcmp(type, "annotate") == 0)
+            *deleted += h->ninst < was;
+        } else if (strcmp(type, "annotate") == 0)
             rc = annotate(h, a);
         else
             rc = fail(h, "unknown action %s", type);
@@ -548,7 +583,7 @@ static void describe(const struct dhost *d, int node, const char **cell, int *in
     if (str(json_object_get(o->object, "spec"), "cell"))
         *cell = str(json_object_get(o->object, "spec"), "cell");
     *index = (int)spec_index(o);
-    *ready = probe_role(h, node) >= 0;
+    *ready = probe_role(h, node) >= 0 && host_ready(h, o->name);
 }
 
 static int persist(struct dhost *d)
@@ -565,6 +600,11 @@ static int persist(struct dhost *d)
     if (dhost_follow_switchover(d) != 0)
         return -1;
     h->writer_node = h->primary; /* dhost_follow_switchover pointed the writer there */
+    if (h->after_persist && h->after_persist(h, o, h->after_ctx) != 0) {
+        fail(h, "the check after persisting %s [%s%s%s] failed", o->name, d->state,
+             d->switchover[0] ? " " : "", d->switchover);
+        return -1;
+    }
     return 0;
 }
 
@@ -597,12 +637,13 @@ static const char *durability(const struct phost *h)
 static int step_drain(struct phost *h, struct phost_object *o, struct phost_step *st)
 {
     struct dhost *d = &h->drain;
+    h->error[0] = '\0';
     dhost_init(d, h->plugin, &h->shard, o->name, &h->follow);
     (void)snprintf(d->state, sizeof(d->state), "%s", drain_state(o));
     (void)snprintf(d->switchover, sizeof(d->switchover), "%s",
                    str(o->annotations, SWITCHOVER_KEY) ? str(o->annotations, SWITCHOVER_KEY) : "");
     (void)snprintf(d->durability, sizeof(d->durability), "%s", durability(h));
-    d->deadline_ms = CALL_DEADLINE_MS;
+    d->deadline_ms = h->drain_deadline_ms > 0 ? h->drain_deadline_ms : CALL_DEADLINE_MS;
     d->describe = describe;
     d->persist = persist;
     d->stop = stop_node;
@@ -611,7 +652,8 @@ static int step_drain(struct phost *h, struct phost_object *o, struct phost_step
         if (&h->inst[i] != o && drain_state(&h->inst[i]) && h->inst[i].node >= 0)
             (void)snprintf(d->node_drain[h->inst[i].node], sizeof(d->node_drain[0]), "%s",
                            drain_state(&h->inst[i]));
-    for (int call = 0; call < DRAIN_CALLS; call++) {
+    int calls = h->drain_call_limit > 0 ? h->drain_call_limit : DRAIN_CALLS;
+    for (int call = 0; call < calls; call++) {
         char before[160];
         int acts = d->stops + d->starts;
         (void)snprintf(before, sizeof(before), "%s%s%s", d->state, d->switchover[0] ? " " : "",
@@ -627,8 +669,11 @@ static int step_drain(struct phost *h, struct phost_object *o, struct phost_step
                          d->message));
         fprintf(stderr, "phost drain %s: [%s] -> [%s] (%d) %s\n", o->name, before, after, rc,
                 d->message);
-        if (rc == -1000)
-            return fail(h, "drain of %s: %s", o->name, d->message);
+        if (rc == -1000) {
+            char why[sizeof(h->error)];
+            (void)snprintf(why, sizeof(why), "%s", h->error);
+            return fail(h, "drain of %s: %s (%.1500s)", o->name, d->message, why);
+        }
         if (rc == MGO_EAGAIN || strcmp(d->state, "ready-for-deletion") == 0)
             return 0;
         if (rc != MGO_OK)
@@ -644,7 +689,7 @@ static int run_drains(struct phost *h, struct phost_step *st)
     for (int i = 0; i < h->ninst; i++)
         if (drain_state(&h->inst[i]))
             (void)snprintf(names[n++], sizeof(names[0]), "%s", h->inst[i].name);
-    for (int i = 0; i < n; i++) {
+    for (int i = 0; i < n && !h->hold_drains; i++) {
         struct phost_object *o = phost_instance(h, names[i]);
         if (o && strcmp(drain_state(o), "ready-for-deletion") != 0 && step_drain(h, o, st) != 0)
             return -1;
@@ -788,9 +833,14 @@ int phost_step(struct phost *h, struct phost_step *out)
     }
     json_decref(h->desired);
     h->desired = json_incref(json_object_get(r, "desired"));
-    int failed = execute(h, json_object_get(r, "actions"), &st);
+    int deleted = 0;
+    int failed = execute(h, json_object_get(r, "actions"), &st, &deleted);
     json_decref(r);
-    if (failed || run_drains(h, &st) != 0 || converge(h, &st) != 0)
+    if (failed)
+        return -1;
+    if (h->after_actions && h->after_actions(h, deleted, h->after_ctx) != 0)
+        return fail(h, "the check after the actions of step %d failed", h->steps);
+    if (run_drains(h, &st) != 0 || converge(h, &st) != 0)
         return -1;
     (void)phost_probe_primary(h);
     follow_primary(h);

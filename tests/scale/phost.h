@@ -11,7 +11,8 @@
  *     object, which is ready.
  *   - One step (phost_step): build `observed` (the Etcd object, each Instance and Volume that
  *     exists with the labels and annotations of the object last applied plus the host's own
- *     annotations, `ready` = the postmaster answers, `role` from pg_is_in_recovery(), `ports`),
+ *     annotations, `ready` = the postmaster answers and the host has not marked it not
+ *     ready (not_ready), `role` from pg_is_in_recovery(), `ports`),
  *     call mgo_reconcile (target "process", include_desired, `previous` = the last spec that
  *     converged, topology etcd = the test's), and execute its actions in order:
  *       apply Instance create: on a data directory that exists (a rolling update's
@@ -23,10 +24,12 @@
  *       apply Instance reload: record the object (mgo_converge writes the settings);
  *       apply Volume create: mkdir; apply Etcd: record it (its ports must be the recorded ones);
  *       annotate: the host's annotations of the object (in memory);
- *       delete Instance: fast stop, forget (uid precondition checked); delete Volume: rm -rf;
+ *       delete Instance: fast stop, forget (uid precondition checked; logged with the
+ *         switchover annotation it had, if any); delete Volume: rm -rf;
  *       status: remembered and sent back as observed.status; event: printed and kept.
- *     Then every instance with a drain annotation short of ready-for-deletion is stepped with
- *     mgo_drain (tests/drain/dhost.c) until it reaches ready-for-deletion or MGO_EAGAIN, its
+ *     Then (unless hold_drains) every instance with a drain annotation short of
+ *     ready-for-deletion is stepped with mgo_drain (tests/drain/dhost.c, at most
+ *     drain_call_limit calls when set) until it reaches ready-for-deletion or MGO_EAGAIN, its
  *     annotations persisted before each next action, its stop and start performed; then
  *     mgo_converge for the shard (nodes = the instances that exist, settings = the desired
  *     Instance's reload.settings, durability = its spec.durability.policy, topology = the
@@ -101,7 +104,23 @@ struct phost {
     struct dhost_follow follow;
     struct dhost drain;                            /* the drain host of the step under way */
     int (*after_step)(struct phost *h, void *ctx); /* nonzero fails the step (may be NULL) */
-    void *after_ctx;
+    void *after_ctx;                               /* the ctx of every hook */
+    /* More hooks (each may be NULL; nonzero fails the step):
+     * after_actions: once the pass's actions ran, before the drains and mgo_converge;
+     *   `deleted` Instances were deleted by them;
+     * after_persist: a drain's annotations were persisted on `o` (mgo_drain's annotate action);
+     * after_create: fault injector: Instance `o` was just created and its node runs; called
+     *   before anything else of the step (a test repoints the new standby, say). */
+    int (*after_actions)(struct phost *h, int deleted, void *ctx);
+    int (*after_persist)(struct phost *h, struct phost_object *o, void *ctx);
+    int (*after_create)(struct phost *h, struct phost_object *o, void *ctx);
+    /* Knobs of the test: hold_drains: steps call no mgo_drain at all (drains stay where they
+     * are); drain_call_limit > 0: at most that many mgo_drain calls per instance and step;
+     * not_ready: the instances the host reports not ready (its readiness check fails while
+     * PostgreSQL may still answer: `ready` false in observed and in mgo_drain's nodes);
+     * drain_deadline_ms > 0: mgo_drain's deadline_ms (default 10000). */
+    int hold_drains, drain_call_limit, drain_deadline_ms;
+    char not_ready[PHOST_MAX_OBJECTS][64];
     json_t *log;           /* the host's operations, in order: {"op", "instance", ...} */
     json_t *events;        /* every event action, in order */
     json_t *last_converge; /* the last mgo_converge result, NULL before */
@@ -138,6 +157,10 @@ int phost_converge(struct phost *h, int timeout_ms);
  * when it does not exist. */
 struct phost_object *phost_instance(struct phost *h, const char *name);
 struct phost_object *phost_instance_at(struct phost *h, int index);
+
+/* The host's readiness of instance `name`: ready 0 puts it in not_ready, 1 takes it out. 0, or
+ * -1 when the list is full. */
+int phost_set_ready(struct phost *h, const char *name, int ready);
 
 /* Probe every running node: the node answering as the primary (the first, when several), or
  * -1; h->primary is updated. */

@@ -11,9 +11,16 @@
  *       and start times) and every instance shows the new value in pg_settings, from
  *       postgresql.auto.conf.
  * The observer (scenario.h) runs after every step; during (a) it tolerates, only while a
- * switchover annotation is present, the transients the planned switchover makes by design (no
- * primary between the fence and the promotion; repointed standbys not streaming yet; the new
- * primary's commits waiting for them meanwhile), counts and prints them; in (b) none.
+ * switchover is under way, the transients the planned switchover makes by design (no primary
+ * between the fence and the promotion, never two; repointed standbys not streaming yet; the
+ * new primary's commits waiting for them meanwhile), counts and prints them, and the test
+ * checks they all fall within the primary's drain; in (b) none. Each test runs on its own
+ * cluster, so that one failure does not cascade.
+ *
+ * A switchover may be abandoned and retried when no standby held the primary's final WAL in
+ * time (lifecycle.md "Drain of the primary": the fence is lifted and the old primary started
+ * again). The primary is then stopped more than once: each extra stop must be followed, in the
+ * host's log, by the drain step that abandoned it and a start of the same instance.
  *
  * Expected values from docs/spec/lifecycle.md ("Rolling update", "Drain of the primary",
  * "PostgreSQL settings: reload or restart"), docs/spec/render-process.md ("Restart-class and
@@ -35,7 +42,9 @@
 
 #include "checks.h"
 
-#define N 3
+#define N              3
+#define STATE_KEY      "drain.multigres.com/state"
+#define SWITCHOVER_KEY "drain.multigres.com/switchover"
 
 static struct scenario sc;
 
@@ -44,6 +53,7 @@ static int setup(void **st)
     (void)st;
     if (scenario_start(&sc, SCALE_MANIFEST) != 0) {
         fprintf(stderr, "setup: %s\n", sc.host.error);
+        scenario_stop(&sc);
         return -1;
     }
     return 0;
@@ -88,32 +98,56 @@ static void expect_everywhere(const char *sql, const char *want)
     }
 }
 
-/* The drain-step log entries of `name` since `mark`: whether one reached `to_prefix`. */
-static int drain_went_through(size_t mark, const char *name, const char *prefix)
+static const char *log_str(const json_t *e, const char *key)
 {
-    for (size_t k = mark; k < json_array_size(sc.host.log); k++) {
-        const json_t *e = json_array_get(sc.host.log, k);
-        const char *to = json_string_value(json_object_get(e, "to"));
-        if (strcmp(json_string_value(json_object_get(e, "op")), "drain") == 0 &&
-            strcmp(json_string_value(json_object_get(e, "instance")), name) == 0 && to &&
-            strstr(to, prefix))
-            return 1;
-    }
-    return 0;
+    const char *v = json_string_value(json_object_get(e, key));
+    return v ? v : "";
 }
 
-/* The position of the annotate op that requested `name`'s drain, since `mark`, or -1. */
-static int drain_requested_at(size_t mark, const char *name)
+/* The stops and starts since `mark` are all of the old primary `name`: the last stop led to the
+ * promotion (a drain step to `promoting:` after it), and every earlier one was a switchover
+ * abandoned by mgo_drain (its next drain step went from `draining fenced:...` to `draining`)
+ * with a start of the instance in that same step. The number of abandoned switchovers. */
+static int check_stops_and_starts(size_t mark, const char *name)
 {
+    int stops = scenario_count_ops(&sc, mark, "stop", NULL);
+    int starts = scenario_count_ops(&sc, mark, "start", NULL);
+    print_message("%s: stopped %d times, started %d times by mgo_drain\n", name, stops, starts);
+    assert_int_equal(scenario_count_ops(&sc, mark, "stop", name), stops);
+    assert_int_equal(scenario_count_ops(&sc, mark, "start", name), starts);
+    assert_int_equal(stops, starts + 1);
+    int pending_stop = -1, last_stop = -1;
     for (size_t k = mark; k < json_array_size(sc.host.log); k++) {
         const json_t *e = json_array_get(sc.host.log, k);
-        const char *state = json_string_value(
-            json_object_get(json_object_get(e, "annotations"), "drain.multigres.com/state"));
-        if (strcmp(json_string_value(json_object_get(e, "op")), "annotate") == 0 &&
-            strcmp(json_string_value(json_object_get(e, "instance")), name) == 0 && state &&
-            strcmp(state, "requested") == 0)
-            return (int)k;
+        const char *op = log_str(e, "op");
+        if (strcmp(op, "stop") == 0) {
+            assert_int_equal(pending_stop, -1); /* never stopped twice without a start */
+            pending_stop = last_stop = (int)k;
+        } else if (strcmp(op, "start") == 0) {
+            assert_true(pending_stop >= 0);
+            /* the call that started it abandoned the switchover: its drain step comes next */
+            size_t d = k + 1;
+            while (d < json_array_size(sc.host.log) &&
+                   strcmp(log_str(json_array_get(sc.host.log, d), "op"), "drain") != 0)
+                d++;
+            assert_true(d < json_array_size(sc.host.log));
+            const json_t *step = json_array_get(sc.host.log, d);
+            print_message("  abandoned: stop at log %d, start at %zu, drain [%s] -> [%s]: %s\n",
+                          pending_stop, k, log_str(step, "from"), log_str(step, "to"),
+                          log_str(step, "message"));
+            assert_string_equal(log_str(step, "instance"), name);
+            assert_int_equal(strncmp(log_str(step, "from"), "draining fenced:", 16), 0);
+            assert_string_equal(log_str(step, "to"), "draining");
+            pending_stop = -1;
+        }
     }
+    assert_true(pending_stop >= 0 && pending_stop == last_stop);
+    for (size_t k = (size_t)last_stop; k < json_array_size(sc.host.log); k++) {
+        const json_t *e = json_array_get(sc.host.log, k);
+        if (strcmp(log_str(e, "op"), "drain") == 0 && strstr(log_str(e, "to"), "promoting:"))
+            return starts;
+    }
+    fail_msg("%s: no promotion after its last stop", name);
     return -1;
 }
 
@@ -140,9 +174,10 @@ static void assert_streamed_before_leaving(int from, const char *next, const cha
     fail_msg("%s never left the synchronous set after log entry %d", next, from);
 }
 
-static void test_restart_class_change_rolls(void **st)
+/* The restart-class roll of (a); `abandoned` switchovers expected before the one that
+ * promotes. */
+static void roll_restart_class(int abandoned_expected)
 {
-    (void)st;
     struct postmasters before, after;
     read_postmasters(&before);
     expect_everywhere("SHOW shared_buffers", "32MB");
@@ -164,7 +199,7 @@ static void test_restart_class_change_rolls(void **st)
         const char *name = before.name[order[k]];
         assert_int_equal(scenario_count_ops(&sc, mark, "delete", name), 1);
         assert_int_equal(scenario_count_ops(&sc, mark, "create", name), 1);
-        int requested = drain_requested_at(mark, name);
+        int requested = check_requested_at(&sc, mark, name);
         int deleted = scenario_first_op(&sc, mark, "delete", name);
         int created = scenario_first_op(&sc, mark, "create", name);
         const json_t *e = json_array_get(sc.host.log, (size_t)created);
@@ -180,12 +215,30 @@ static void test_restart_class_change_rolls(void **st)
         assert_int_equal(strncmp(how, "volume", 6), 0); /* never a fresh copy: same volume */
     }
     assert_int_equal(scenario_count_ops(&sc, mark, "remove-volume", NULL), 0);
-    /* the primary handed over: fenced, stopped by the drain, a standby promoted */
-    assert_true(drain_went_through(mark, before.name[0], "fenced:"));
-    assert_true(drain_went_through(mark, before.name[0], "promoting:"));
-    assert_int_equal(scenario_count_ops(&sc, mark, "stop", before.name[0]), 1);
-    assert_int_equal(scenario_count_ops(&sc, mark, "stop", NULL), 1);
-    assert_int_equal(scenario_count_ops(&sc, mark, "start", NULL), 0);
+    /* the primary handed over: fenced, stopped by the drain (again after each abandoned
+     * attempt), a standby promoted; the standbys were never stopped by a drain */
+    assert_true(check_drain_went_through(&sc, mark, before.name[0], "fenced:"));
+    assert_true(check_drain_went_through(&sc, mark, before.name[0], "promoting:"));
+    int abandoned = check_stops_and_starts(mark, before.name[0]);
+    if (abandoned)
+        print_message("%d switchover(s) abandoned and retried\n", abandoned);
+    if (abandoned_expected >= 0)
+        assert_int_equal(abandoned, abandoned_expected);
+    /* transients only within the primary's drain: from its request to its delete */
+    int from = (int)json_integer_value(json_object_get(
+            json_array_get(sc.host.log, (size_t)check_requested_at(&sc, mark, before.name[0])),
+            "step")),
+        to = (int)json_integer_value(json_object_get(
+            json_array_get(sc.host.log,
+                           (size_t)scenario_first_op(&sc, mark, "delete", before.name[0])),
+            "step"));
+    for (size_t k = mark; k < json_array_size(sc.host.log); k++) {
+        const json_t *e = json_array_get(sc.host.log, k);
+        int step = (int)json_integer_value(json_object_get(e, "step"));
+        if (strcmp(log_str(e, "op"), "transient") == 0 && (step < from || step > to))
+            fail_msg("a transient at step %d, outside the primary's drain (steps %d to %d): %s",
+                     step, from, to, log_str(e, "what"));
+    }
     assert_true(phost_probe_primary(&sc.host) >= 0);
     assert_string_not_equal(sc.host.shard.nodes[sc.host.primary].name, before.name[0]);
 
@@ -214,6 +267,52 @@ static void test_restart_class_change_rolls(void **st)
     check_writes(&sc, "after the restart-class roll");
 }
 
+static void test_restart_class_change_rolls(void **st)
+{
+    (void)st;
+    roll_restart_class(-1); /* a retried switchover is allowed (lifecycle.md) */
+}
+
+/* The fault that makes mgo_drain abandon a switchover, forced (review rule 10): once the old
+ * primary's drain persists `fenced:`, WAL replay pauses on every other instance, so no standby
+ * replays the primary's final checkpoint before the deadline; once the switchover is abandoned
+ * (`draining` without a switchover persisted), replay resumes and the retry promotes. */
+static int paused;
+
+static int pause_replay_at_fence(struct phost *h, struct phost_object *o, void *ctx)
+{
+    const char *sw = json_string_value(json_object_get(o->annotations, SWITCHOVER_KEY));
+    const char *state = json_string_value(json_object_get(o->annotations, STATE_KEY));
+    int rc = scenario_after_persist(h, o, ctx);
+    int fence = sw && strncmp(sw, "fenced:", 7) == 0 && paused == 0;
+    int lifted = !sw && state && strcmp(state, "draining") == 0 && paused == 1;
+    if (!fence && !lifted)
+        return rc;
+    for (int i = 0; i < h->ninst; i++) {
+        char out[16];
+        if (&h->inst[i] == o)
+            continue;
+        if (pg_sql(&h->shard, h->inst[i].node,
+                   fence ? "SELECT pg_wal_replay_pause()" : "SELECT pg_wal_replay_resume()", 5000,
+                   out, sizeof(out)) != 0)
+            rc = -1;
+    }
+    print_message("fault: WAL replay %s on the standbys of %s\n", fence ? "paused" : "resumed",
+                  o->name);
+    paused++;
+    return rc;
+}
+
+static void test_abandoned_switchover_is_retried(void **st)
+{
+    (void)st;
+    paused = 0;
+    sc.host.after_persist = pause_replay_at_fence;
+    sc.host.drain_deadline_ms = 3000; /* the abandoned attempt waits this long */
+    roll_restart_class(1);
+    assert_int_equal(paused, 2);
+}
+
 static void test_reload_class_change_restarts_nothing(void **st)
 {
     (void)st;
@@ -221,11 +320,12 @@ static void test_reload_class_change_restarts_nothing(void **st)
     read_postmasters(&before);
     expect_everywhere("SHOW work_mem", "8MB");
     size_t mark = json_array_size(sc.host.log);
-    int transients = sc.transients;
+    struct writer_stats stats;
+    writer_get_stats(sc.writer, &stats);
 
     assert_int_equal(scenario_edit(&sc, "work_mem: \"8MB\"", "work_mem: \"12MB\""), 0);
     check_converge(&sc, 60000, "reload-class change (work_mem)");
-    assert_int_equal(sc.transients, transients);
+    check_no_failed_commits(&sc, &stats, "the reload-class change");
 
     /* an in-place apply per instance, nothing drained, stopped or created */
     for (int i = 0; i < N; i++)
@@ -253,8 +353,9 @@ static void test_reload_class_change_restarts_nothing(void **st)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_restart_class_change_rolls),
-        cmocka_unit_test(test_reload_class_change_restarts_nothing),
+        cmocka_unit_test_setup_teardown(test_restart_class_change_rolls, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_abandoned_switchover_is_retried, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reload_class_change_restarts_nothing, setup, teardown),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, NULL, NULL);
 }
