@@ -337,6 +337,12 @@ const json_t *api_opt(const json_t *o, const char *key)
     return json_is_null(v) ? NULL : v;
 }
 
+int api_known_drain_state(const char *d)
+{
+    return strcmp(d, "requested") == 0 || strcmp(d, "draining") == 0 ||
+           strcmp(d, "acknowledged") == 0 || strcmp(d, "ready-for-deletion") == 0;
+}
+
 int api_valid_node_name(const char *name)
 {
     size_t len = name ? strlen(name) : 0;

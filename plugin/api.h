@@ -46,6 +46,9 @@ const json_t *api_opt(const json_t *o, const char *key);
  * printable ASCII, no space, not "*" (a wildcard in synchronous_standby_names). 1 when valid. */
 int api_valid_node_name(const char *name);
 
+/* One of the four drain states (drain.multigres.com/state). 1 when it is. */
+int api_known_drain_state(const char *d);
+
 /* The host's wall clock (mgo_host.now_ms), else the system's, in milliseconds since the epoch. */
 int64_t api_now_ms(const mgo_plugin *p);
 

@@ -79,12 +79,6 @@ static int is_managed(const char *name)
     return 0;
 }
 
-static int known_drain_state(const char *d)
-{
-    return strcmp(d, "requested") == 0 || strcmp(d, "draining") == 0 ||
-           strcmp(d, "acknowledged") == 0 || strcmp(d, "ready-for-deletion") == 0;
-}
-
 /* Past the synchronous set: its drain has left replication behind. */
 static int is_gone(const struct cnode *x)
 {
@@ -245,16 +239,10 @@ static int32_t read_settings(struct converge *c, const json_t *settings, char *m
     }
     json_object_foreach ((json_t *)settings, key, v) {
         char name[64], reason[256];
-        size_t b = strspn(key, " \t"), len = strlen(key + b);
-        while (len > 0 && (key[b + len - 1] == ' ' || key[b + len - 1] == '\t'))
-            len--;
-        if (len == 0 || len >= sizeof(name)) {
+        if (pg_param_canonical_name(key, name, sizeof(name))) {
             (void)snprintf(msg, size, "request: settings.%.80s: not a parameter name", key);
             return MGO_EINVAL;
         }
-        for (size_t k = 0; k < len; k++)
-            name[k] = (char)(key[b + k] >= 'A' && key[b + k] <= 'Z' ? key[b + k] + 32 : key[b + k]);
-        name[len] = '\0';
         const struct pg_param *prm = pg_param_lookup(name);
         const char *why = NULL;
         if (!json_is_string(v) || strlen(json_string_value(v)) > CONVERGE_MAX_VALUE)
@@ -372,7 +360,8 @@ static int32_t read_request(const json_t *req, struct converge *c, char *msg, si
             strlen(str(e, "conninfo")) > 1024 || (api_opt(e, "cell") && !str(e, "cell")) ||
             (api_opt(e, "index") && !json_is_integer(api_opt(e, "index"))) ||
             (api_opt(e, "running") && !json_is_boolean(api_opt(e, "running"))) ||
-            (api_opt(e, "drain") && (!str(e, "drain") || !known_drain_state(str(e, "drain"))))) {
+            (api_opt(e, "drain") &&
+             (!str(e, "drain") || !api_known_drain_state(str(e, "drain"))))) {
             (void)snprintf(msg, size,
                            "request: nodes[%zu]: needs \"name\" (1 to 63 printable ASCII "
                            "characters, no space) and \"conninfo\" (at most 1024 bytes); "

@@ -30,12 +30,6 @@ struct obs_node {
     struct pg_node_status st;
 };
 
-static int known_drain_state(const char *d)
-{
-    return strcmp(d, "requested") == 0 || strcmp(d, "draining") == 0 ||
-           strcmp(d, "acknowledged") == 0 || strcmp(d, "ready-for-deletion") == 0;
-}
-
 static const char *str(const json_t *o, const char *k)
 {
     return json_string_value(json_object_get(o, k));
@@ -65,7 +59,7 @@ static int32_t read_shard(const json_t *sh, size_t k, struct obs_node *v, size_t
             strlen(str(e, "conninfo")) > 1024 || (api_opt(e, "cell") && !str(e, "cell")) ||
             (api_opt(e, "index") && !json_is_integer(api_opt(e, "index"))) ||
             (api_opt(e, "running") && !json_is_boolean(api_opt(e, "running"))) ||
-            (api_opt(e, "drain") && (!str(e, "drain") || !known_drain_state(str(e, "drain")) ||
+            (api_opt(e, "drain") && (!str(e, "drain") || !api_known_drain_state(str(e, "drain")) ||
                                      plan_parse_rfc3339(str(e, "requested_at")) < 0)) ||
             (api_opt(e, "requested_at") && !str(e, "requested_at"))) {
             (void)snprintf(msg, size,

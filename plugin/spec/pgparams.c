@@ -1250,3 +1250,8 @@ int pg_param_check(const char *name, const char *value, char *reason, size_t rea
     }
     return 0;
 }
+
+int pg_param_canonical_name(const char *name, char *out, size_t out_size)
+{
+    return name && lower_name(trim_space(span_of(name)), out, out_size) && out[0] ? 0 : -1;
+}

@@ -44,4 +44,9 @@ const struct pg_param *pg_param_lookup(const char *name);
  */
 int pg_param_check(const char *name, const char *value, char *reason, size_t reason_size);
 
+/* A postgresConfig key as validation reads it: surrounding white space (Unicode too) trimmed,
+ * lower-cased the way pg_param_check() does. 0 with out filled, or -1 when nothing is left or
+ * out (out_size bytes) is too small. */
+int pg_param_canonical_name(const char *name, char *out, size_t out_size);
+
 #endif
