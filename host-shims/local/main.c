@@ -8,6 +8,7 @@
 #include "manifest_files.h"
 #include "render_cmd.h"
 #include "topo_cmd.h"
+#include "up_cmd.h"
 
 /* Exit codes (documented in `mgo --help` and README.md). */
 enum {
@@ -29,7 +30,8 @@ static const char usage_main[] =
     "\n"
     "Run 'mgo <command> --help' for a command's options.\n"
     "Exit codes: 0 success, 1 invalid manifest, 2 usage or input error, 3 library error,\n"
-    "4 a service (etcd) unavailable: retry later.\n"
+    "4 a service (etcd, PostgreSQL) unavailable or not converged in time: rerun to resume,\n"
+    "5 no such cluster or instance, 6 (observe) invariant violations.\n"
     "The library is loaded from $MGO_LIBRARY, else libmgo.so.1 beside this program or installed.\n";
 
 static const char usage_validate[] =
@@ -268,8 +270,13 @@ int main(int argc, char **argv)
         return argc < 2 ? EXIT_USAGE : EXIT_VALID;
     }
     const char *cmd = argv[1];
-    if (strcmp(cmd, "validate") != 0 && strcmp(cmd, "resolve") != 0 && strcmp(cmd, "topo") != 0 &&
-        strcmp(cmd, "render") != 0 && strcmp(cmd, "version") != 0 &&
+    static const char *const local_cmds[] = {"up",    "apply", "status", "observe",
+                                             "scale", "drain", "logs",   "down"};
+    int local = 0;
+    for (size_t i = 0; i < sizeof(local_cmds) / sizeof(local_cmds[0]); i++)
+        local |= strcmp(cmd, local_cmds[i]) == 0;
+    if (!local && strcmp(cmd, "validate") != 0 && strcmp(cmd, "resolve") != 0 &&
+        strcmp(cmd, "topo") != 0 && strcmp(cmd, "render") != 0 && strcmp(cmd, "version") != 0 &&
         strcmp(cmd, "--version") != 0) {
         fprintf(stderr, "mgo: unknown command '%s'\n\n%s", cmd, usage_main);
         return EXIT_USAGE;
@@ -282,6 +289,11 @@ int main(int argc, char **argv)
         printf("mgo: libmgo ABI %u (%s)\n", lib.abi_version(), lib.path);
         loader_unload(&lib);
         return EXIT_VALID;
+    }
+    if (local) {
+        code = up_command(&lib, cmd, argc - 2, argv + 2);
+        loader_unload(&lib);
+        return code;
     }
     if (strcmp(cmd, "topo") == 0 || strcmp(cmd, "render") == 0) {
         code = strcmp(cmd, "topo") == 0 ? topo_command(&lib, argc - 2, argv + 2)
