@@ -283,8 +283,11 @@ static int validate(struct lhost *h, const json_t *manifests, const char *ns,
         const char *m = jstr(json_object_get(r, "error"), "message");
         if (m && !json_array_size(json_object_get(r, "objects")))
             fprintf(stderr, "mgo: %s\n", m);
-        fprintf(stderr, "mgo: cluster %s: the manifest is invalid; nothing was changed\n",
-                cluster ? cluster : "");
+        if (cluster)
+            fprintf(stderr, "mgo: cluster %s: the manifest is invalid; nothing was changed\n",
+                    cluster);
+        else
+            fprintf(stderr, "mgo: the manifests are invalid; nothing was started or changed\n");
         code = X_INVALID;
     }
     json_decref(r);
