@@ -1485,9 +1485,7 @@ json_t *lhost_status(struct lhost *h)
             str(s, "database"), "tablegroup", str(s, "tablegroup"), "shard", str(s, "shard"),
             "index", json_object_get(s, "index"), "role",
             role && strcmp(role, "down") != 0 ? role : "unknown", "state", state, "host",
-            "127.0.0.1", "port", iport(rec), "lag_bytes",
-            role && strcmp(role, "primary") == 0 ? json_integer(0) : lag, "data_dir", data, "drain",
-            ds);
+            "127.0.0.1", "port", iport(rec), "lag_bytes", lag, "data_dir", data, "drain", ds);
         if (role && strcmp(role, "primary") == 0)
             json_object_set_new(x, "lag_bytes", json_integer(0));
         if (!json_object_get(x, "lag_bytes"))

@@ -10,6 +10,10 @@
 #include <sys/random.h>
 #include <unistd.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
 #include "lhost.h"
 #include "manifest_files.h"
 #include "up_cmd.h"
@@ -49,8 +53,8 @@ static const char usage_up[] =
     "  --namespace NS    namespace of objects that name none (default: default)\n"
     "  --cluster NAME    which cluster, when the files hold several\n"
     "  --timeout SEC     give up waiting after SEC seconds (default 300); rerun to resume\n"
-    "  --port-base N     first port to hand out (default 15432); recorded ports never "
-    "move\n" COMMON_HELP;
+    "  --port-base N     first port to hand out (default: from 15432 up, the first 100 free\n"
+    "                    ports no other cluster uses); recorded ports never move\n" COMMON_HELP;
 
 static const char usage_apply[] =
     "usage: mgo apply [--state-dir DIR] [--templates DIR]... [--namespace NS] [--cluster NAME]\n"
@@ -471,6 +475,46 @@ static int converge_and_report(struct lhost *h, int timeout)
     return X_OK_;
 }
 
+/* A port nothing listens on and nothing holds bound (an instance's port stays its own). */
+static int port_free(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), ok;
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ok = fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
+    if (fd >= 0)
+        close(fd);
+    return ok;
+}
+
+/* The port base of a new cluster: from 15432 up in steps of PORT_SPAN, the first whose
+ * PORT_SPAN ports are all free now and that no other cluster of the state directory uses
+ * (ports are handed out upward from the base; the span leaves room to scale). */
+#define PORT_SPAN 100
+static int choose_port_base(const char *root)
+{
+    char **names = lhost_clusters(root);
+    for (int base = 15432; base + PORT_SPAN < 60000; base += PORT_SPAN) {
+        int ok = 1;
+        for (int i = 0; ok && names && names[i]; i++) {
+            char path[1200];
+            (void)snprintf(path, sizeof(path), "%s/%s/state.json", root, names[i]);
+            json_t *st = json_load_file(path, 0, NULL);
+            json_int_t other = json_integer_value(json_object_get(st, "port_base"));
+            ok = other == 0 || other + PORT_SPAN <= base || base + PORT_SPAN <= other;
+            json_decref(st);
+        }
+        for (int p = base; ok && p < base + PORT_SPAN; p++)
+            ok = port_free(p);
+        if (ok) {
+            free(names);
+            return base;
+        }
+    }
+    free(names);
+    return 15432;
+}
+
 static void generate_password(char *out, size_t size)
 {
     static const char al[] = "abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
@@ -533,7 +577,9 @@ static int cmd_up(struct loader_lib *lib, int argc, char **argv, int is_apply)
     }
     if (fresh) {
         lhost_say(&h, "cluster %s: state in %s", sp.cluster, h.env.dir);
-        json_object_set_new(h.st, "port_base", json_integer(o.port_base ? o.port_base : 15432));
+        int base = o.port_base ? o.port_base : choose_port_base(root);
+        json_object_set_new(h.st, "port_base", json_integer(base));
+        lhost_say(&h, "cluster %s: ports from %d (127.0.0.1)", sp.cluster, base);
         json_object_set_new(h.st, "superuser", json_string(sp.superuser));
         (void)snprintf(h.env.superuser, sizeof(h.env.superuser), "%s", sp.superuser);
         char pw[512];
