@@ -355,9 +355,10 @@ static int start_instance(struct lhost *h, const char *name, const json_t *rec)
     return rc;
 }
 
-/* An existing data directory started as a standby of `primary`. */
-static int start_on_volume(struct lhost *h, const char *name, const json_t *rec,
-                           const json_t *primary, const char **how)
+/* An existing data directory made a standby of `primary` (stopped, rewound when it was a
+ * primary, pointed at it); start it afterwards. */
+static int follow_on_volume(struct lhost *h, const char *name, const json_t *rec,
+                            const json_t *primary, const char **how)
 {
     char state[64] = "";
     if (!primary)
@@ -378,9 +379,7 @@ static int start_on_volume(struct lhost *h, const char *name, const json_t *rec,
             0)
             return -1;
     }
-    if (proc_pg_follow(&h->env, idata(rec), iport(primary), h->error, sizeof(h->error)) != 0)
-        return -1;
-    return start_instance(h, name, rec);
+    return proc_pg_follow(&h->env, idata(rec), iport(primary), h->error, sizeof(h->error));
 }
 
 /* initdb arguments of the spec: null, a string (split at spaces) or an array */
@@ -443,9 +442,11 @@ static int create_instance(struct lhost *h, const json_t *obj)
         shard_key(r2, k2, sizeof(k2));
         others += strcmp(n2, name) != 0 && strcmp(k2, key) == 0;
     }
+    /* the data directory first; once it is complete the record says "created" (a command
+     * killed after that starts it again; before, the next pass starts the creation over) */
     if (reuse) {
         lhost_say(h, "%s: starting on its volume", name);
-        rc = start_on_volume(h, name, rec, primary, &how);
+        rc = follow_on_volume(h, name, rec, primary, &how);
     } else if (role && strcmp(role, "primary") == 0 && others == 0 && !primary) {
         how = "initdb";
         lhost_say(h, "%s: initdb and start as the primary of %s (port %d)", name, key, iport(rec));
@@ -454,8 +455,6 @@ static int create_instance(struct lhost *h, const json_t *obj)
                                    (const char *const *)args, h->error, sizeof(h->error))
                   : fail(h, "out of memory");
         free_settings(args);
-        if (rc == 0)
-            rc = start_instance(h, name, rec);
     } else if (!primary) {
         rc = fail(h, "%s: no primary of shard %s answers to copy from", name, key);
     } else {
@@ -465,14 +464,14 @@ static int create_instance(struct lhost *h, const json_t *obj)
                                 sizeof(h->error));
         if (rc == 0)
             rc = proc_pg_follow(&h->env, idata(rec), iport(primary), h->error, sizeof(h->error));
-        if (rc == 0)
-            rc = start_instance(h, name, rec);
     }
     if (rc != 0)
         return -1; /* the "creating" record is cleaned up by the next step */
     json_object_set_new(rec, "phase", json_string("created"));
     json_object_set_new(rec, "how", json_string(how));
-    return lhost_save(h);
+    if (lhost_save(h) != 0)
+        return -1;
+    return start_instance(h, name, rec);
 }
 
 /* A record "creating" found at the start of a step: a command died while creating it. */
@@ -548,7 +547,9 @@ static int ensure_running(struct lhost *h, int *started)
             if (!standby && primary) {
                 lhost_say(h, "%s: stopped former primary; %s is the primary now: rejoining", name,
                           str(path2(primary, "object", "metadata"), "name"));
-                rc = start_on_volume(h, name, rec, primary, &how);
+                rc = follow_on_volume(h, name, rec, primary, &how);
+                if (rc == 0)
+                    rc = start_instance(h, name, rec);
             } else {
                 lhost_say(h, "%s: not running: starting it", name);
                 rc = start_instance(h, name, rec);
@@ -1407,9 +1408,13 @@ json_t *lhost_observe(struct lhost *h)
             if (strcmp(kk, key) == 0)
                 policy = durability_of(rec);
         }
+        json_t *nodes = shard_nodes(h, key, NULL, 1);
+        if (json_array_size(nodes) == 0) { /* every instance still being created */
+            json_decref(nodes);
+            continue;
+        }
         json_array_append_new(shards, json_pack("{s:s, s:s, s:o}", "name", key, "durability",
-                                                policy ? policy : "AT_LEAST_2", "nodes",
-                                                shard_nodes(h, key, NULL, 1)));
+                                                policy ? policy : "AT_LEAST_2", "nodes", nodes));
     }
     json_decref(keys);
     int32_t rc;

@@ -11,7 +11,7 @@
  * before and after every change to a process, so that a command killed at any point leaves a
  * state the next command resumes from:
  *   - an instance is recorded as "creating" before initdb or pg_basebackup begins and
- *     "created" once it runs; a "creating" one found on load is stopped, its partial data
+ *     "created" once its data directory is complete (before it starts); a "creating" one found on load is stopped, its partial data
  *     directory removed (unless it was a volume reused) and its record dropped, so that the next
  *     pass creates it again;
  *   - etcd writes its pid file before it execs; records of deleted objects go once their

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -276,18 +277,25 @@ int proc_remove(const struct proc_env *env, const char *rel, char *err, size_t e
 static int run(const struct proc_env *env, char *const argv[], int as_pg, const char *log,
                int timeout_ms, char *err, size_t err_size)
 {
+    pid_t parent = getpid();
     pid_t pid = fork();
     if (pid < 0)
         return fail(err, err_size, "fork: %s", strerror(errno));
     if (pid == 0) {
         int fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
         int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
-        (void)setsid();
+        (void)setpgid(0, 0); /* a terminal's ^C reaches mgo, which stops what it started */
         if (fd < 0 || null < 0 || dup2(null, 0) < 0 || dup2(fd, 1) < 0 || dup2(fd, 2) < 0)
             _exit(126);
         if (as_pg && env->as_postgres &&
             (fchown(fd, env->pg_uid, env->pg_gid) != 0 || setgroups(0, NULL) != 0 ||
              setgid(env->pg_gid) != 0 || setuid(env->pg_uid) != 0))
+            _exit(126);
+        /* a tool dies with mgo (set after the credentials change, which clears it): a killed
+         * command leaves no initdb or pg_basebackup writing into a directory the next one
+         * removes. pg_ctl's postmaster is not affected: pg_ctl forks it into a session of its
+         * own, and the signal is not inherited across fork. */
+        if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent)
             _exit(126);
         if (chdir(env->dir) != 0)
             _exit(126);
