@@ -405,32 +405,133 @@ static char **initdb_args(const json_t *rec)
     return v;
 }
 
-static int create_instance(struct lhost *h, const json_t *obj)
+/* A new record "creating" for Instance obj (saved), or NULL (h->error). */
+static json_t *new_record(struct lhost *h, const json_t *obj)
 {
     const char *name = str(json_object_get(obj, "metadata"), "name");
-    json_t *insts = section(h, "instances");
-    char key[400];
-    json_t *rec = json_pack("{s:s, s:O, s:O?, s:s}", "uid", "", "object", obj, "annotations",
-                            path2(obj, "metadata", "annotations"), "phase", "creating");
     char uid[32];
-    (void)snprintf(uid, sizeof(uid), "uid-%lld",
-                   (long long)json_integer_value(json_object_get(h->st, "next_uid")));
-    json_object_set_new(h->st, "next_uid",
-                        json_integer(json_integer_value(json_object_get(h->st, "next_uid")) + 1));
-    json_object_set_new(rec, "uid", json_string(uid));
+    json_int_t next = json_integer_value(json_object_get(h->st, "next_uid"));
+    (void)snprintf(uid, sizeof(uid), "uid-%lld", (long long)next);
+    json_object_set_new(h->st, "next_uid", json_integer(next + 1));
+    json_t *rec = json_pack("{s:s, s:O, s:O?, s:s}", "uid", uid, "object", obj, "annotations",
+                            path2(obj, "metadata", "annotations"), "phase", "creating");
+    if (!rec || !name) {
+        json_decref(rec);
+        fail(h, "an Instance without a name");
+        return NULL;
+    }
     if (!json_object_get(rec, "annotations"))
         json_object_set_new(rec, "annotations", json_object());
     if (!idata(rec) || iport(rec) <= 0) {
         json_decref(rec);
-        return fail(h, "Instance %s has no data directory or port", name);
+        fail(h, "Instance %s has no data directory or port", name);
+        return NULL;
     }
+    json_object_set_new(rec, "reuse", json_boolean(proc_pg_exists(&h->env, idata(rec))));
+    json_object_set_new(section(h, "instances"), name, rec);
+    return lhost_save(h) == 0 ? rec : NULL;
+}
+
+static int is_create(const json_t *a)
+{
+    const json_t *obj = json_object_get(a, "object");
+    return strcmp(str(a, "type") ? str(a, "type") : "", "apply") == 0 &&
+           strcmp(str(a, "reason") ? str(a, "reason") : "", "create") == 0 &&
+           strcmp(str(obj, "kind") ? str(obj, "kind") : "", "Instance") == 0;
+}
+
+/* The data directories of the Instances this pass creates in shard `key` from action `from`
+ * on (new data directories only): one base backup of its primary, copied (cp -a, several at
+ * once) for the others, so that N new standbys cost one backup and its checkpoint. Concurrent
+ * base backups would not do: each one's fast checkpoint can recycle the WAL another has not
+ * begun to stream yet. Each record is then "creating" with "copied": create_instance points it
+ * at the primary and starts it. Without a primary nothing is done here. */
+#define COPY_AT_ONCE 4
+static int copy_batch(struct lhost *h, const json_t *actions, size_t from, const char *key)
+{
+    json_t *primary = shard_primary(h, key, NULL);
+    struct proc_job jobs[COPY_AT_ONCE];
+    json_t *recs[COPY_AT_ONCE], *first = NULL;
+    int n = 0, rc = 0, copied = 0;
+    if (!primary)
+        return 0;
+    for (size_t i = from; rc == 0 && i <= json_array_size(actions); i++) {
+        const json_t *a = json_array_get(actions, i), *obj = json_object_get(a, "object");
+        const char *name = str(json_object_get(obj, "metadata"), "name");
+        char k[400] = "";
+        if (a) {
+            json_t *fake = json_pack("{s:O}", "object", obj);
+            shard_key(fake, k, sizeof(k));
+            json_decref(fake);
+        }
+        int wanted = a && is_create(a) && strcmp(k, key) == 0 && name &&
+                     !json_object_get(section(h, "instances"), name) &&
+                     !proc_pg_exists(&h->env, str(json_object_get(obj, "spec"), "dataDir"));
+        /* a full window, or the end: wait for the oldest copy */
+        while (n > 0 && (n == COPY_AT_ONCE || !a)) {
+            char err[1024];
+            if (proc_wait(&jobs[0], PROC_TOOL_TIMEOUT_MS, err, sizeof(err)) != 0) {
+                if (rc == 0)
+                    (void)snprintf(h->error, sizeof(h->error), "%s", err);
+                rc = -1;
+            } else {
+                json_object_set_new(recs[0], "copied", json_true());
+                copied++;
+            }
+            memmove(jobs, jobs + 1, (size_t)(n - 1) * sizeof(jobs[0]));
+            memmove(recs, recs + 1, (size_t)(n - 1) * sizeof(recs[0]));
+            n--;
+        }
+        if (!wanted || rc != 0)
+            continue;
+        json_t *rec = new_record(h, obj);
+        if (!rec) {
+            rc = -1;
+            continue;
+        }
+        if (!first) {
+            lhost_say(h, "%s: base backup from %s (port %d)", name,
+                      str(path2(primary, "object", "metadata"), "name"), iport(rec));
+            if (proc_pg_basebackup(&h->env, name, idata(rec), iport(primary), h->error,
+                                   sizeof(h->error)) != 0) {
+                rc = -1;
+                continue;
+            }
+            json_object_set_new(rec, "copied", json_true());
+            copied++;
+            first = rec;
+            continue;
+        }
+        lhost_say(h, "%s: a copy of that base backup (port %d)", name, iport(rec));
+        if (proc_pg_copy_spawn(&h->env, name, idata(first), idata(rec), &jobs[n], h->error,
+                               sizeof(h->error)) != 0)
+            rc = -1;
+        else
+            recs[n++] = rec;
+    }
+    /* copies still running after a failure are waited for: none is left writing */
+    for (int i = 0; i < n; i++) {
+        char err[1024];
+        (void)proc_wait(&jobs[i], PROC_TOOL_TIMEOUT_MS, err, sizeof(err));
+    }
+    if (copied && lhost_save(h) != 0)
+        return -1;
+    return rc;
+}
+
+static int create_instance(struct lhost *h, const json_t *obj)
+{
+    const char *name = str(json_object_get(obj, "metadata"), "name");
+    json_t *insts = section(h, "instances");
+    json_t *rec = json_object_get(insts, name);
+    char key[400];
+    if (rec && !json_is_true(json_object_get(rec, "copied")))
+        return fail(h, "create of Instance %s, which exists", name);
+    if (!rec && !(rec = new_record(h, obj)))
+        return -1;
     shard_key(rec, key, sizeof(key));
     json_t *primary = shard_primary(h, key, name);
-    int reuse = proc_pg_exists(&h->env, idata(rec));
-    json_object_set_new(rec, "reuse", json_boolean(reuse));
-    json_object_set_new(insts, name, rec); /* steals rec */
-    if (lhost_save(h) != 0)
-        return -1;
+    int reuse = json_is_true(json_object_get(rec, "reuse"));
     const char *how = "basebackup";
     int rc;
     const char *role = str(json_object_get(obj, "bootstrap"), "role");
@@ -457,6 +558,10 @@ static int create_instance(struct lhost *h, const json_t *obj)
         free_settings(args);
     } else if (!primary) {
         rc = fail(h, "%s: no primary of shard %s answers to copy from", name, key);
+    } else if (json_is_true(json_object_get(rec, "copied"))) {
+        lhost_say(h, "%s: start as a standby of %s", name,
+                  str(path2(primary, "object", "metadata"), "name"));
+        rc = proc_pg_follow(&h->env, idata(rec), iport(primary), h->error, sizeof(h->error));
     } else {
         lhost_say(h, "%s: base backup from %s, start as a standby (port %d)", name,
                   str(path2(primary, "object", "metadata"), "name"), iport(rec));
@@ -712,11 +817,8 @@ static int apply_object(struct lhost *h, const json_t *a)
     if (strcmp(kind, "Instance") != 0)
         return fail(h, "apply of an unknown kind %s", kind);
     json_t *rec = json_object_get(section(h, "instances"), name);
-    if (strcmp(reason, "create") == 0) {
-        if (rec)
-            return fail(h, "create of Instance %s, which exists", name);
+    if (strcmp(reason, "create") == 0)
         return create_instance(h, obj);
-    }
     if (strcmp(reason, "reload") == 0 && rec) {
         json_object_set(rec, "object", (json_t *)obj);
         json_object_update(json_object_get(rec, "annotations"),
@@ -806,6 +908,14 @@ static int execute(struct lhost *h, const json_t *actions, struct lhost_step *st
             continue;
         }
         st->writes++;
+        if (is_create(a)) {
+            char key[400];
+            json_t *fake = json_pack("{s:O}", "object", json_object_get(a, "object"));
+            shard_key(fake, key, sizeof(key));
+            json_decref(fake);
+            if (copy_batch(h, actions, k, key) != 0)
+                return -1;
+        }
         if (strcmp(type, "apply") == 0)
             rc = apply_object(h, a);
         else if (strcmp(type, "delete") == 0)
@@ -1181,9 +1291,12 @@ static int converge_shard(struct lhost *h, const char *key, struct lhost_step *s
             lhost_say(h, "%s: pooler record in cell %s %s", str(c, "instance"), str(c, "cell"),
                       str(c, "outcome"));
         else {
-            char *t = json_dumps(c, JSON_COMPACT);
-            lhost_say(h, "%s: %s %s", str(c, "instance"), what, t ? t : "");
-            free(t);
+            char *set = json_dumps(json_object_get(c, "set"), JSON_COMPACT);
+            char *reset = json_dumps(json_object_get(c, "reset"), JSON_COMPACT);
+            lhost_say(h, "%s: %s%s%s%s%s", str(c, "instance"), what, set ? " set " : "",
+                      set ? set : "", reset ? " reset " : "", reset ? reset : "");
+            free(set);
+            free(reset);
         }
     }
     json_decref(r);

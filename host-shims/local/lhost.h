@@ -11,9 +11,9 @@
  * before and after every change to a process, so that a command killed at any point leaves a
  * state the next command resumes from:
  *   - an instance is recorded as "creating" before initdb or pg_basebackup begins and
- *     "created" once its data directory is complete (before it starts); a "creating" one found on load is stopped, its partial data
- *     directory removed (unless it was a volume reused) and its record dropped, so that the next
- *     pass creates it again;
+ *     "created" once its data directory is complete (before it starts); a "creating" one found on
+ * load is stopped, its partial data directory removed (unless it was a volume reused) and its
+ * record dropped, so that the next pass creates it again;
  *   - etcd writes its pid file before it execs; records of deleted objects go once their
  *     process is stopped.
  * One command changes a cluster at a time: STATE/<cluster>/lock is held (flock) meanwhile.

@@ -272,19 +272,21 @@ int proc_remove(const struct proc_env *env, const char *rel, char *err, size_t e
 
 /* ---- running programs ---------------------------------------------------------------------- */
 
-/* Run argv (as PostgreSQL's user when as_pg), its output appended to `log`, in a session of
- * its own; wait up to timeout_ms (then SIGKILL). The exit status, or -1. */
-static int run(const struct proc_env *env, char *const argv[], int as_pg, const char *log,
-               int timeout_ms, char *err, size_t err_size)
+/* Start argv (as PostgreSQL's user when as_pg), its output appended to `log`, in a process
+ * group of its own. 0 with job filled, or -1. */
+static int spawn(const struct proc_env *env, char *const argv[], int as_pg, const char *log,
+                 struct proc_job *job, char *err, size_t err_size)
 {
     pid_t parent = getpid();
-    pid_t pid = fork();
-    if (pid < 0)
+    (void)snprintf(job->log, sizeof(job->log), "%s", log);
+    (void)snprintf(job->program, sizeof(job->program), "%s", argv[0]);
+    job->pid = fork();
+    if (job->pid < 0)
         return fail(err, err_size, "fork: %s", strerror(errno));
-    if (pid == 0) {
+    if (job->pid == 0) {
         int fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
         int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
-        (void)setpgid(0, 0); /* a terminal's ^C reaches mgo, which stops what it started */
+        (void)setpgid(0, 0);
         if (fd < 0 || null < 0 || dup2(null, 0) < 0 || dup2(fd, 1) < 0 || dup2(fd, 2) < 0)
             _exit(126);
         if (as_pg && env->as_postgres &&
@@ -307,20 +309,25 @@ static int run(const struct proc_env *env, char *const argv[], int as_pg, const 
         dprintf(2, "exec %s: %s\n", argv[0], strerror(errno));
         _exit(127);
     }
+    return 0;
+}
+
+int proc_wait(struct proc_job *job, int timeout_ms, char *err, size_t err_size)
+{
     long long deadline = mono_ms() + timeout_ms;
     int status = 0;
     for (;;) {
-        pid_t r = waitpid(pid, &status, WNOHANG);
-        if (r == pid)
+        pid_t r = waitpid(job->pid, &status, WNOHANG);
+        if (r == job->pid)
             break;
         if (r < 0 && errno != EINTR)
             return fail(err, err_size, "waitpid: %s", strerror(errno));
         if (mono_ms() > deadline) {
-            (void)kill(-pid, SIGKILL);
-            (void)kill(pid, SIGKILL);
-            (void)waitpid(pid, &status, 0);
-            return fail(err, err_size, "%s did not finish within %d s (log: %s)", argv[0],
-                        timeout_ms / 1000, log);
+            (void)kill(-job->pid, SIGKILL);
+            (void)kill(job->pid, SIGKILL);
+            (void)waitpid(job->pid, &status, 0);
+            return fail(err, err_size, "%s did not finish within %d s (log: %s)", job->program,
+                        timeout_ms / 1000, job->log);
         }
         sleep_ms(20);
     }
@@ -328,7 +335,7 @@ static int run(const struct proc_env *env, char *const argv[], int as_pg, const 
         return 0;
     /* the log's last line says why */
     char last[300] = "";
-    FILE *f = fopen(log, "r");
+    FILE *f = fopen(job->log, "r");
     if (f) {
         char line[300];
         while (fgets(line, sizeof(line), f))
@@ -337,9 +344,19 @@ static int run(const struct proc_env *env, char *const argv[], int as_pg, const 
         fclose(f);
         last[strcspn(last, "\n")] = '\0';
     }
-    return fail(err, err_size, "%s failed (%s %d): %s (log: %s)", argv[0],
+    return fail(err, err_size, "%s failed (%s %d): %s (log: %s)", job->program,
                 WIFEXITED(status) ? "exit" : "signal",
-                WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status), last, log);
+                WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status), last, job->log);
+}
+
+/* Run argv and wait up to timeout_ms (then SIGKILL): 0, or -1 with err. */
+static int run(const struct proc_env *env, char *const argv[], int as_pg, const char *log,
+               int timeout_ms, char *err, size_t err_size)
+{
+    struct proc_job job;
+    if (spawn(env, argv, as_pg, log, &job, err, err_size) != 0)
+        return -1;
+    return proc_wait(&job, timeout_ms, err, err_size);
 }
 
 static void tool(const struct proc_env *env, const char *name, char *buf, size_t size)
@@ -598,8 +615,8 @@ int proc_pg_initdb(const struct proc_env *env, const char *name, const char *dat
     return rc;
 }
 
-int proc_pg_basebackup(const struct proc_env *env, const char *name, const char *datadir,
-                       int source_port, char *err, size_t err_size)
+int proc_pg_basebackup_spawn(const struct proc_env *env, const char *name, const char *datadir,
+                             int source_port, struct proc_job *job, char *err, size_t err_size)
 {
     char program[300], data[700], log[700], from[900];
     tool(env, "pg_basebackup", program, sizeof(program));
@@ -607,7 +624,27 @@ int proc_pg_basebackup(const struct proc_env *env, const char *name, const char 
     log_path(env, name, ".basebackup.log", log, sizeof(log));
     proc_pg_conninfo(env, source_port, from, sizeof(from));
     char *argv[] = {program, "-D", data, "-X", "stream", "-c", "fast", "-d", from, NULL};
-    return run(env, argv, 1, log, TOOL_TIMEOUT_MS, err, err_size);
+    return spawn(env, argv, 1, log, job, err, err_size);
+}
+
+int proc_pg_copy_spawn(const struct proc_env *env, const char *name, const char *from,
+                       const char *to, struct proc_job *job, char *err, size_t err_size)
+{
+    char src[700], dst[700], log[700];
+    proc_path(env, from, src, sizeof(src));
+    proc_path(env, to, dst, sizeof(dst));
+    log_path(env, name, ".copy.log", log, sizeof(log));
+    char *argv[] = {"/bin/cp", "-a", "--", src, dst, NULL};
+    return spawn(env, argv, 1, log, job, err, err_size);
+}
+
+int proc_pg_basebackup(const struct proc_env *env, const char *name, const char *datadir,
+                       int source_port, char *err, size_t err_size)
+{
+    struct proc_job job;
+    if (proc_pg_basebackup_spawn(env, name, datadir, source_port, &job, err, err_size) != 0)
+        return -1;
+    return proc_wait(&job, TOOL_TIMEOUT_MS, err, err_size);
 }
 
 int proc_pg_follow(const struct proc_env *env, const char *datadir, int primary_port, char *err,

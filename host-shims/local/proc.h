@@ -81,6 +81,28 @@ int proc_pg_initdb(const struct proc_env *env, const char *name, const char *dat
 int proc_pg_basebackup(const struct proc_env *env, const char *name, const char *datadir,
                        int source_port, char *err, size_t err_size);
 
+/* A program started and not waited for. */
+struct proc_job {
+    pid_t pid;
+    char program[300];
+    char log[700];
+};
+
+/* The same, started: several base backups of one primary run at once. Then proc_wait. */
+int proc_pg_basebackup_spawn(const struct proc_env *env, const char *name, const char *datadir,
+                             int source_port, struct proc_job *job, char *err, size_t err_size);
+
+/* cp -a of a stopped data directory `from` to `to` (which must not exist), started: the copies
+ * of one fresh base backup are as many independent standbys. Then proc_wait. */
+int proc_pg_copy_spawn(const struct proc_env *env, const char *name, const char *from,
+                       const char *to, struct proc_job *job, char *err, size_t err_size);
+
+/* Wait for a started program up to timeout_ms (then SIGKILL): 0, or -1 with err (the last line
+ * of its log). */
+int proc_wait(struct proc_job *job, int timeout_ms, char *err, size_t err_size);
+
+#define PROC_TOOL_TIMEOUT_MS 300000
+
 /* Make the stopped instance a standby of the one on primary_port (standby.signal,
  * primary_conninfo, recovery_target_timeline latest). */
 int proc_pg_follow(const struct proc_env *env, const char *datadir, int primary_port, char *err,
