@@ -757,6 +757,15 @@ int proc_pg_start(const struct proc_env *env, const char *name, const char *data
             }
             (void)snprintf(s, sizeof(s), "unix_socket_directories=%s/%s", env->dir, rel);
             v = s;
+            /* PostgreSQL refuses a socket path (<dir>/.s.PGSQL.<port>) over 107 bytes */
+            size_t len = strlen(s + 24) + strlen("/.s.PGSQL.65535");
+            if (len > 107) {
+                free(opts);
+                return fail(err, err_size,
+                            "%s: its socket path %s/.s.PGSQL.<port> is %zu bytes, PostgreSQL "
+                            "allows 107: choose a shorter --state-dir",
+                            name, s + 24, len);
+            }
         }
         if (olen + 4 >= osize || (opts[olen++] = ' ', opts[olen++] = '-', opts[olen++] = 'c',
                                   opts[olen++] = ' ', quote_append(opts, osize, &olen, v) != 0)) {

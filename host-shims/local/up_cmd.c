@@ -601,7 +601,15 @@ static int cmd_up(struct loader_lib *lib, int argc, char **argv, int is_apply)
                       "no Secret document %s in the files: generated the superuser's password "
                       "into %s/password",
                       sp.secret[0] ? sp.secret : "for the password", h.env.dir);
-    } else if (o.port_base) {
+    } else if (sp.have_password && jstr(h.st, "password") &&
+               strcmp(jstr(h.st, "password"), sp.password) != 0) {
+        lhost_say(&h,
+                  "warning: %s differs from the password cluster %s was created with; "
+                  "mgo does not change a running cluster's password (ALTER ROLE does, and "
+                  "then update %s/pgpass)",
+                  sp.secret, sp.cluster, h.env.dir);
+    }
+    if (!fresh && o.port_base) {
         lhost_say(&h, "--port-base is ignored: cluster %s has its ports already", sp.cluster);
     }
     json_object_set_new(h.st, "namespace", json_string(sp.ns));
