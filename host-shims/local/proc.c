@@ -9,6 +9,7 @@
 #include <pwd.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -751,13 +752,16 @@ int proc_pg_start(const struct proc_env *env, const char *name, const char *data
         if (strncmp(v, "unix_socket_directories=", 24) == 0 && v[24] != '/') {
             char rel[700];
             (void)snprintf(rel, sizeof(rel), "%s", v + 24);
-            if (proc_mkdir(env, rel, 1, err, err_size) != 0) {
-                free(opts);
-                return -1;
+            /* PostgreSQL refuses a socket path (<dir>/.s.PGSQL.<port>) over 107 bytes: when the
+             * rendered directory is too long, a short one in the cluster's directory,
+             * sock/<hash of the instance's name> */
+            if (strlen(env->dir) + 1 + strlen(rel) + strlen("/.s.PGSQL.65535") > 107) {
+                uint32_t hash = 2166136261u;
+                for (const char *c = name; *c; c++)
+                    hash = (hash ^ (unsigned char)*c) * 16777619u;
+                (void)snprintf(rel, sizeof(rel), "sock/%08x", hash);
             }
             (void)snprintf(s, sizeof(s), "unix_socket_directories=%s/%s", env->dir, rel);
-            v = s;
-            /* PostgreSQL refuses a socket path (<dir>/.s.PGSQL.<port>) over 107 bytes */
             size_t len = strlen(s + 24) + strlen("/.s.PGSQL.65535");
             if (len > 107) {
                 free(opts);
@@ -766,6 +770,11 @@ int proc_pg_start(const struct proc_env *env, const char *name, const char *data
                             "allows 107: choose a shorter --state-dir",
                             name, s + 24, len);
             }
+            if (proc_mkdir(env, rel, 1, err, err_size) != 0) {
+                free(opts);
+                return -1;
+            }
+            v = s;
         }
         if (olen + 4 >= osize || (opts[olen++] = ' ', opts[olen++] = '-', opts[olen++] = 'c',
                                   opts[olen++] = ' ', quote_append(opts, osize, &olen, v) != 0)) {
