@@ -111,29 +111,32 @@ static void shard_key(const json_t *rec, char *buf, size_t size)
 
 /* ---- state ------------------------------------------------------------------------------- */
 
-void lhost_default_root(const char *opt, char *buf, size_t size)
+int lhost_default_root(const char *opt, char *buf, size_t size)
 {
     const char *e = getenv("MGO_STATE_DIR"), *x = getenv("XDG_STATE_HOME"), *home = getenv("HOME");
+    char cwd[512] = "";
+    int n;
     if (opt && *opt)
-        (void)snprintf(buf, size, "%s", opt);
+        n = snprintf(buf, size, "%s", opt);
     else if (e && *e)
-        (void)snprintf(buf, size, "%s", e);
+        n = snprintf(buf, size, "%s", e);
     else if (geteuid() == 0)
-        (void)snprintf(buf, size, "/var/lib/mgo");
+        n = snprintf(buf, size, "/var/lib/mgo");
     else if (x && *x)
-        (void)snprintf(buf, size, "%s/mgo", x);
+        n = snprintf(buf, size, "%s/mgo", x);
     else
-        (void)snprintf(buf, size, "%s/.local/state/mgo", home ? home : "/tmp");
-    /* absolute, without a trailing slash */
-    if (buf[0] != '/') {
-        char cwd[512], rel[512];
-        (void)snprintf(rel, sizeof(rel), "%s", buf);
-        if (getcwd(cwd, sizeof(cwd)))
-            (void)snprintf(buf, size, "%s/%s", cwd, rel);
+        n = snprintf(buf, size, "%s/.local/state/mgo", home ? home : "/tmp");
+    if (n > 0 && (size_t)n < size && buf[0] != '/') { /* absolute */
+        char *rel = strdup(buf);
+        n = rel && getcwd(cwd, sizeof(cwd)) ? snprintf(buf, size, "%s/%s", cwd, rel) : -1;
+        free(rel);
     }
-    size_t n = strlen(buf);
-    while (n > 1 && buf[n - 1] == '/')
-        buf[--n] = '\0';
+    if (n < 0 || (size_t)n >= size)
+        return -1;
+    size_t len = strlen(buf);
+    while (len > 1 && buf[len - 1] == '/')
+        buf[--len] = '\0';
+    return 0;
 }
 
 static void log_cb(void *user, int32_t level, const char *msg, size_t len)
@@ -153,7 +156,7 @@ int lhost_open(struct lhost *h, struct loader_lib *lib, const char *root, const 
     h->started_ms = mono_ms();
     (void)snprintf(h->root, sizeof(h->root), "%s", root);
     if (!cluster || !*cluster || strlen(cluster) >= sizeof(h->cluster) || strchr(cluster, '/'))
-        return fail(h, "not a cluster name: '%s'", cluster ? cluster : "");
+        return h->exit_hint = 2, fail(h, "not a cluster name: '%s'", cluster ? cluster : "");
     (void)snprintf(h->cluster, sizeof(h->cluster), "%s", cluster);
     (void)snprintf(dir, sizeof(dir), "%s/%s", root, cluster);
     (void)snprintf(path, sizeof(path), "%s/state.json", dir);
@@ -163,8 +166,10 @@ int lhost_open(struct lhost *h, struct loader_lib *lib, const char *root, const 
                        cluster, root);
         return 5;
     }
-    if (proc_env_init(&h->env, root, dir, h->error, sizeof(h->error)) != 0)
+    if (proc_env_init(&h->env, dir, h->error, sizeof(h->error)) != 0) {
+        h->exit_hint = 2; /* PostgreSQL missing, a state directory it cannot use */
         return -1;
+    }
     if (lock) {
         (void)snprintf(path, sizeof(path), "%s/lock", dir);
         h->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
@@ -180,7 +185,8 @@ int lhost_open(struct lhost *h, struct loader_lib *lib, const char *root, const 
     json_error_t je;
     h->st = json_load_file(path, 0, &je);
     if (!h->st && access(path, F_OK) == 0)
-        return fail(h, "%s is unreadable (%s); restore it or remove the cluster's directory", path,
+        return h->exit_hint = 2,
+               fail(h, "%s is unreadable (%s); restore it or remove the cluster's directory", path,
                     je.text);
     if (!h->st)
         h->st = json_pack("{s:i, s:s, s:i}", "version", 1, "cluster", cluster, "next_uid", 1);
@@ -218,19 +224,28 @@ int lhost_save(struct lhost *h)
     char *text = json_dumps(h->st, JSON_INDENT(1) | JSON_SORT_KEYS);
     if (!text)
         return fail(h, "out of memory");
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600), e = 0;
     size_t len = strlen(text), off = 0;
     while (fd >= 0 && off < len) {
         ssize_t w = write(fd, text + off, len - off);
         if (w < 0 && errno == EINTR)
             continue;
-        if (w <= 0)
+        if (w <= 0) {
+            e = w < 0 ? errno : ENOSPC;
             break;
+        }
         off += (size_t)w;
     }
     free(text);
-    if (fd < 0 || off < len || fsync(fd) != 0 || close(fd) != 0 || rename(tmp, path) != 0) {
-        int e = errno;
+    if (fd < 0)
+        e = errno;
+    else if (!e && fsync(fd) != 0)
+        e = errno;
+    if (fd >= 0 && close(fd) != 0 && !e)
+        e = errno;
+    if (!e && rename(tmp, path) != 0)
+        e = errno;
+    if (e) {
         if (fd >= 0)
             (void)unlink(tmp);
         return fail(h, "write %s: %s", path, strerror(e));
@@ -241,7 +256,7 @@ int lhost_save(struct lhost *h)
 char **lhost_clusters(const char *root)
 {
     DIR *d = opendir(root);
-    size_t n = 0, cap = 16, bytes = 0;
+    size_t n = 0, bytes = 0;
     char names[64][64];
     struct dirent *e;
     while (d && (e = readdir(d)) != NULL && n < 64) {
@@ -256,7 +271,6 @@ char **lhost_clusters(const char *root)
     }
     if (d)
         closedir(d);
-    (void)cap;
     char **out = malloc((n + 1) * sizeof(char *) + bytes);
     if (!out)
         return NULL;
@@ -315,6 +329,13 @@ static json_t *shard_primary(struct lhost *h, const char *key, const char *excep
 
 /* ---- processes --------------------------------------------------------------------------- */
 
+static void free_settings(char **v)
+{
+    for (size_t i = 0; v && v[i]; i++)
+        free(v[i]);
+    free(v);
+}
+
 /* The instance's command line as "name=value" strings (free the array and strings). */
 static char **settings_of(const json_t *rec)
 {
@@ -329,19 +350,14 @@ static char **settings_of(const json_t *rec)
         const char *s = json_string_value(x);
         size_t len = strlen(k) + (s ? strlen(s) : 0) + 2;
         v[i] = malloc(len);
-        if (!v[i])
-            break;
+        if (!v[i]) {
+            free_settings(v);
+            return NULL;
+        }
         (void)snprintf(v[i], len, "%s=%s", k, s ? s : "");
         i++;
     }
     return v;
-}
-
-static void free_settings(char **v)
-{
-    for (size_t i = 0; v && v[i]; i++)
-        free(v[i]);
-    free(v);
 }
 
 static int start_instance(struct lhost *h, const char *name, const json_t *rec)
@@ -391,18 +407,45 @@ static char **initdb_args(const json_t *rec)
     json_t *x;
     if (!v)
         return NULL;
+    int bad = 0;
     if (json_is_string(a)) {
         char *copy = strdup(json_string_value(a)), *save = NULL;
-        for (char *t = copy ? strtok_r(copy, " \t", &save) : NULL; t && n < 32;
+        bad = !copy;
+        for (char *t = copy ? strtok_r(copy, " \t", &save) : NULL; t && !bad;
              t = strtok_r(NULL, " \t", &save))
-            v[n++] = strdup(t);
+            bad = n == 32 || !(v[n++] = strdup(t));
         free(copy);
     } else if (json_is_array(a)) {
         json_array_foreach (a, i, x)
-            if (json_is_string(x) && n < 32)
-                v[n++] = strdup(json_string_value(x));
+            if (json_is_string(x) && !bad)
+                bad = n == 32 || !(v[n++] = strdup(json_string_value(x)));
+    }
+    if (bad) { /* out of memory, or more arguments than initdb takes here */
+        free_settings(v);
+        return NULL;
     }
     return v;
+}
+
+/* A new uid for a record ("uid-N"). */
+static void next_uid(struct lhost *h, char *buf, size_t size)
+{
+    json_int_t next = json_integer_value(json_object_get(h->st, "next_uid"));
+    (void)snprintf(buf, size, "uid-%lld", (long long)next);
+    json_object_set_new(h->st, "next_uid", json_integer(next + 1));
+}
+
+/* Apply an annotate patch: null deletes a key. */
+static void merge_annotations(json_t *ann, const json_t *patch)
+{
+    const char *key;
+    json_t *v;
+    json_object_foreach ((json_t *)patch, key, v) {
+        if (json_is_null(v))
+            json_object_del(ann, key);
+        else
+            json_object_set(ann, key, v);
+    }
 }
 
 /* A new record "creating" for Instance obj (saved), or NULL (h->error). */
@@ -410,9 +453,7 @@ static json_t *new_record(struct lhost *h, const json_t *obj)
 {
     const char *name = str(json_object_get(obj, "metadata"), "name");
     char uid[32];
-    json_int_t next = json_integer_value(json_object_get(h->st, "next_uid"));
-    (void)snprintf(uid, sizeof(uid), "uid-%lld", (long long)next);
-    json_object_set_new(h->st, "next_uid", json_integer(next + 1));
+    next_uid(h, uid, sizeof(uid));
     json_t *rec = json_pack("{s:s, s:O, s:O?, s:s}", "uid", uid, "object", obj, "annotations",
                             path2(obj, "metadata", "annotations"), "phase", "creating");
     if (!rec || !name) {
@@ -554,8 +595,17 @@ static int create_instance(struct lhost *h, const json_t *obj)
         char **args = initdb_args(rec);
         rc = args ? proc_pg_initdb(&h->env, name, idata(rec), str(h->st, "password"),
                                    (const char *const *)args, h->error, sizeof(h->error))
-                  : fail(h, "out of memory");
+                  : fail(h, "%s: initdbArgs: out of memory, or more than 32 arguments", name);
         free_settings(args);
+        /* initdb's postgresql.conf sets shared_buffers and max_connections: entries the
+         * command line also sets are commented out, or every reload would log that the file
+         * asks for a restart */
+        char **settings = rc == 0 ? settings_of(rec) : NULL;
+        if (rc == 0)
+            rc = settings ? proc_pg_conf_defer(&h->env, idata(rec), (const char *const *)settings,
+                                               h->error, sizeof(h->error))
+                          : fail(h, "out of memory");
+        free_settings(settings);
     } else if (!primary) {
         rc = fail(h, "%s: no primary of shard %s answers to copy from", name, key);
     } else if (json_is_true(json_object_get(rec, "copied"))) {
@@ -609,11 +659,10 @@ static int etcd_client_port(const json_t *rec)
 static int start_etcd(struct lhost *h, const char *name, const json_t *rec)
 {
     const json_t *spec = path2(rec, "object", "spec");
-    pid_t pid = 0;
     lhost_say(h, "etcd %s: starting on 127.0.0.1:%d", name, etcd_client_port(rec));
     return proc_etcd_start(&h->env, name, str(spec, "dataDir"),
                            (int)json_integer_value(json_object_get(spec, "clientPort")),
-                           (int)json_integer_value(json_object_get(spec, "peerPort")), 30000, &pid,
+                           (int)json_integer_value(json_object_get(spec, "peerPort")), 30000,
                            h->error, sizeof(h->error));
 }
 
@@ -677,7 +726,7 @@ static json_t *observed_object(const char *kind, const char *name, const json_t 
                      json_object_get(rec, "annotations"));
 }
 
-static json_t *observed(struct lhost *h)
+json_t *lhost_observed(struct lhost *h)
 {
     json_t *objects = json_array();
     const char *name;
@@ -723,25 +772,14 @@ static json_t *global_etcd(struct lhost *h)
 
 static json_t *call(struct lhost *h, loader_hook_fn fn, json_t *req, int32_t *ret_rc)
 {
-    char *body = req ? json_dumps(req, JSON_COMPACT) : NULL, *res = NULL;
-    size_t len = 0;
-    json_decref(req);
-    if (!body) {
-        *ret_rc = MGO_ENOMEM;
-        return NULL;
-    }
-    *ret_rc = fn(h->plugin, body, strlen(body), &res, &len);
-    free(body);
-    json_t *r = res ? json_loadb(res, len, 0, NULL) : NULL;
-    h->lib->free(res);
-    return r;
+    return loader_call_json(h->lib, h->plugin, fn, req, ret_rc);
 }
 
 static json_t *reconcile_request(struct lhost *h)
 {
     json_t *req = json_pack("{s:s, s:s, s:b, s:o, s:{s:O}}", "cluster", h->cluster, "target",
-                            "process", "include_desired", 1, "observed", observed(h), "process",
-                            "port_base", json_object_get(h->st, "port_base"));
+                            "process", "include_desired", 1, "observed", lhost_observed(h),
+                            "process", "port_base", json_object_get(h->st, "port_base"));
     json_object_set(req, "manifests", json_object_get(h->st, "manifests"));
     if (str(h->st, "namespace"))
         json_object_set(req, "namespace", json_object_get(h->st, "namespace"));
@@ -775,7 +813,9 @@ static int apply_object(struct lhost *h, const json_t *a)
         if (rec) {
             json_object_set(rec, "object", (json_t *)obj);
         } else {
-            rec = json_pack("{s:s, s:O, s:O?}", "uid", "uid-etcd", "object", obj, "annotations",
+            char uid[32];
+            next_uid(h, uid, sizeof(uid));
+            rec = json_pack("{s:s, s:O, s:O?}", "uid", uid, "object", obj, "annotations",
                             path2(obj, "metadata", "annotations"));
             if (!json_object_get(rec, "annotations"))
                 json_object_set_new(rec, "annotations", json_object());
@@ -799,11 +839,7 @@ static int apply_object(struct lhost *h, const json_t *a)
             return path ? -1 : fail(h, "Volume %s has no path", name);
         if (!rec) {
             char uid[32];
-            (void)snprintf(uid, sizeof(uid), "uid-%lld",
-                           (long long)json_integer_value(json_object_get(h->st, "next_uid")));
-            json_object_set_new(
-                h->st, "next_uid",
-                json_integer(json_integer_value(json_object_get(h->st, "next_uid")) + 1));
+            next_uid(h, uid, sizeof(uid));
             rec = json_pack("{s:s, s:O, s:o}", "uid", uid, "object", obj, "annotations",
                             json_object());
             json_object_set_new(vols, name, rec);
@@ -864,23 +900,18 @@ static int delete_object(struct lhost *h, const json_t *a)
 
 static int annotate(struct lhost *h, const json_t *a)
 {
-    const char *kind = str(a, "kind"), *name = str(a, "name"), *key;
+    const char *kind = str(a, "kind"), *name = str(a, "name");
     const char *sec = !kind                           ? NULL
                       : strcmp(kind, "Instance") == 0 ? "instances"
                       : strcmp(kind, "Volume") == 0   ? "volumes"
                       : strcmp(kind, "Etcd") == 0     ? "etcd"
                                                       : NULL;
-    json_t *rec = sec && name ? json_object_get(section(h, sec), name) : NULL, *v;
+    json_t *rec = sec && name ? json_object_get(section(h, sec), name) : NULL;
     if (!rec)
         return fail(h, "annotate of %s %s, which does not exist", kind ? kind : "?",
                     name ? name : "?");
     json_t *ann = json_object_get(rec, "annotations");
-    json_object_foreach ((json_t *)json_object_get(a, "annotations"), key, v) {
-        if (json_is_null(v))
-            json_object_del(ann, key);
-        else
-            json_object_set(ann, key, v);
-    }
+    merge_annotations(ann, json_object_get(a, "annotations"));
     if (str(ann, STATE_KEY) && json_object_get(json_object_get(a, "annotations"), STATE_KEY))
         lhost_say(h, "%s: drain %s", name, str(ann, STATE_KEY));
     return lhost_save(h);
@@ -988,25 +1019,22 @@ static int drain_action(struct lhost *h, const char *self, const json_t *a)
     const char *type = str(a, "type"), *inst = str(a, "instance");
     json_t *insts = section(h, "instances");
     if (type && strcmp(type, "annotate") == 0) {
-        json_t *rec = json_object_get(insts, self), *v;
-        const char *key;
-        json_object_foreach ((json_t *)json_object_get(a, "annotations"), key, v) {
-            if (json_is_null(v))
-                json_object_del(json_object_get(rec, "annotations"), key);
-            else
-                json_object_set(json_object_get(rec, "annotations"), key, v);
-        }
+        json_t *rec = json_object_get(insts, self);
+        merge_annotations(json_object_get(rec, "annotations"), json_object_get(a, "annotations"));
         return lhost_save(h);
     }
     json_t *rec = inst ? json_object_get(insts, inst) : NULL;
     if (!rec)
         return fail(h, "a drain action %s on an unknown instance", type ? type : "?");
     if (type && strcmp(type, "stop") == 0) {
-        lhost_say(h, "%s: stopping it (drain of %s)", inst, self);
+        if (strcmp(inst, self) == 0)
+            lhost_say(h, "%s: stopping it (its drain)", inst);
+        else
+            lhost_say(h, "%s: stopping it (the drain of %s)", inst, self);
         return proc_pg_stop(&h->env, idata(rec), "fast", h->error, sizeof(h->error));
     }
     if (type && strcmp(type, "start") == 0) {
-        lhost_say(h, "%s: starting it again (drain of %s)", inst, self);
+        lhost_say(h, "%s: starting it again (the drain of %s)", inst, self);
         return start_instance(h, inst, rec);
     }
     return fail(h, "unknown drain action %s", type ? type : "?");
@@ -1062,6 +1090,7 @@ static int step_drain(struct lhost *h, const char *name, const char *until, stru
             json_object_set_new(rec, "waiting", json_string(m));
             return 0;
         }
+        h->exit_hint = 3;
         return fail(h, "mgo_drain of %s: %s: %s", name, h->lib->strerror(rc), m);
     }
     return 0;
@@ -1113,7 +1142,7 @@ int lhost_request_drain(struct lhost *h, const char *name)
         }
         if (standbys < 2) {
             (void)snprintf(h->error, sizeof(h->error),
-                           "%s is the primary of shard %s and has %d running standby: a "
+                           "%s is the primary of shard %s and has %d running standby(s): a "
                            "switchover needs 2 (the new primary must keep a synchronous standby "
                            "of its own). Nothing was changed; scale the pool up first ('mgo scale "
                            "%s POOL N')",
@@ -1272,6 +1301,7 @@ static int converge_shard(struct lhost *h, const char *key, struct lhost_step *s
         return 0;
     }
     if (rc != MGO_OK) {
+        h->exit_hint = 3;
         fail(h, "mgo_converge of %s: %s: %s", key, h->lib->strerror(rc),
              message ? message : "(no message)");
         json_decref(r);
@@ -1314,6 +1344,7 @@ int lhost_step(struct lhost *h, struct lhost_step *out)
     json_t *r = call(h, h->lib->reconcile, reconcile_request(h), &rc);
     if (rc != MGO_OK) {
         char *dump = r ? json_dumps(json_object_get(r, "error"), JSON_COMPACT) : NULL;
+        h->exit_hint = 3;
         fail(h, "mgo_reconcile: %s %s", h->lib->strerror(rc), dump ? dump : "");
         free(dump);
         json_decref(r);
@@ -1348,7 +1379,7 @@ static int observe_ok(struct lhost *h, char *why, size_t size)
 {
     json_t *r = lhost_observe(h);
     if (!r) {
-        (void)snprintf(why, size, "%s", h->error);
+        (void)snprintf(why, size, "%.500s", h->error);
         return 0;
     }
     int ok = json_is_true(json_object_get(r, "ok"));
@@ -1427,11 +1458,16 @@ static void unrecorded(struct lhost *h, json_t *list)
     while (d && (e = readdir(d)) != NULL) {
         if (e->d_name[0] == '.')
             continue;
+        /* the render's layout, instances/<name>/data: a directory no record's dataDir is */
         char data[1200];
         (void)snprintf(data, sizeof(data), "instances/%s/data", e->d_name);
-        json_t *rec = json_object_get(section(h, "instances"), e->d_name);
+        const char *n;
+        json_t *rec;
+        int recorded = 0;
+        json_object_foreach (section(h, "instances"), n, rec)
+            recorded |= idata(rec) && strcmp(idata(rec), data) == 0;
         pid_t pid = proc_pg_pid(&h->env, data);
-        if (pid && (!rec || strcmp(idata(rec) ? idata(rec) : "", data) != 0))
+        if (pid && !recorded)
             violation(list, "unregistered", e->d_name,
                       "postmaster %ld runs from %s/%s, which no instance of the cluster records",
                       (long)pid, h->env.dir, data);
@@ -1540,6 +1576,10 @@ json_t *lhost_observe(struct lhost *h)
         return NULL;
     }
     json_t *list = json_object_get(r, "violations");
+    if (!json_is_array(list)) {
+        list = json_array();
+        json_object_set_new(r, "violations", list);
+    }
     const char *name;
     json_t *rec;
     json_object_foreach (section(h, "etcd"), name, rec) {
@@ -1638,15 +1678,24 @@ json_t *lhost_status(struct lhost *h)
             json_array_append_new(insts, v[i]);
         free(v);
     }
+    /* the phase the last pass published, unless nothing of the cluster runs now */
     const char *phase = str(json_object_get(h->st, "status"), "phase");
+    int running = 0;
+    size_t k;
+    json_t *x;
+    json_array_foreach (insts, k, x)
+        running |= json_is_integer(json_object_get(x, "pid"));
+    json_array_foreach (etcds, k, x)
+        running |= json_is_true(json_object_get(x, "running"));
+    if (!running)
+        phase = "Stopped";
     json_t *out = json_pack("{s:s, s:s, s:s, s:o, s:o}", "cluster", h->cluster, "phase",
                             phase ? phase : "Unknown", "state_dir", h->env.dir, "instances", insts,
                             "etcd", etcds);
     json_object_set_new(out, "observe_ok",
                         obs ? json_boolean(json_is_true(json_object_get(obs, "ok"))) : json_null());
-    json_object_set(out, "violations", obs ? json_object_get(obs, "violations") : json_array());
-    if (!json_object_get(out, "violations"))
-        json_object_set_new(out, "violations", json_array());
+    json_t *vs = obs ? json_incref(json_object_get(obs, "violations")) : NULL;
+    json_object_set_new(out, "violations", vs ? vs : json_array());
     json_decref(obs);
     return out;
 }

@@ -39,6 +39,8 @@ struct lhost {
     int lock_fd;
     int quiet;          /* no progress lines */
     int64_t started_ms; /* for progress lines */
+    int exit_hint;      /* 0, or the exit code a failure calls for: 2 input or environment
+                         * (fix and rerun), 3 the library failed */
     char error[2048];
 };
 
@@ -48,8 +50,9 @@ struct lhost_step {
     const char *phase; /* the status phase after the step (borrowed from the state) */
 };
 
-/* The state directory of the options, the environment or the default (docs/local.md). */
-void lhost_default_root(const char *opt, char *buf, size_t size);
+/* The state directory of the options, the environment or the default (docs/local.md),
+ * absolute. 0, or -1 when it does not fit in buf. */
+int lhost_default_root(const char *opt, char *buf, size_t size);
 
 /* Open the cluster `cluster` under `root`: lock (when `lock`), load state.json. With `create`,
  * a cluster that has no state yet gets an empty one (nothing written until lhost_save).
@@ -76,6 +79,11 @@ int lhost_converge(struct lhost *h, int timeout_ms);
  * processes running, etcd answering, no unrecorded postmaster under the cluster directory).
  * The result {"ok", "violations": [...], "shards": [...]} (json_decref), or NULL (h->error). */
 json_t *lhost_observe(struct lhost *h);
+
+/* The `observed` of a reconcile (or mgo_scale) request: every recorded object with its labels,
+ * annotations, readiness, role and ports, and the last status (json_decref). Probes each
+ * instance. */
+json_t *lhost_observed(struct lhost *h);
 
 /* The status document of `mgo status --json` (json_decref), or NULL. */
 json_t *lhost_status(struct lhost *h);

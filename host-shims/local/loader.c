@@ -111,3 +111,20 @@ void loader_unload(struct loader_lib *lib)
         dlclose(lib->handle);
     lib->handle = NULL;
 }
+
+json_t *loader_call_json(const struct loader_lib *lib, mgo_plugin *p, loader_hook_fn hook,
+                         json_t *req, int32_t *rc)
+{
+    char *body = req ? json_dumps(req, JSON_COMPACT) : NULL, *res = NULL;
+    size_t len = 0;
+    json_decref(req);
+    if (!body) {
+        *rc = MGO_ENOMEM;
+        return NULL;
+    }
+    *rc = hook(p, body, strlen(body), &res, &len);
+    free(body);
+    json_t *r = res ? json_loadb(res, len, 0, NULL) : NULL;
+    lib->free(res);
+    return r;
+}

@@ -33,4 +33,10 @@ struct loader_lib {
 int loader_load(struct loader_lib *lib, char *err, size_t err_size);
 void loader_unload(struct loader_lib *lib);
 
+/* Call `hook` with the request (its reference is taken) and parse the result: the result
+ * (json_decref), or NULL when there is none; *rc gets the status. */
+#include <jansson.h>
+json_t *loader_call_json(const struct loader_lib *lib, mgo_plugin *p, loader_hook_fn hook,
+                         json_t *req, int32_t *rc);
+
 #endif

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -53,10 +54,12 @@ static void sleep_ms(long ms)
 
 void proc_path(const struct proc_env *env, const char *rel, char *buf, size_t size)
 {
-    if (rel[0] == '/')
-        (void)snprintf(buf, size, "%s", rel);
-    else
-        (void)snprintf(buf, size, "%s/%s", env->dir, rel);
+    int n = rel[0] == '/' ? snprintf(buf, size, "%s", rel)
+                          : snprintf(buf, size, "%s/%s", env->dir, rel);
+    /* a path cut short could name a parent of the one meant: name nothing instead */
+    if (n < 0 || (size_t)n >= size || strstr(buf, "/../") ||
+        (strlen(buf) >= 3 && strcmp(buf + strlen(buf) - 3, "/..") == 0))
+        (void)snprintf(buf, size, "%s/.invalid-path", env->dir);
 }
 
 static int find_bindir(char *out, size_t size)
@@ -96,8 +99,7 @@ static int make_dir(const struct proc_env *env, const char *path, mode_t mode, i
     return 0;
 }
 
-int proc_env_init(struct proc_env *env, const char *state, const char *dir, char *err,
-                  size_t err_size)
+int proc_env_init(struct proc_env *env, const char *dir, char *err, size_t err_size)
 {
     memset(env, 0, sizeof(*env));
     if (find_bindir(env->bindir, sizeof(env->bindir)) != 0)
@@ -127,29 +129,40 @@ int proc_env_init(struct proc_env *env, const char *state, const char *dir, char
     (void)snprintf(env->dir, sizeof(env->dir), "%s", dir);
     (void)snprintf(env->passfile, sizeof(env->passfile), "%s/pgpass", dir);
     (void)snprintf(env->superuser, sizeof(env->superuser), "postgres");
-    /* the state directory and the cluster's: PostgreSQL's user must be able to pass them */
+    /* the state directory (and its missing parents, made 0755) and the cluster's (0711) */
     char parent[600];
-    (void)snprintf(parent, sizeof(parent), "%s", state);
+    (void)snprintf(parent, sizeof(parent), "%s", dir);
     for (char *p = parent + 1;; p++) {
         if (*p != '/' && *p != '\0')
             continue;
         char c = *p;
         *p = '\0';
-        if (mkdir(parent, 0755) != 0 && errno != EEXIST)
+        if (mkdir(parent, c ? 0755 : 0711) != 0 && errno != EEXIST)
             return fail(err, err_size, "mkdir %s: %s", parent, strerror(errno));
         if (c == '\0')
             break;
         *p = c;
     }
-    if (make_dir(env, dir, 0711, 0) != 0)
-        return fail(err, err_size, "mkdir %s: %s", dir, strerror(errno));
-    if (env->as_postgres) {
+    /* PostgreSQL's user must pass every directory down to the cluster's: one it cannot enter
+     * is named, not changed (it is the user's) */
+    for (char *p = parent + 1; env->as_postgres; p++) {
+        if (*p != '/' && *p != '\0')
+            continue;
+        char c = *p;
         struct stat st;
-        /* a state directory mgo created (or a private temporary one): let postgres through */
-        if (stat(state, &st) == 0 && st.st_uid == geteuid() && !(st.st_mode & S_IXOTH))
-            (void)chmod(state, st.st_mode | S_IXOTH);
-        if (stat(dir, &st) == 0 && !(st.st_mode & S_IXOTH))
-            (void)chmod(dir, st.st_mode | S_IXOTH);
+        *p = '\0';
+        if (stat(parent, &st) != 0)
+            return fail(err, err_size, "stat %s: %s", parent, strerror(errno));
+        if (!(st.st_mode & S_IXOTH) && st.st_uid != env->pg_uid &&
+            !(st.st_gid == env->pg_gid && (st.st_mode & S_IXGRP)))
+            return fail(err, err_size,
+                        "PostgreSQL runs as the user postgres, which cannot enter %s: run "
+                        "'chmod o+x %s', or choose a --state-dir it can reach (as root the "
+                        "default is /var/lib/mgo)",
+                        parent, parent);
+        if (c == '\0')
+            break;
+        *p = c;
     }
     char logs[600];
     (void)snprintf(logs, sizeof(logs), "%s/logs", dir);
@@ -462,7 +475,7 @@ static const char *etcd_program(void)
 }
 
 int proc_etcd_start(const struct proc_env *env, const char *name, const char *datadir, int client,
-                    int peer, int timeout_ms, pid_t *ret_pid, char *err, size_t err_size)
+                    int peer, int timeout_ms, char *err, size_t err_size)
 {
     char data[700], pidfile[700], log[700], cu[64], pu[64], cluster[160];
     proc_path(env, datadir, data, sizeof(data));
@@ -491,6 +504,13 @@ int proc_etcd_start(const struct proc_env *env, const char *name, const char *da
                     "--initial-cluster-state",
                     "new",
                     NULL};
+    /* a port that answers already is another server's: ours would fail to bind, and mgo
+     * would talk to that one */
+    if (proc_port_open(client) || proc_port_open(peer))
+        return fail(err, err_size,
+                    "etcd %s: port %d or %d on 127.0.0.1 is in use by another program (choose "
+                    "another --port-base for a new cluster, or stop that program)",
+                    name, client, peer);
     pid_t pid = fork();
     if (pid < 0)
         return fail(err, err_size, "fork: %s", strerror(errno));
@@ -514,13 +534,13 @@ int proc_etcd_start(const struct proc_env *env, const char *name, const char *da
         dprintf(2, "exec %s: %s\n", argv[0], strerror(errno));
         _exit(127);
     }
-    *ret_pid = pid;
     long long deadline = mono_ms() + timeout_ms;
     while (mono_ms() < deadline) {
         int st;
         if (waitpid(pid, &st, WNOHANG) == pid)
             return fail(err, err_size, "etcd %s exited at start (log: %s)", name, log);
-        if (proc_port_open(client))
+        /* the port answers and our etcd still runs (not another one that took the port) */
+        if (proc_port_open(client) && waitpid(pid, &st, WNOHANG) == 0)
             return 0;
         sleep_ms(50);
     }
@@ -578,9 +598,11 @@ pid_t proc_pg_pid(const struct proc_env *env, const char *datadir)
     if (fscanf(f, "%ld", &pid) != 1)
         pid = 0;
     fclose(f);
+    /* a stale postmaster.pid (after a reboot) may name any process now: the postmaster's
+     * command line holds its data directory */
     char dir[700];
     proc_path(env, datadir, dir, sizeof(dir));
-    return pid > 0 && alive((pid_t)pid) && cmdline_has((pid_t)pid, "postgres") ? (pid_t)pid : 0;
+    return pid > 0 && alive((pid_t)pid) && cmdline_has((pid_t)pid, dir) ? (pid_t)pid : 0;
 }
 
 int proc_pg_initdb(const struct proc_env *env, const char *name, const char *datadir,
@@ -646,6 +668,45 @@ int proc_pg_basebackup(const struct proc_env *env, const char *name, const char 
     if (proc_pg_basebackup_spawn(env, name, datadir, source_port, &job, err, err_size) != 0)
         return -1;
     return proc_wait(&job, TOOL_TIMEOUT_MS, err, err_size);
+}
+
+int proc_pg_conf_defer(const struct proc_env *env, const char *datadir, const char *const *settings,
+                       char *err, size_t err_size)
+{
+    char path[700], line[1024];
+    proc_path(env, datadir, path, sizeof(path));
+    (void)snprintf(path + strlen(path), sizeof(path) - strlen(path), "/postgresql.conf");
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return fail(err, err_size, "open %s: %s", path, strerror(errno));
+    size_t cap = 65536, len = 0;
+    char *out = malloc(cap);
+    while (out && fgets(line, sizeof(line), f)) {
+        const char *p = line + strspn(line, " \t");
+        size_t n = strcspn(p, " \t=");
+        int deferred = 0;
+        for (int i = 0; settings && settings[i] && n && !deferred; i++)
+            deferred = strncasecmp(settings[i], p, n) == 0 && settings[i][n] == '=';
+        size_t need = strlen(line) + 32;
+        if (len + need >= cap) {
+            char *bigger = realloc(out, cap * 2);
+            if (!bigger) {
+                free(out);
+                out = NULL;
+                break;
+            }
+            out = bigger;
+            cap *= 2;
+        }
+        len += (size_t)snprintf(out + len, cap - len, "%s%s",
+                                deferred ? "#(mgo: command line) " : "", line);
+    }
+    fclose(f);
+    if (!out)
+        return fail(err, err_size, "out of memory");
+    int rc = write_file(env, path, out, 1);
+    free(out);
+    return rc == 0 ? 0 : fail(err, err_size, "write %s: %s", path, strerror(errno));
 }
 
 int proc_pg_follow(const struct proc_env *env, const char *datadir, int primary_port, char *err,
@@ -796,8 +857,17 @@ int proc_pg_start(const struct proc_env *env, const char *name, const char *data
     int rc = run(env, argv, 1, ctl_log, 150000, err, err_size);
     free(opts);
     if (rc != 0) {
-        size_t l = strlen(err);
-        (void)snprintf(err + l, err_size - l, "; the server's log: %s", log);
+        /* pg_ctl says only "examine the log": the server's last FATAL or ERROR says why */
+        char line[512], why[512] = "";
+        FILE *f = fopen(log, "r");
+        while (f && fgets(line, sizeof(line), f))
+            if (strstr(line, "FATAL:") || strstr(line, "ERROR:") || strstr(line, "PANIC:"))
+                (void)snprintf(why, sizeof(why), "%s", line);
+        if (f)
+            fclose(f);
+        why[strcspn(why, "\n")] = '\0';
+        (void)snprintf(err, err_size, "%s did not start: %s (log: %s)", name,
+                       why[0] ? why : "see its log", log);
     }
     return rc;
 }

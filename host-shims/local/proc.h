@@ -12,7 +12,6 @@
 #ifndef MGO_LOCAL_PROC_H
 #define MGO_LOCAL_PROC_H
 
-#include <limits.h>
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -27,10 +26,10 @@ struct proc_env {
     int quiet;
 };
 
-/* Fill env for the cluster directory `dir` (created when missing, with its parent `state`).
- * 0, or -1 with err. */
-int proc_env_init(struct proc_env *env, const char *state, const char *dir, char *err,
-                  size_t err_size);
+/* Fill env for the cluster directory `dir` (absolute; created when missing, with its
+ * parents). As root, every directory down to it must be enterable by the user postgres. 0, or
+ * -1 with err. */
+int proc_env_init(struct proc_env *env, const char *dir, char *err, size_t err_size);
 
 /* Write the password file pgpass (and `password`, when `generated`) for the superuser. */
 int proc_write_password(const struct proc_env *env, const char *password, int generated, char *err,
@@ -49,9 +48,10 @@ void proc_path(const struct proc_env *env, const char *rel, char *buf, size_t si
 /* ---- etcd ---- */
 
 /* Start etcd `name` with data in `datadir` (relative), listening on 127.0.0.1 client and peer
- * ports, and wait until it answers (up to timeout_ms). Its pid goes to *pid. */
+ * ports, and wait until it answers (up to timeout_ms). Fails at once when either port
+ * answers already (another program has it). */
 int proc_etcd_start(const struct proc_env *env, const char *name, const char *datadir, int client,
-                    int peer, int timeout_ms, pid_t *pid, char *err, size_t err_size);
+                    int peer, int timeout_ms, char *err, size_t err_size);
 
 /* The pid of etcd `name` if it runs (from its pid file, checked in /proc), else 0. */
 pid_t proc_etcd_pid(const struct proc_env *env, const char *name);
@@ -102,6 +102,11 @@ int proc_pg_copy_spawn(const struct proc_env *env, const char *name, const char 
 int proc_wait(struct proc_job *job, int timeout_ms, char *err, size_t err_size);
 
 #define PROC_TOOL_TIMEOUT_MS 300000
+
+/* Comment out the lines of datadir/postgresql.conf that set a parameter of `settings`
+ * ("name=value", NULL-ended): the command line sets those. */
+int proc_pg_conf_defer(const struct proc_env *env, const char *datadir, const char *const *settings,
+                       char *err, size_t err_size);
 
 /* Make the stopped instance a standby of the one on primary_port (standby.signal,
  * primary_conninfo, recovery_target_timeline latest). */

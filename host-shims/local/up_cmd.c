@@ -52,7 +52,8 @@ static const char usage_up[] =
     "  --templates DIR   also read the templates of DIR\n"
     "  --namespace NS    namespace of objects that name none (default: default)\n"
     "  --cluster NAME    which cluster, when the files hold several\n"
-    "  --timeout SEC     give up waiting after SEC seconds (default 300); rerun to resume\n"
+    "  --timeout SEC     stop waiting after SEC seconds (default 300; checked between steps,\n"
+    "                    and a step, a base backup say, can take longer); rerun to resume\n"
     "  --port-base N     first port to hand out (default: from 15432 up, the first 100 free\n"
     "                    ports no other cluster uses); recorded ports never move\n" COMMON_HELP;
 
@@ -81,7 +82,8 @@ static const char usage_scale[] =
     "\n"
     "Sets the pool's replicasPerCell to N: prints the plan (instances created, instances drained\n"
     "in order), records the new size in the cluster's spec and converges as 'mgo apply' does.\n"
-    "--database, --tablegroup and --shard choose the shard when the pool name is in several.\n"
+    "--database, --tablegroup and --shard choose the shard when the pool name is in several;\n"
+    "--cell names the pool's cell (a pool of several cells is sized in all of them alike).\n"
     "\n" COMMON_HELP;
 
 static const char usage_drain[] =
@@ -168,9 +170,9 @@ static int parse(int argc, char **argv, const char *usage, int files, struct opt
                 fprintf(stderr, "mgo: %s %s: not a number from 1 to 65000\n", a, v);
                 return X_USAGE;
             }
-            if (a[1] == 'n')
+            if (strcmp(a, "-n") == 0)
                 o->lines = (int)n;
-            else if (a[2] == 't')
+            else if (strcmp(a, "--timeout") == 0)
                 o->timeout = (int)n;
             else
                 o->port_base = (int)n;
@@ -205,6 +207,11 @@ static int parse(int argc, char **argv, const char *usage, int files, struct opt
 static const char *jstr(const json_t *o, const char *k)
 {
     return json_string_value(json_object_get(o, k));
+}
+
+static const char *or_dash(const char *s)
+{
+    return s ? s : "-";
 }
 
 /* The cluster named (or the only one) under the state directory. */
@@ -242,28 +249,11 @@ static void print_findings(const json_t *result)
         json_array_foreach (json_object_get(o, "errors"), j, e) {
             const char *path = jstr(e, "path");
             if (path && *path)
-                printf("%s: %s: %s\n", src, path, jstr(e, "reason"));
+                printf("%s: %s: %s\n", src, path, or_dash(jstr(e, "reason")));
             else
-                printf("%s: %s\n", src, jstr(e, "reason"));
+                printf("%s: %s\n", src, or_dash(jstr(e, "reason")));
         }
     }
-}
-
-static json_t *lib_call(struct loader_lib *lib, mgo_plugin *p, loader_hook_fn fn, json_t *req,
-                        int32_t *rc)
-{
-    char *body = json_dumps(req, JSON_COMPACT), *res = NULL;
-    size_t len = 0;
-    json_decref(req);
-    if (!body) {
-        *rc = MGO_ENOMEM;
-        return NULL;
-    }
-    *rc = fn(p, body, strlen(body), &res, &len);
-    free(body);
-    json_t *r = res ? json_loadb(res, len, 0, NULL) : NULL;
-    lib->free(res);
-    return r;
 }
 
 /* Validate (with `previous` when given): X_OK_, or X_INVALID after printing the findings. */
@@ -276,7 +266,7 @@ static int validate(struct lhost *h, const json_t *manifests, const char *ns,
     if (previous && !json_is_null(previous))
         json_object_set(req, "previous", (json_t *)previous);
     int32_t rc;
-    json_t *r = lib_call(h->lib, h->plugin, h->lib->validate, req, &rc);
+    json_t *r = loader_call_json(h->lib, h->plugin, h->lib->validate, req, &rc);
     if (!r) {
         fprintf(stderr, "mgo: mgo_validate: %s\n", h->lib->strerror(rc));
         return X_LIBRARY;
@@ -298,17 +288,24 @@ static int validate(struct lhost *h, const json_t *manifests, const char *ns,
     return code;
 }
 
+/* Standard base64 (a Secret's data): whitespace skipped, padding only at the end and
+ * complete. 0, or -1 when it is not base64 or does not fit. */
 static int base64_decode(const char *in, char *out, size_t size)
 {
     static const char tbl[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     unsigned v = 0;
-    int bits = 0;
+    int bits = 0, chars = 0, pad = 0;
     size_t n = 0;
-    for (; *in && *in != '='; in++) {
-        const char *p = strchr(tbl, *in);
-        if (*in == '\n' || *in == ' ')
+    for (; *in; in++) {
+        if (strchr(" \t\r\n", *in))
             continue;
-        if (!p)
+        chars++;
+        if (*in == '=') {
+            pad++;
+            continue;
+        }
+        const char *p = strchr(tbl, *in);
+        if (!p || pad)
             return -1;
         v = (v << 6) | (unsigned)(p - tbl);
         bits += 6;
@@ -319,6 +316,8 @@ static int base64_decode(const char *in, char *out, size_t size)
             out[n++] = (char)((v >> bits) & 0xff);
         }
     }
+    if (chars % 4 != 0 || pad > 2)
+        return -1;
     out[n] = '\0';
     return 0;
 }
@@ -400,6 +399,9 @@ static int split_manifests(const json_t *files, const char *want, const char *ns
                     want ? want : "");
         json_decref(secrets);
         json_decref(cluster_doc);
+        json_decref(s->manifests);
+        json_decref(s->cluster_text);
+        s->manifests = s->cluster_text = NULL;
         return X_USAGE;
     }
     const json_t *meta = json_object_get(cluster_doc, "metadata");
@@ -422,32 +424,30 @@ static void print_table(const json_t *status)
 {
     size_t i;
     json_t *x;
-    printf("cluster %s: %s\n", jstr(status, "cluster"), jstr(status, "phase"));
-    printf("%-58s %-8s %-8s %-20s %-8s %-9s %-10s %s\n", "INSTANCE", "CELL", "POOL", "SHARD",
+    printf("cluster %s: %s\n", or_dash(jstr(status, "cluster")), or_dash(jstr(status, "phase")));
+    printf("%-58s %-8s %-8s %-22s %-8s %-9s %-10s %s\n", "INSTANCE", "CELL", "POOL", "SHARD",
            "ROLE", "STATE", "LAG", "PORT");
     json_array_foreach (json_object_get(status, "instances"), i, x) {
         char shard[200], lag[32];
-        (void)snprintf(shard, sizeof(shard), "%s/%s/%s", jstr(x, "database"), jstr(x, "tablegroup"),
-                       jstr(x, "shard"));
+        (void)snprintf(shard, sizeof(shard), "%s/%s/%s", or_dash(jstr(x, "database")),
+                       or_dash(jstr(x, "tablegroup")), or_dash(jstr(x, "shard")));
         json_t *l = json_object_get(x, "lag_bytes");
         if (json_is_integer(l))
             (void)snprintf(lag, sizeof(lag), "%lldB", (long long)json_integer_value(l));
         else
             (void)snprintf(lag, sizeof(lag), "-");
-        const char *role = jstr(x, "role");
         char rolebuf[32];
-        (void)snprintf(rolebuf, sizeof(rolebuf), "%s%s", role,
+        (void)snprintf(rolebuf, sizeof(rolebuf), "%s%s", or_dash(jstr(x, "role")),
                        json_is_true(json_object_get(x, "synchronous")) ? "*" : "");
         char state[64];
         (void)snprintf(state, sizeof(state), "%s",
-                       jstr(x, "drain") ? jstr(x, "drain") : jstr(x, "state"));
-        printf("%-58s %-8s %-8s %-20s %-8s %-9s %-10s %lld\n", jstr(x, "name"),
-               jstr(x, "cell") ? jstr(x, "cell") : "-", jstr(x, "pool") ? jstr(x, "pool") : "-",
-               shard, rolebuf, state, lag,
+                       jstr(x, "drain") ? jstr(x, "drain") : or_dash(jstr(x, "state")));
+        printf("%-58s %-8s %-8s %-22s %-8s %-9s %-10s %lld\n", or_dash(jstr(x, "name")),
+               or_dash(jstr(x, "cell")), or_dash(jstr(x, "pool")), shard, rolebuf, state, lag,
                (long long)json_integer_value(json_object_get(x, "port")));
     }
     json_array_foreach (json_object_get(status, "etcd"), i, x)
-        printf("etcd %s: %s, 127.0.0.1:%lld\n", jstr(x, "name"),
+        printf("etcd %s: %s, 127.0.0.1:%lld\n", or_dash(jstr(x, "name")),
                json_is_true(json_object_get(x, "running")) ? "running" : "stopped",
                (long long)json_integer_value(json_object_get(x, "client_port")));
     printf("(* a synchronous standby; LAG: bytes of WAL not yet replayed)\n");
@@ -459,6 +459,10 @@ static void print_table(const json_t *status)
 static int converge_and_report(struct lhost *h, int timeout)
 {
     int rc = lhost_converge(h, timeout * 1000);
+    if (rc != 0 && h->exit_hint) {
+        fprintf(stderr, "mgo: %s\n", h->error);
+        return h->exit_hint;
+    }
     if (rc != 0) {
         fprintf(stderr, "mgo: %s\n", h->error);
         fprintf(stderr,
@@ -478,10 +482,12 @@ static int converge_and_report(struct lhost *h, int timeout)
 /* A port nothing listens on and nothing holds bound (an instance's port stays its own). */
 static int port_free(int port)
 {
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), ok;
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), ok, one = 1;
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ok = fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
+    /* as PostgreSQL and etcd bind: a port left in TIME_WAIT by a cluster just stopped is free */
+    ok = fd >= 0 && setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == 0 &&
+         bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
     if (fd >= 0)
         close(fd);
     return ok;
@@ -515,17 +521,18 @@ static int choose_port_base(const char *root)
     return 15432;
 }
 
-static void generate_password(char *out, size_t size)
+/* 24 characters from the kernel's random source. 0, or -1 when it fails. */
+static int generate_password(char *out, size_t size)
 {
     static const char al[] = "abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
     unsigned char rnd[24];
     if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
-        for (size_t i = 0; i < sizeof(rnd); i++)
-            rnd[i] = (unsigned char)(rand() ^ getpid());
+        return -1;
     size_t n = 0;
     for (; n < sizeof(rnd) && n + 1 < size; n++)
         out[n] = al[rnd[n] % (sizeof(al) - 1)];
     out[n] = '\0';
+    return 0;
 }
 
 static int cmd_up(struct loader_lib *lib, int argc, char **argv, int is_apply)
@@ -542,7 +549,11 @@ static int cmd_up(struct loader_lib *lib, int argc, char **argv, int is_apply)
         code = X_USAGE;
         goto out_opts;
     }
-    lhost_default_root(o.state_dir, root, sizeof(root));
+    if (lhost_default_root(o.state_dir, root, sizeof(root)) != 0) {
+        fprintf(stderr, "mgo: the state directory's path is too long\n");
+        code = X_USAGE;
+        goto out_opts;
+    }
     /* validate before anything is created */
     {
         struct lhost v;
@@ -565,10 +576,18 @@ static int cmd_up(struct loader_lib *lib, int argc, char **argv, int is_apply)
     int rc = lhost_open(&h, lib, root, sp.cluster, !is_apply, 1);
     if (rc != 0) {
         fprintf(stderr, "mgo: %s\n", h.error);
-        code = rc == 5 ? X_NOTFOUND : X_UNAVAILABLE;
+        code = rc == 5 ? X_NOTFOUND : h.exit_hint ? h.exit_hint : X_UNAVAILABLE;
         goto out_h;
     }
     int fresh = !json_object_get(h.st, "manifests");
+    if (!fresh && jstr(h.st, "namespace") && strcmp(jstr(h.st, "namespace"), sp.ns) != 0) {
+        fprintf(stderr,
+                "mgo: cluster %s runs in namespace %s, the files put it in %s: a cluster's "
+                "namespace does not change (pass --namespace %s, or name another cluster)\n",
+                sp.cluster, jstr(h.st, "namespace"), sp.ns, jstr(h.st, "namespace"));
+        code = X_USAGE;
+        goto out_h;
+    }
     const json_t *previous = json_object_get(h.st, "previous");
     if (!fresh && previous && !json_is_null(previous)) {
         code = validate(&h, sp.manifests, o.ns, previous, sp.cluster);
@@ -584,9 +603,14 @@ static int cmd_up(struct loader_lib *lib, int argc, char **argv, int is_apply)
         (void)snprintf(h.env.superuser, sizeof(h.env.superuser), "%s", sp.superuser);
         char pw[512];
         int generated = !sp.have_password;
-        if (generated)
-            generate_password(pw, sizeof(pw));
-        else
+        if (generated && generate_password(pw, sizeof(pw)) != 0) {
+            fprintf(stderr,
+                    "mgo: no random bytes for a password (getrandom: %s); put a Secret "
+                    "document with the password in the files\n",
+                    strerror(errno));
+            code = X_UNAVAILABLE;
+            goto out_h;
+        } else if (!generated)
             (void)snprintf(pw, sizeof(pw), "%s", sp.password);
         if (proc_write_password(&h.env, pw, generated, h.error, sizeof(h.error)) != 0) {
             fprintf(stderr, "mgo: %s\n", h.error);
@@ -598,9 +622,9 @@ static int cmd_up(struct loader_lib *lib, int argc, char **argv, int is_apply)
                             json_string(generated ? "generated" : "secret"));
         if (generated)
             lhost_say(&h,
-                      "no Secret document %s in the files: generated the superuser's password "
-                      "into %s/password",
-                      sp.secret[0] ? sp.secret : "for the password", h.env.dir);
+                      "the files hold no %s: generated the superuser's password into "
+                      "%s/password",
+                      sp.secret[0] ? sp.secret : "password Secret", h.env.dir);
     } else if (sp.have_password && jstr(h.st, "password") &&
                strcmp(jstr(h.st, "password"), sp.password) != 0) {
         lhost_say(&h,
@@ -635,7 +659,10 @@ static int open_named(struct loader_lib *lib, struct opts *o, const char *given,
                       struct lhost *h)
 {
     char root[512], name[64];
-    lhost_default_root(o->state_dir, root, sizeof(root));
+    if (lhost_default_root(o->state_dir, root, sizeof(root)) != 0) {
+        fprintf(stderr, "mgo: the state directory's path is too long\n");
+        return X_USAGE;
+    }
     int code = pick_cluster(root, given, name, sizeof(name));
     if (code)
         return code;
@@ -643,7 +670,7 @@ static int open_named(struct loader_lib *lib, struct opts *o, const char *given,
     if (rc != 0) {
         fprintf(stderr, "mgo: %s\n", h->error);
         lhost_close(h);
-        return rc == 5 ? X_NOTFOUND : X_UNAVAILABLE;
+        return rc == 5 ? X_NOTFOUND : h->exit_hint ? h->exit_hint : X_UNAVAILABLE;
     }
     return X_OK_;
 }
@@ -672,23 +699,30 @@ static int cmd_status(struct loader_lib *lib, int argc, char **argv, int observe
         size_t i, j;
         json_t *v, *sh, *n;
         json_array_foreach (json_object_get(r, "shards"), i, sh) {
-            printf("shard %s: primary %s, synchronous_standby_names '%s'\n", jstr(sh, "name"),
-                   jstr(sh, "primary") ? jstr(sh, "primary") : "(none)",
-                   jstr(sh, "synchronous_standby_names") ? jstr(sh, "synchronous_standby_names")
-                                                         : "");
+            printf("shard %s: primary %s, synchronous_standby_names '%s'\n",
+                   or_dash(jstr(sh, "name")),
+                   jstr(sh, "primary") ? or_dash(jstr(sh, "primary")) : "(none)",
+                   jstr(sh, "synchronous_standby_names")
+                       ? or_dash(jstr(sh, "synchronous_standby_names"))
+                       : "");
             json_array_foreach (json_object_get(sh, "nodes"), j, n) {
                 json_t *lag = json_object_get(n, "lag_bytes");
-                if (strcmp(jstr(n, "role") ? jstr(n, "role") : "", "standby") == 0)
-                    printf("  %s: standby, %s%s, lag %s%lld bytes\n", jstr(n, "name"),
+                char lagtext[48] = "unknown";
+                if (json_is_integer(lag))
+                    (void)snprintf(lagtext, sizeof(lagtext), "%lld bytes",
+                                   (long long)json_integer_value(lag));
+                if (strcmp(or_dash(jstr(n, "role")), "standby") == 0)
+                    printf("  %s: standby, %s%s, lag %s\n", or_dash(jstr(n, "name")),
                            jstr(n, "state") ? jstr(n, "state") : "not connected",
                            json_is_true(json_object_get(n, "synchronous")) ? ", synchronous" : "",
-                           json_is_integer(lag) ? "" : "unknown ",
-                           json_is_integer(lag) ? (long long)json_integer_value(lag) : 0LL);
+                           lagtext);
             }
         }
         json_array_foreach (json_object_get(r, "violations"), i, v)
-            printf("VIOLATION %s%s%s: %s\n", jstr(v, "invariant"), jstr(v, "instance") ? " " : "",
-                   jstr(v, "instance") ? jstr(v, "instance") : "", jstr(v, "evidence"));
+            printf("VIOLATION %s%s%s: %s\n", or_dash(jstr(v, "invariant")),
+                   jstr(v, "instance") ? " " : "",
+                   jstr(v, "instance") ? or_dash(jstr(v, "instance")) : "",
+                   or_dash(jstr(v, "evidence")));
         if (json_is_true(json_object_get(r, "ok")))
             printf("no violation\n");
     }
@@ -725,6 +759,7 @@ static int cmd_scale(struct loader_lib *lib, int argc, char **argv)
                             "cluster", h.cluster, "pool", o.pos[1], "replicas", (int)n);
     if (jstr(h.st, "namespace"))
         json_object_set(req, "namespace", json_object_get(h.st, "namespace"));
+    json_object_set_new(req, "observed", lhost_observed(&h)); /* roles and readiness */
     if (o.cell)
         json_object_set_new(req, "cell", json_string(o.cell));
     if (o.database)
@@ -734,30 +769,34 @@ static int cmd_scale(struct loader_lib *lib, int argc, char **argv)
     if (o.shard)
         json_object_set_new(req, "shard", json_string(o.shard));
     int32_t rc;
-    json_t *r = lib_call(lib, h.plugin, lib->scale, req, &rc);
+    json_t *r = loader_call_json(lib, h.plugin, lib->scale, req, &rc);
     if (rc != MGO_OK) {
         const char *m = jstr(json_object_get(r, "error"), "message");
         print_findings(r);
         fprintf(stderr, "mgo: scale: %s\n", m ? m : lib->strerror(rc));
-        code = rc == MGO_EINVAL ? X_INVALID : X_LIBRARY;
-        if (m && strstr(m, "no pool"))
-            code = X_NOTFOUND;
+        /* validation findings: the changed spec is invalid (1); otherwise the request named
+         * what the cluster does not have (2) */
+        code = rc != MGO_EINVAL                                 ? X_LIBRARY
+               : json_array_size(json_object_get(r, "objects")) ? X_INVALID
+                                                                : X_USAGE;
         json_decref(r);
         lhost_close(&h);
         goto out;
     }
-    printf("scale %s pool %s (%s/%s/%s) in %s: %lld -> %lld per cell\n", h.cluster, o.pos[1],
-           jstr(r, "database"), jstr(r, "tablegroup"), jstr(r, "shard"), "its cells",
+    printf("scale %s pool %s (%s/%s/%s)%s%s: %lld -> %lld per cell\n", h.cluster, o.pos[1],
+           or_dash(jstr(r, "database")), or_dash(jstr(r, "tablegroup")), or_dash(jstr(r, "shard")),
+           o.cell ? " in cell " : "", o.cell ? o.cell : "",
            (long long)json_integer_value(json_object_get(r, "from")),
            (long long)json_integer_value(json_object_get(r, "to")));
-    printf("  writes %s\n", jstr(r, "path"));
+    printf("  writes %s\n", or_dash(jstr(r, "path")));
     size_t i;
     json_t *x;
     json_array_foreach (json_object_get(r, "create"), i, x)
-        printf("  create %s\n", json_is_string(x) ? json_string_value(x) : jstr(x, "name"));
+        printf("  create %s\n",
+               json_is_string(x) ? json_string_value(x) : or_dash(jstr(x, "name")));
     json_array_foreach (json_object_get(r, "drain"), i, x)
-        printf("  drain  %s (%s, then its volume: %s)\n", jstr(x, "name"), jstr(x, "role"),
-               jstr(x, "volume"));
+        printf("  drain  %s (%s, then its volume: %s)\n", or_dash(jstr(x, "name")),
+               or_dash(jstr(x, "role")), or_dash(jstr(x, "volume")));
     fflush(stdout);
     /* the cluster document becomes the changed spec (JSON); templates and Secrets stay */
     char *spec = json_dumps(json_object_get(r, "spec"), JSON_COMPACT);
@@ -779,7 +818,7 @@ static int cmd_scale(struct loader_lib *lib, int argc, char **argv)
     }
     json_object_set_new(h.st, "cluster_text", json_string(spec));
     free(spec);
-    code = validate(&h, ms, NULL, json_object_get(h.st, "previous"), h.cluster);
+    code = validate(&h, ms, jstr(h.st, "namespace"), json_object_get(h.st, "previous"), h.cluster);
     if (code == X_OK_ && lhost_save(&h) != 0) {
         fprintf(stderr, "mgo: %s\n", h.error);
         code = X_UNAVAILABLE;
@@ -866,13 +905,13 @@ static int cmd_logs(struct loader_lib *lib, int argc, char **argv)
             long start = ring[count > (size_t)o.lines ? count % (size_t)o.lines : 0];
             char buf[4096];
             size_t n;
-            fseek(f, start, SEEK_SET);
-            while ((n = fread(buf, 1, sizeof(buf), f)) > 0)
-                fwrite(buf, 1, n, stdout);
+            if (fseek(f, start, SEEK_SET) == 0)
+                while ((n = fread(buf, 1, sizeof(buf), f)) > 0)
+                    fwrite(buf, 1, n, stdout);
         }
         free(ring);
         fclose(f);
-        printf("(%s)\n", path);
+        fprintf(stderr, "mgo: (%s)\n", path);
     }
     lhost_close(&h);
 out:
