@@ -1540,8 +1540,26 @@ static void check_poolers(struct lhost *h, json_t *list)
     json_decref(seen);
 }
 
+/* The resolved cluster (where each cell keeps its topology records) when no pass ran yet in
+ * this command: a reconcile without a target, which only resolves. */
+static void ensure_resolved(struct lhost *h)
+{
+    int32_t rc;
+    if (h->resolved || !json_object_get(h->st, "manifests"))
+        return;
+    json_t *req = json_pack("{s:s, s:O, s:{s:b}}", "cluster", h->cluster, "manifests",
+                            json_object_get(h->st, "manifests"), "topology", "register", 0);
+    if (str(h->st, "namespace"))
+        json_object_set(req, "namespace", json_object_get(h->st, "namespace"));
+    json_t *r = call(h, h->lib->reconcile, req, &rc);
+    if (rc == MGO_OK)
+        h->resolved = json_incref(json_object_get(r, "resolved"));
+    json_decref(r);
+}
+
 json_t *lhost_observe(struct lhost *h)
 {
+    ensure_resolved(h);
     json_t *shards = json_array();
     json_t *keys = shard_keys(h);
     size_t i;
