@@ -4,19 +4,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli.h"
 #include "loader.h"
 #include "manifest_files.h"
 #include "render_cmd.h"
 #include "topo_cmd.h"
 #include "up_cmd.h"
-
-/* Exit codes (documented in `mgo --help` and README.md). */
-enum {
-    EXIT_VALID = 0,   /* every object is valid; the command did what it was asked */
-    EXIT_INVALID = 1, /* at least one manifest is invalid */
-    EXIT_USAGE = 2,   /* bad command line, or an input file could not be read */
-    EXIT_LIBRARY = 3, /* the library could not be loaded or failed */
-};
 
 static const char usage_main[] =
     "usage: mgo <command> [options]\n"
@@ -100,19 +93,19 @@ static int parse_options(int argc, char **argv, const char *usage, int allow_pre
     memset(o, 0, sizeof(*o));
     o->manifests = json_array();
     if (!o->manifests)
-        return EXIT_LIBRARY;
+        return MGO_EXIT_LIBRARY;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
         const char *val = i + 1 < argc ? argv[i + 1] : NULL;
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
             fputs(usage, stdout);
-            exit(EXIT_VALID);
+            exit(MGO_EXIT_OK);
         } else if (strcmp(a, "--json") == 0 && !allow_cluster) {
             o->json = 1;
         } else if (strcmp(a, "--templates") == 0 && val) {
             if (manifest_add_dir(o->manifests, val, err, sizeof(err))) {
                 fprintf(stderr, "mgo: %s\n", err);
-                return EXIT_USAGE;
+                return MGO_EXIT_USAGE;
             }
             i++;
         } else if (strcmp(a, "--namespace") == 0 && val) {
@@ -126,20 +119,20 @@ static int parse_options(int argc, char **argv, const char *usage, int allow_pre
             i++;
         } else if (a[0] == '-' && a[1] != '\0') {
             fprintf(stderr, "mgo: unknown or incomplete option '%s'\n\n%s", a, usage);
-            return EXIT_USAGE;
+            return MGO_EXIT_USAGE;
         } else {
             if (manifest_add_file(o->manifests, a, err, sizeof(err))) {
                 fprintf(stderr, "mgo: %s\n", err);
-                return EXIT_USAGE;
+                return MGO_EXIT_USAGE;
             }
             files++;
         }
     }
     if (files == 0) {
         fprintf(stderr, "mgo: no FILE given\n\n%s", usage);
-        return EXIT_USAGE;
+        return MGO_EXIT_USAGE;
     }
-    return EXIT_VALID;
+    return MGO_EXIT_OK;
 }
 
 /* Build the request document for validate/resolve. */
@@ -148,7 +141,7 @@ static char *build_request(const struct options *o, int *exit_code)
     json_t *req = json_pack("{s:O}", "manifests", o->manifests);
     char err[512];
 
-    *exit_code = EXIT_LIBRARY;
+    *exit_code = MGO_EXIT_LIBRARY;
     if (!req)
         return NULL;
     if (o->ns && json_object_set_new(req, "namespace", json_string(o->ns)))
@@ -160,7 +153,7 @@ static char *build_request(const struct options *o, int *exit_code)
         if (!prev || manifest_add_file(prev, o->previous, err, sizeof(err))) {
             fprintf(stderr, "mgo: %s\n", prev ? err : "out of memory");
             json_decref(prev);
-            *exit_code = EXIT_USAGE;
+            *exit_code = MGO_EXIT_USAGE;
             goto fail;
         }
         int failed =
@@ -177,30 +170,6 @@ static char *build_request(const struct options *o, int *exit_code)
 fail:
     json_decref(req);
     return NULL;
-}
-
-/* Print each error as "SOURCE: path: reason" (stdout) and each warning to stderr. */
-static void print_findings(const json_t *result)
-{
-    size_t i, j;
-    json_t *o, *e;
-    json_array_foreach (json_object_get(result, "objects"), i, o) {
-        const char *src = json_string_value(json_object_get(o, "source"));
-        if (!src)
-            src = "<input>";
-        json_array_foreach (json_object_get(o, "errors"), j, e) {
-            const char *path = json_string_value(json_object_get(e, "path"));
-            const char *reason = json_string_value(json_object_get(e, "reason"));
-            if (path && *path)
-                printf("%s: %s: %s\n", src, path, reason ? reason : "");
-            else
-                printf("%s: %s\n", src, reason ? reason : "");
-        }
-        json_array_foreach (json_object_get(o, "warnings"), j, e)
-            fprintf(stderr, "%s: %s: warning: %s\n", src,
-                    json_string_value(json_object_get(e, "path")),
-                    json_string_value(json_object_get(e, "reason")));
-    }
 }
 
 static int run(struct loader_lib *lib, loader_hook_fn hook, const struct options *o, int resolve)
@@ -221,27 +190,27 @@ static int run(struct loader_lib *lib, loader_hook_fn hook, const struct options
     if (rc != MGO_OK) {
         fprintf(stderr, "mgo: mgo_open: %s\n", lib->strerror(rc));
         free(req);
-        return EXIT_LIBRARY;
+        return MGO_EXIT_LIBRARY;
     }
     rc = hook(p, req, strlen(req), &out, &out_len);
     free(req);
     json_t *result = out ? json_loadb(out, out_len, JSON_ALLOW_NUL, NULL) : NULL;
     if (!result) {
         fprintf(stderr, "mgo: %s\n", lib->strerror(rc));
-        code = EXIT_LIBRARY;
+        code = MGO_EXIT_LIBRARY;
     } else if (o->json) {
         fwrite(out, 1, out_len, stdout);
         fputc('\n', stdout);
-        code = rc == MGO_OK ? EXIT_VALID : rc == MGO_EINVAL ? EXIT_INVALID : EXIT_LIBRARY;
+        code = rc == MGO_OK ? MGO_EXIT_OK : rc == MGO_EINVAL ? MGO_EXIT_INVALID : MGO_EXIT_LIBRARY;
     } else if (rc == MGO_OK && resolve) {
-        print_findings(result); /* warnings only */
+        cli_print_findings(result, 1); /* warnings only */
         char *pretty = json_dumps(json_object_get(result, "resolved"), JSON_INDENT(2));
         if (pretty)
             printf("%s\n", pretty);
         free(pretty);
-        code = pretty ? EXIT_VALID : EXIT_LIBRARY;
+        code = pretty ? MGO_EXIT_OK : MGO_EXIT_LIBRARY;
     } else {
-        print_findings(result);
+        cli_print_findings(result, 1);
         const char *msg =
             json_string_value(json_object_get(json_object_get(result, "error"), "message"));
         int request_error = rc == MGO_EINVAL && msg && strncmp(msg, "request:", 8) == 0;
@@ -250,10 +219,10 @@ static int run(struct loader_lib *lib, loader_hook_fn hook, const struct options
                     "mgo: the files hold several clusters; choose one with --cluster NAME\n");
         else if (request_error)
             fprintf(stderr, "mgo: %s\n", msg + 9);
-        code = rc == MGO_OK ? EXIT_VALID : rc == MGO_EINVAL ? EXIT_INVALID : EXIT_LIBRARY;
+        code = rc == MGO_OK ? MGO_EXIT_OK : rc == MGO_EINVAL ? MGO_EXIT_INVALID : MGO_EXIT_LIBRARY;
         if (request_error)
-            code = EXIT_USAGE; /* a problem with how mgo was asked, not with a manifest */
-        if (code == EXIT_LIBRARY)
+            code = MGO_EXIT_USAGE; /* a problem with how mgo was asked, not with a manifest */
+        if (code == MGO_EXIT_LIBRARY)
             fprintf(stderr, "mgo: %s\n", msg ? msg : lib->strerror(rc));
     }
     json_decref(result);
@@ -262,7 +231,7 @@ static int run(struct loader_lib *lib, loader_hook_fn hook, const struct options
     /* Output that did not reach its destination is a failure, not a success. */
     if (fflush(stdout) != 0 || ferror(stdout)) {
         fprintf(stderr, "mgo: cannot write the output\n");
-        return EXIT_USAGE;
+        return MGO_EXIT_USAGE;
     }
     return code;
 }
@@ -277,7 +246,7 @@ int main(int argc, char **argv)
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
         strcmp(argv[1], "help") == 0) {
         fputs(usage_main, argc < 2 ? stderr : stdout);
-        return argc < 2 ? EXIT_USAGE : EXIT_VALID;
+        return argc < 2 ? MGO_EXIT_USAGE : MGO_EXIT_OK;
     }
     const char *cmd = argv[1];
     static const char *const local_cmds[] = {"up",    "apply", "status", "observe",
@@ -289,16 +258,16 @@ int main(int argc, char **argv)
         strcmp(cmd, "topo") != 0 && strcmp(cmd, "render") != 0 && strcmp(cmd, "version") != 0 &&
         strcmp(cmd, "--version") != 0) {
         fprintf(stderr, "mgo: unknown command '%s'\n\n%s", cmd, usage_main);
-        return EXIT_USAGE;
+        return MGO_EXIT_USAGE;
     }
     if (loader_load(&lib, err, sizeof(err))) {
         fprintf(stderr, "mgo: %s\n", err);
-        return EXIT_LIBRARY;
+        return MGO_EXIT_LIBRARY;
     }
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         printf("mgo: libmgo ABI %u (%s)\n", lib.abi_version(), lib.path);
         loader_unload(&lib);
-        return EXIT_VALID;
+        return MGO_EXIT_OK;
     }
     if (local) {
         code = up_command(&lib, cmd, argc - 2, argv + 2);
@@ -314,7 +283,7 @@ int main(int argc, char **argv)
     int resolve = strcmp(cmd, "resolve") == 0;
     code = parse_options(argc - 2, argv + 2, resolve ? usage_resolve : usage_validate, !resolve,
                          resolve, &o);
-    if (code == EXIT_VALID)
+    if (code == MGO_EXIT_OK)
         code = run(&lib, resolve ? lib.reconcile : lib.validate, &o, resolve);
     json_decref(o.manifests);
     loader_unload(&lib);

@@ -448,10 +448,9 @@ static void etcd_pidfile(const struct proc_env *env, const char *name, char *buf
     (void)snprintf(buf, size, "%s/etcd/%s.pid", env->dir, name);
 }
 
-pid_t proc_etcd_pid(const struct proc_env *env, const char *name)
+/* The number on the first line of a pid file, or 0. */
+static long pid_in_file(const char *path)
 {
-    char path[700], needle[700];
-    etcd_pidfile(env, name, path, sizeof(path));
     FILE *f = fopen(path, "r");
     long pid = 0;
     if (!f)
@@ -459,6 +458,14 @@ pid_t proc_etcd_pid(const struct proc_env *env, const char *name)
     if (fscanf(f, "%ld", &pid) != 1)
         pid = 0;
     fclose(f);
+    return pid;
+}
+
+pid_t proc_etcd_pid(const struct proc_env *env, const char *name)
+{
+    char path[700], needle[700];
+    etcd_pidfile(env, name, path, sizeof(path));
+    long pid = pid_in_file(path);
     (void)snprintf(needle, sizeof(needle), "--name %s ", name);
     return pid > 0 && alive((pid_t)pid) && cmdline_has((pid_t)pid, needle) &&
                    cmdline_has((pid_t)pid, env->dir)
@@ -591,13 +598,7 @@ pid_t proc_pg_pid(const struct proc_env *env, const char *datadir)
     char path[700];
     proc_path(env, datadir, path, sizeof(path));
     (void)snprintf(path + strlen(path), sizeof(path) - strlen(path), "/postmaster.pid");
-    FILE *f = fopen(path, "r");
-    long pid = 0;
-    if (!f)
-        return 0;
-    if (fscanf(f, "%ld", &pid) != 1)
-        pid = 0;
-    fclose(f);
+    long pid = pid_in_file(path);
     /* a stale postmaster.pid (after a reboot) may name any process now: the postmaster's
      * command line holds its data directory */
     char dir[700];

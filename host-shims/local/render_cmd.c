@@ -6,9 +6,8 @@
 #include <strings.h>
 
 #include "manifest_files.h"
+#include "cli.h"
 #include "render_cmd.h"
-
-enum { EXIT_OK = 0, EXIT_INVALID = 1, EXIT_USAGE = 2, EXIT_LIBRARY = 3 };
 
 static const char usage[] =
     "usage: mgo render [--target kubernetes|process] [--json] [--templates DIR]...\n"
@@ -156,18 +155,18 @@ static int parse(int argc, char **argv, struct render_options *o)
     o->target = "kubernetes";
     o->manifests = json_array();
     if (!o->manifests)
-        return EXIT_LIBRARY;
+        return MGO_EXIT_LIBRARY;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
             fputs(usage, stdout);
-            exit(EXIT_OK);
+            exit(MGO_EXIT_OK);
         } else if (strcmp(a, "--json") == 0) {
             o->json = 1;
         } else if (strcmp(a, "--target") == 0 && val) {
             if (strcmp(val, "kubernetes") != 0 && strcmp(val, "process") != 0) {
                 fprintf(stderr, "mgo: --target must be kubernetes or process, not '%s'\n", val);
-                return EXIT_USAGE;
+                return MGO_EXIT_USAGE;
             }
             o->target = argv[++i];
         } else if (strcmp(a, "--namespace") == 0 && val) {
@@ -179,36 +178,23 @@ static int parse(int argc, char **argv, struct render_options *o)
         } else if (strcmp(a, "--templates") == 0 && val) {
             if (manifest_add_dir(o->manifests, argv[++i], err, sizeof(err))) {
                 fprintf(stderr, "mgo: %s\n", err);
-                return EXIT_USAGE;
+                return MGO_EXIT_USAGE;
             }
         } else if (a[0] == '-' && a[1] != '\0') {
             fprintf(stderr, "mgo: unknown or incomplete option '%s'\n\n%s", a, usage);
-            return EXIT_USAGE;
+            return MGO_EXIT_USAGE;
         } else if (manifest_add_file(o->manifests, a, err, sizeof(err))) {
             fprintf(stderr, "mgo: %s\n", err);
-            return EXIT_USAGE;
+            return MGO_EXIT_USAGE;
         } else {
             files++;
         }
     }
     if (!files) {
         fprintf(stderr, "mgo: no FILE given\n\n%s", usage);
-        return EXIT_USAGE;
+        return MGO_EXIT_USAGE;
     }
-    return EXIT_OK;
-}
-
-static void print_errors(const json_t *result)
-{
-    size_t i, j;
-    const json_t *obj, *e;
-    json_array_foreach (json_object_get(result, "objects"), i, obj) {
-        const char *src = json_string_value(json_object_get(obj, "source"));
-        json_array_foreach (json_object_get(obj, "errors"), j, e)
-            printf("%s: %s: %s\n", src ? src : "<input>",
-                   json_string_value(json_object_get(e, "path")),
-                   json_string_value(json_object_get(e, "reason")));
-    }
+    return MGO_EXIT_OK;
 }
 
 static int print_desired(const json_t *desired, int as_json)
@@ -219,7 +205,7 @@ static int print_desired(const json_t *desired, int as_json)
         int rc = !list || json_dumpf(list, stdout, JSON_INDENT(2)) != 0;
         json_decref(list);
         fputc('\n', stdout);
-        return rc ? EXIT_LIBRARY : EXIT_OK;
+        return rc ? MGO_EXIT_LIBRARY : MGO_EXIT_OK;
     }
     size_t i;
     const json_t *obj;
@@ -227,7 +213,7 @@ static int print_desired(const json_t *desired, int as_json)
         fputs("---\n", stdout);
         put_value(stdout, obj, 0);
     }
-    return EXIT_OK;
+    return MGO_EXIT_OK;
 }
 
 static int run(struct loader_lib *lib, const struct render_options *o)
@@ -242,7 +228,7 @@ static int run(struct loader_lib *lib, const struct render_options *o)
         (o->cluster && json_object_set_new(req, "cluster", json_string(o->cluster))) ||
         (o->owner_uid && json_object_set_new(req, "uid", json_string(o->owner_uid)))) {
         json_decref(req);
-        return EXIT_LIBRARY;
+        return MGO_EXIT_LIBRARY;
     }
     char *text = json_dumps(req, JSON_COMPACT);
     json_decref(req);
@@ -259,13 +245,13 @@ static int run(struct loader_lib *lib, const struct render_options *o)
     } else if (rc == MGO_EINVAL && msg && strncmp(msg, "request:", 8) == 0) {
         fprintf(stderr, "mgo: %s%s\n", msg + 9,
                 strstr(msg, "name one with") ? " (use --cluster NAME)" : "");
-        code = EXIT_USAGE;
+        code = MGO_EXIT_USAGE;
     } else if (rc == MGO_EINVAL) {
-        print_errors(result);
-        code = EXIT_INVALID;
+        cli_print_findings(result, 0);
+        code = MGO_EXIT_INVALID;
     } else {
         fprintf(stderr, "mgo: render: %s\n", msg ? msg : lib->strerror(rc));
-        code = EXIT_LIBRARY;
+        code = MGO_EXIT_LIBRARY;
     }
     json_decref(result);
     lib->free(out);
@@ -273,7 +259,7 @@ static int run(struct loader_lib *lib, const struct render_options *o)
         lib->close(p);
     if (fflush(stdout) != 0 || ferror(stdout)) {
         fprintf(stderr, "mgo: cannot write the output\n");
-        return EXIT_USAGE;
+        return MGO_EXIT_USAGE;
     }
     return code;
 }
@@ -282,7 +268,7 @@ int render_command(struct loader_lib *lib, int argc, char **argv)
 {
     struct render_options o;
     int code = parse(argc, argv, &o);
-    if (code == EXIT_OK)
+    if (code == MGO_EXIT_OK)
         code = run(lib, &o);
     json_decref(o.manifests);
     return code;

@@ -6,6 +6,7 @@
 
 #include "loader.h"
 #include "manifest_files.h"
+#include "cli.h"
 #include "topo_cmd.h"
 
 static const char usage_topo[] =
@@ -39,12 +40,10 @@ static const char usage_topo[] =
     "Exit codes: 0 done, 1 invalid manifest, 2 usage or input error, 3 library error,\n"
     "4 the topology service is unavailable or too slow (retry later).\n";
 
-enum { EXIT_OK = 0, EXIT_INVALID = 1, EXIT_USAGE = 2, EXIT_LIBRARY = 3, EXIT_RETRY = 4 };
-
 static int usage_error(const char *what, const char *arg)
 {
     fprintf(stderr, "mgo topo: %s%s%s\n\n%s", what, arg ? " " : "", arg ? arg : "", usage_topo);
-    return EXIT_USAGE;
+    return MGO_EXIT_USAGE;
 }
 
 static void print_report(const json_t *list)
@@ -64,14 +63,14 @@ int topo_command(struct loader_lib *lib, int argc, char **argv)
 {
     json_t *req = json_object(), *endpoints = json_array(), *manifests = json_array();
     const char *sub = argc > 0 ? argv[0] : "";
-    int as_json = 0, files = 0, code = EXIT_OK;
+    int as_json = 0, files = 0, code = MGO_EXIT_OK;
     char err[4200];
 
     if (!req || !endpoints || !manifests)
-        return EXIT_LIBRARY;
+        return MGO_EXIT_LIBRARY;
     if (strcmp(sub, "--help") == 0 || strcmp(sub, "-h") == 0) {
         fputs(usage_topo, stdout);
-        code = EXIT_OK;
+        code = MGO_EXIT_OK;
         goto out;
     }
     int poolers = strcmp(sub, "poolers") == 0;
@@ -128,7 +127,7 @@ int topo_command(struct loader_lib *lib, int argc, char **argv)
         } else if (strcmp(sub, "register") == 0) {
             if (manifest_add_file(manifests, a, err, sizeof(err))) {
                 fprintf(stderr, "mgo: %s\n", err);
-                code = EXIT_USAGE;
+                code = MGO_EXIT_USAGE;
                 goto out;
             }
             files++;
@@ -171,7 +170,7 @@ int topo_command(struct loader_lib *lib, int argc, char **argv)
         json_string_value(json_object_get(json_object_get(result, "error"), "message"));
     if (!result) {
         fprintf(stderr, "mgo topo: %s\n", lib->strerror(rc));
-        code = rc == MGO_EAGAIN ? EXIT_RETRY : EXIT_LIBRARY;
+        code = rc == MGO_EAGAIN ? MGO_EXIT_RETRY : MGO_EXIT_LIBRARY;
     } else if (as_json || (rc == MGO_OK && (strcmp(sub, "dump") == 0 || poolers))) {
         char *pretty = json_dumps(result, JSON_INDENT(2));
         printf("%s\n", pretty ? pretty : "{}");
@@ -183,28 +182,20 @@ int topo_command(struct loader_lib *lib, int argc, char **argv)
     }
     if (result && rc != MGO_OK && !as_json) {
         /* Manifest errors as validate prints them, then what went wrong. */
-        size_t i, j;
-        json_t *o, *e;
-        json_array_foreach (json_object_get(result, "objects"), i, o)
-            json_array_foreach (json_object_get(o, "errors"), j, e) {
-                const char *src = json_string_value(json_object_get(o, "source"));
-                const char *path = json_string_value(json_object_get(e, "path"));
-                printf("%s: %s%s%s\n", src ? src : "<input>", path ? path : "",
-                       path && *path ? ": " : "", json_string_value(json_object_get(e, "reason")));
-            }
+        cli_print_findings(result, 0);
         fprintf(stderr, "mgo topo: %s\n", msg ? msg : lib->strerror(rc));
     }
     if (result)
-        code = rc == MGO_OK       ? EXIT_OK
-               : rc == MGO_EINVAL ? EXIT_INVALID
-               : rc == MGO_EAGAIN ? EXIT_RETRY
-                                  : EXIT_LIBRARY;
+        code = rc == MGO_OK       ? MGO_EXIT_OK
+               : rc == MGO_EINVAL ? MGO_EXIT_INVALID
+               : rc == MGO_EAGAIN ? MGO_EXIT_RETRY
+                                  : MGO_EXIT_LIBRARY;
     json_decref(result);
     lib->free(out);
     lib->close(p);
     if (fflush(stdout) != 0 || ferror(stdout)) {
         fprintf(stderr, "mgo topo: cannot write the output\n");
-        code = EXIT_USAGE;
+        code = MGO_EXIT_USAGE;
     }
 out:
     json_decref(req);

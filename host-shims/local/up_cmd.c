@@ -14,20 +14,11 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include "cli.h"
 #include "lhost.h"
 #include "manifest_files.h"
 #include "up_cmd.h"
 #include "ydocs.h"
-
-enum {
-    X_OK_ = 0,
-    X_INVALID = 1,
-    X_USAGE = 2,
-    X_LIBRARY = 3,
-    X_UNAVAILABLE = 4,
-    X_NOTFOUND = 5,
-    X_VIOLATIONS = 6,
-};
 
 #define COMMON_HELP                                                                                \
     "  --state-dir DIR   where clusters live (default: $MGO_STATE_DIR, else /var/lib/mgo as\n"     \
@@ -138,7 +129,7 @@ static int parse(int argc, char **argv, const char *usage, int files, struct opt
         int used = 1;
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
             fputs(usage, stdout);
-            exit(X_OK_);
+            exit(MGO_EXIT_OK);
         } else if (strcmp(a, "--json") == 0) {
             o->json = 1;
             used = 0;
@@ -147,7 +138,7 @@ static int parse(int argc, char **argv, const char *usage, int files, struct opt
             used = 0;
         } else if (!v && a[0] == '-' && a[1]) {
             fprintf(stderr, "mgo: option %s needs a value\n\n%s", a, usage);
-            return X_USAGE;
+            return MGO_EXIT_USAGE;
         } else if (strcmp(a, "--state-dir") == 0) {
             o->state_dir = v;
         } else if (strcmp(a, "--namespace") == 0) {
@@ -168,7 +159,7 @@ static int parse(int argc, char **argv, const char *usage, int files, struct opt
             long n = strtol(v, &end, 10);
             if (*end || n < 1 || n > 65000) {
                 fprintf(stderr, "mgo: %s %s: not a number from 1 to 65000\n", a, v);
-                return X_USAGE;
+                return MGO_EXIT_USAGE;
             }
             if (strcmp(a, "-n") == 0)
                 o->lines = (int)n;
@@ -179,29 +170,29 @@ static int parse(int argc, char **argv, const char *usage, int files, struct opt
         } else if (strcmp(a, "--templates") == 0 && files) {
             if (manifest_add_dir(o->manifests, v, err, sizeof(err))) {
                 fprintf(stderr, "mgo: %s\n", err);
-                return X_USAGE;
+                return MGO_EXIT_USAGE;
             }
         } else if (a[0] == '-' && a[1]) {
             fprintf(stderr, "mgo: unknown option '%s'\n\n%s", a, usage);
-            return X_USAGE;
+            return MGO_EXIT_USAGE;
         } else if (files) {
             if (manifest_add_file(o->manifests, a, err, sizeof(err))) {
                 fprintf(stderr, "mgo: %s\n", err);
-                return X_USAGE;
+                return MGO_EXIT_USAGE;
             }
             o->npos++;
             used = 0;
         } else {
             if (o->npos == 4) {
                 fprintf(stderr, "mgo: too many arguments\n\n%s", usage);
-                return X_USAGE;
+                return MGO_EXIT_USAGE;
             }
             o->pos[o->npos++] = a;
             used = 0;
         }
         i += used;
     }
-    return X_OK_;
+    return MGO_EXIT_OK;
 }
 
 static const char *jstr(const json_t *o, const char *k)
@@ -219,7 +210,7 @@ static int pick_cluster(const char *root, const char *given, char *out, size_t s
 {
     if (given) {
         (void)snprintf(out, size, "%s", given);
-        return X_OK_;
+        return MGO_EXIT_OK;
     }
     char **names = lhost_clusters(root);
     int n = 0;
@@ -237,26 +228,11 @@ static int pick_cluster(const char *root, const char *given, char *out, size_t s
         fputc('\n', stderr);
     }
     free(names);
-    return n == 1 ? X_OK_ : n == 0 ? X_NOTFOUND : X_USAGE;
+    return n == 1 ? MGO_EXIT_OK : n == 0 ? MGO_EXIT_NOTFOUND : MGO_EXIT_USAGE;
 }
 
-static void print_findings(const json_t *result)
-{
-    size_t i, j;
-    json_t *o, *e;
-    json_array_foreach (json_object_get(result, "objects"), i, o) {
-        const char *src = jstr(o, "source") ? jstr(o, "source") : "<input>";
-        json_array_foreach (json_object_get(o, "errors"), j, e) {
-            const char *path = jstr(e, "path");
-            if (path && *path)
-                printf("%s: %s: %s\n", src, path, or_dash(jstr(e, "reason")));
-            else
-                printf("%s: %s\n", src, or_dash(jstr(e, "reason")));
-        }
-    }
-}
-
-/* Validate (with `previous` when given): X_OK_, or X_INVALID after printing the findings. */
+/* Validate (with `previous` when given): MGO_EXIT_OK, or MGO_EXIT_INVALID after printing the
+ * findings. */
 static int validate(struct lhost *h, const json_t *manifests, const char *ns,
                     const json_t *previous, const char *cluster)
 {
@@ -269,11 +245,11 @@ static int validate(struct lhost *h, const json_t *manifests, const char *ns,
     json_t *r = loader_call_json(h->lib, h->plugin, h->lib->validate, req, &rc);
     if (!r) {
         fprintf(stderr, "mgo: mgo_validate: %s\n", h->lib->strerror(rc));
-        return X_LIBRARY;
+        return MGO_EXIT_LIBRARY;
     }
-    int code = X_OK_;
+    int code = MGO_EXIT_OK;
     if (rc != MGO_OK) {
-        print_findings(r);
+        cli_print_findings(r, 0);
         const char *m = jstr(json_object_get(r, "error"), "message");
         if (m && !json_array_size(json_object_get(r, "objects")))
             fprintf(stderr, "mgo: %s\n", m);
@@ -282,7 +258,7 @@ static int validate(struct lhost *h, const json_t *manifests, const char *ns,
                     cluster);
         else
             fprintf(stderr, "mgo: the manifests are invalid; nothing was started or changed\n");
-        code = X_INVALID;
+        code = MGO_EXIT_INVALID;
     }
     json_decref(r);
     return code;
@@ -402,7 +378,7 @@ static int split_manifests(const json_t *files, const char *want, const char *ns
         json_decref(s->manifests);
         json_decref(s->cluster_text);
         s->manifests = s->cluster_text = NULL;
-        return X_USAGE;
+        return MGO_EXIT_USAGE;
     }
     const json_t *meta = json_object_get(cluster_doc, "metadata");
     const json_t *spec = json_object_get(cluster_doc, "spec");
@@ -417,7 +393,7 @@ static int split_manifests(const json_t *files, const char *want, const char *ns
     find_password(s, secrets, spec);
     json_decref(secrets);
     json_decref(cluster_doc);
-    return X_OK_;
+    return MGO_EXIT_OK;
 }
 
 static void print_table(const json_t *status)
@@ -469,14 +445,14 @@ static int converge_and_report(struct lhost *h, int timeout)
                 "mgo: cluster %s is not converged; the state is kept: rerun the command to "
                 "resume, 'mgo status' and 'mgo logs INSTANCE' show more\n",
                 h->cluster);
-        return X_UNAVAILABLE;
+        return MGO_EXIT_RETRY;
     }
     lhost_say(h, "cluster %s is healthy", h->cluster);
     json_t *s = lhost_status(h);
     if (s)
         print_table(s);
     json_decref(s);
-    return X_OK_;
+    return MGO_EXIT_OK;
 }
 
 /* A port nothing listens on and nothing holds bound (an instance's port stays its own). */
@@ -546,12 +522,12 @@ static int cmd_up(struct loader_lib *lib, int argc, char **argv, int is_apply)
         goto out_opts;
     if (o.npos == 0) {
         fprintf(stderr, "mgo: no FILE given\n\n%s", is_apply ? usage_apply : usage_up);
-        code = X_USAGE;
+        code = MGO_EXIT_USAGE;
         goto out_opts;
     }
     if (lhost_default_root(o.state_dir, root, sizeof(root)) != 0) {
         fprintf(stderr, "mgo: the state directory's path is too long\n");
-        code = X_USAGE;
+        code = MGO_EXIT_USAGE;
         goto out_opts;
     }
     /* validate before anything is created */
@@ -561,7 +537,7 @@ static int cmd_up(struct loader_lib *lib, int argc, char **argv, int is_apply)
         v.lib = lib;
         mgo_host host = {.struct_size = sizeof(host), .abi_version = MGO_ABI_VERSION};
         if (lib->open(&host, &v.plugin) != MGO_OK) {
-            code = X_LIBRARY;
+            code = MGO_EXIT_LIBRARY;
             goto out_opts;
         }
         code = validate(&v, o.manifests, o.ns, NULL, o.cluster);
@@ -576,7 +552,7 @@ static int cmd_up(struct loader_lib *lib, int argc, char **argv, int is_apply)
     int rc = lhost_open(&h, lib, root, sp.cluster, !is_apply, 1);
     if (rc != 0) {
         fprintf(stderr, "mgo: %s\n", h.error);
-        code = rc == 5 ? X_NOTFOUND : h.exit_hint ? h.exit_hint : X_UNAVAILABLE;
+        code = rc == 5 ? MGO_EXIT_NOTFOUND : h.exit_hint ? h.exit_hint : MGO_EXIT_RETRY;
         goto out_h;
     }
     int fresh = !json_object_get(h.st, "manifests");
@@ -585,7 +561,7 @@ static int cmd_up(struct loader_lib *lib, int argc, char **argv, int is_apply)
                 "mgo: cluster %s runs in namespace %s, the files put it in %s: a cluster's "
                 "namespace does not change (pass --namespace %s, or name another cluster)\n",
                 sp.cluster, jstr(h.st, "namespace"), sp.ns, jstr(h.st, "namespace"));
-        code = X_USAGE;
+        code = MGO_EXIT_USAGE;
         goto out_h;
     }
     const json_t *previous = json_object_get(h.st, "previous");
@@ -608,13 +584,13 @@ static int cmd_up(struct loader_lib *lib, int argc, char **argv, int is_apply)
                     "mgo: no random bytes for a password (getrandom: %s); put a Secret "
                     "document with the password in the files\n",
                     strerror(errno));
-            code = X_UNAVAILABLE;
+            code = MGO_EXIT_RETRY;
             goto out_h;
         } else if (!generated)
             (void)snprintf(pw, sizeof(pw), "%s", sp.password);
         if (proc_write_password(&h.env, pw, generated, h.error, sizeof(h.error)) != 0) {
             fprintf(stderr, "mgo: %s\n", h.error);
-            code = X_UNAVAILABLE;
+            code = MGO_EXIT_RETRY;
             goto out_h;
         }
         json_object_set_new(h.st, "password", json_string(pw));
@@ -641,7 +617,7 @@ static int cmd_up(struct loader_lib *lib, int argc, char **argv, int is_apply)
     json_object_set(h.st, "cluster_text", cluster_text);
     if (lhost_save(&h) != 0) {
         fprintf(stderr, "mgo: %s\n", h.error);
-        code = X_UNAVAILABLE;
+        code = MGO_EXIT_RETRY;
         goto out_h;
     }
     code = converge_and_report(&h, o.timeout);
@@ -661,7 +637,7 @@ static int open_named(struct loader_lib *lib, struct opts *o, const char *given,
     char root[512], name[64];
     if (lhost_default_root(o->state_dir, root, sizeof(root)) != 0) {
         fprintf(stderr, "mgo: the state directory's path is too long\n");
-        return X_USAGE;
+        return MGO_EXIT_USAGE;
     }
     int code = pick_cluster(root, given, name, sizeof(name));
     if (code)
@@ -670,9 +646,9 @@ static int open_named(struct loader_lib *lib, struct opts *o, const char *given,
     if (rc != 0) {
         fprintf(stderr, "mgo: %s\n", h->error);
         lhost_close(h);
-        return rc == 5 ? X_NOTFOUND : h->exit_hint ? h->exit_hint : X_UNAVAILABLE;
+        return rc == 5 ? MGO_EXIT_NOTFOUND : h->exit_hint ? h->exit_hint : MGO_EXIT_RETRY;
     }
-    return X_OK_;
+    return MGO_EXIT_OK;
 }
 
 static int cmd_status(struct loader_lib *lib, int argc, char **argv, int observe)
@@ -688,7 +664,7 @@ static int cmd_status(struct loader_lib *lib, int argc, char **argv, int observe
     json_t *r = observe ? lhost_observe(&h) : lhost_status(&h);
     if (!r) {
         fprintf(stderr, "mgo: %s\n", h.error);
-        code = X_UNAVAILABLE;
+        code = MGO_EXIT_RETRY;
     } else if (o.json) {
         char *t = json_dumps(r, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
         printf("%s\n", t ? t : "{}");
@@ -727,7 +703,7 @@ static int cmd_status(struct loader_lib *lib, int argc, char **argv, int observe
             printf("no violation\n");
     }
     if (r && observe && !json_is_true(json_object_get(r, "ok")))
-        code = X_VIOLATIONS;
+        code = MGO_EXIT_VIOLATIONS;
     json_decref(r);
     lhost_close(&h);
     json_decref(o.manifests);
@@ -743,14 +719,14 @@ static int cmd_scale(struct loader_lib *lib, int argc, char **argv)
         goto out;
     if (o.npos != 3) {
         fprintf(stderr, "mgo: scale needs CLUSTER POOL N\n\n%s", usage_scale);
-        code = X_USAGE;
+        code = MGO_EXIT_USAGE;
         goto out;
     }
     char *end;
     long n = strtol(o.pos[2], &end, 10);
     if (*end || n < 1 || n > 32) {
         fprintf(stderr, "mgo: %s: the size must be a number from 1 to 32\n", o.pos[2]);
-        code = X_USAGE;
+        code = MGO_EXIT_USAGE;
         goto out;
     }
     if ((code = open_named(lib, &o, o.pos[0], 1, &h)) != 0)
@@ -772,13 +748,13 @@ static int cmd_scale(struct loader_lib *lib, int argc, char **argv)
     json_t *r = loader_call_json(lib, h.plugin, lib->scale, req, &rc);
     if (rc != MGO_OK) {
         const char *m = jstr(json_object_get(r, "error"), "message");
-        print_findings(r);
+        cli_print_findings(r, 0);
         fprintf(stderr, "mgo: scale: %s\n", m ? m : lib->strerror(rc));
         /* validation findings: the changed spec is invalid (1); otherwise the request named
          * what the cluster does not have (2) */
-        code = rc != MGO_EINVAL                                 ? X_LIBRARY
-               : json_array_size(json_object_get(r, "objects")) ? X_INVALID
-                                                                : X_USAGE;
+        code = rc != MGO_EINVAL                                 ? MGO_EXIT_LIBRARY
+               : json_array_size(json_object_get(r, "objects")) ? MGO_EXIT_INVALID
+                                                                : MGO_EXIT_USAGE;
         json_decref(r);
         lhost_close(&h);
         goto out;
@@ -813,17 +789,17 @@ static int cmd_scale(struct loader_lib *lib, int argc, char **argv)
         fprintf(stderr, "mgo: the cluster's document is not among its recorded manifests\n");
         free(spec);
         lhost_close(&h);
-        code = X_LIBRARY;
+        code = MGO_EXIT_LIBRARY;
         goto out;
     }
     json_object_set_new(h.st, "cluster_text", json_string(spec));
     free(spec);
     code = validate(&h, ms, jstr(h.st, "namespace"), json_object_get(h.st, "previous"), h.cluster);
-    if (code == X_OK_ && lhost_save(&h) != 0) {
+    if (code == MGO_EXIT_OK && lhost_save(&h) != 0) {
         fprintf(stderr, "mgo: %s\n", h.error);
-        code = X_UNAVAILABLE;
+        code = MGO_EXIT_RETRY;
     }
-    if (code == X_OK_)
+    if (code == MGO_EXIT_OK)
         code = converge_and_report(&h, o.timeout);
     lhost_close(&h);
 out:
@@ -840,7 +816,7 @@ static int cmd_drain(struct loader_lib *lib, int argc, char **argv)
         goto out;
     if (o.npos != 1) {
         fprintf(stderr, "mgo: drain needs INSTANCE\n\n%s", usage_drain);
-        code = X_USAGE;
+        code = MGO_EXIT_USAGE;
         goto out;
     }
     if ((code = open_named(lib, &o, o.cluster, 1, &h)) != 0)
@@ -850,7 +826,7 @@ static int cmd_drain(struct loader_lib *lib, int argc, char **argv)
     int rc = lhost_request_drain(&h, o.pos[0]);
     if (rc != 0) {
         fprintf(stderr, "mgo: %s\n", h.error);
-        code = rc == 5 ? X_NOTFOUND : rc == 2 ? X_USAGE : X_UNAVAILABLE;
+        code = rc == 5 ? MGO_EXIT_NOTFOUND : rc == 2 ? MGO_EXIT_USAGE : MGO_EXIT_RETRY;
     } else {
         code = converge_and_report(&h, o.timeout);
     }
@@ -869,7 +845,7 @@ static int cmd_logs(struct loader_lib *lib, int argc, char **argv)
         goto out;
     if (o.npos != 1) {
         fprintf(stderr, "mgo: logs needs INSTANCE or ETCD\n\n%s", usage_logs);
-        code = X_USAGE;
+        code = MGO_EXIT_USAGE;
         goto out;
     }
     if ((code = open_named(lib, &o, o.cluster, 0, &h)) != 0)
@@ -879,7 +855,7 @@ static int cmd_logs(struct loader_lib *lib, int argc, char **argv)
         !json_object_get(json_object_get(h.st, "etcd"), name)) {
         fprintf(stderr, "mgo: cluster %s has no instance or etcd %s ('mgo status' lists them)\n",
                 h.cluster, name);
-        code = X_NOTFOUND;
+        code = MGO_EXIT_NOTFOUND;
         lhost_close(&h);
         goto out;
     }
@@ -888,7 +864,7 @@ static int cmd_logs(struct loader_lib *lib, int argc, char **argv)
     FILE *f = fopen(path, "r");
     if (!f) {
         fprintf(stderr, "mgo: %s: %s\n", path, strerror(errno));
-        code = X_NOTFOUND;
+        code = MGO_EXIT_NOTFOUND;
     } else {
         /* the last N lines: keep offsets of line starts in a ring */
         long *ring = calloc((size_t)o.lines, sizeof(long));
@@ -928,14 +904,14 @@ static int cmd_down(struct loader_lib *lib, int argc, char **argv)
         goto out;
     if (lhost_stop_all(&h) != 0) {
         fprintf(stderr, "mgo: %s\n", h.error);
-        code = X_UNAVAILABLE;
+        code = MGO_EXIT_RETRY;
     } else if (o.purge) {
         char dir[600];
         (void)snprintf(dir, sizeof(dir), "%s", h.env.dir);
         lhost_say(&h, "removing %s", dir);
         if (proc_remove(&h.env, dir, h.error, sizeof(h.error)) != 0) {
             fprintf(stderr, "mgo: %s\n", h.error);
-            code = X_UNAVAILABLE;
+            code = MGO_EXIT_RETRY;
         }
     } else {
         lhost_say(&h,
