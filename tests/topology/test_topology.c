@@ -1592,9 +1592,18 @@ struct racer {
     const char *endpoint;
     int id;
     atomic_int *stop;
-    int writes;
+    atomic_int writes;
     int failures;
 };
+
+/* Every racer's writes so far. */
+static int racer_writes(struct racer *r)
+{
+    int n = 0;
+    for (int i = 0; i < RACE_WRITERS; i++)
+        n += atomic_load(&r[i].writes);
+    return n;
+}
 
 /* The racers' values: Database records with cells ["racer-<n>"], never mgo's. */
 static void racer_value(int n, struct pbw *w)
@@ -1612,7 +1621,7 @@ static void *racer_main(void *arg)
     for (int i = 0; !atomic_load(r->stop) && i < 100000; i++) {
         racer_value(r->id * 100000 + i, &w);
         if (etcd_put(r->endpoint, DB_KEY, w.b, w.len) > 0)
-            r->writes++;
+            atomic_fetch_add(&r->writes, 1);
         else
             r->failures++;
     }
@@ -1638,11 +1647,22 @@ static void test_concurrent_writer(void **state)
     pthread_t t[RACE_WRITERS];
     for (int i = 0; i < RACE_WRITERS; i++) {
         r[i] = (struct racer){.endpoint = harness.endpoint, .id = i, .stop = &stop};
+        atomic_init(&r[i].writes, 0);
         assert_int_equal(pthread_create(&t[i], NULL, racer_main, &r[i]), 0);
     }
     sleep_ms(50);
     int ok = 0, busy = 0;
     for (int round = 0; round < RACE_ROUNDS; round++) {
+        /* a racer has overwritten mgo's value since the last round (on a loaded machine the
+         * racers can be starved between two rounds; mgo would then rightly find its own value
+         * and answer "unchanged") */
+        int before = racer_writes(r);
+        for (int64_t wait = mono_ms() + 10000; racer_writes(r) == before && mono_ms() < wait;)
+            sleep_ms(5);
+        if (racer_writes(r) == before) {
+            racers_stop(r, t);
+            fail_msg("the racers wrote nothing for 10 s");
+        }
         int64_t t0 = mono_ms();
         int32_t rc = register_sample("minimal.yaml", &res);
         int64_t took = mono_ms() - t0;
@@ -1677,7 +1697,7 @@ static void test_concurrent_writer(void **state)
     racers_stop(r, t);
     int writes = 0, failures = 0;
     for (int i = 0; i < RACE_WRITERS; i++) {
-        writes += r[i].writes;
+        writes += atomic_load(&r[i].writes);
         failures += r[i].failures;
     }
     fprintf(stderr, "racers: %d writes, %d failed; mgo: %d updated, %d gave up\n", writes, failures,
