@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -111,6 +112,54 @@ static void shard_key(const json_t *rec, char *buf, size_t size)
 
 /* ---- state ------------------------------------------------------------------------------- */
 
+/* buf (absolute) made canonical: the longest part that exists through realpath (links, ".",
+ * "..", "//" resolved), the rest lexically. mgo finds its processes by their exact paths, so
+ * two spellings of one directory must become one. 0, or -1 when it does not fit. */
+static int canonical(char *buf, size_t size)
+{
+    char head[PATH_MAX], real[PATH_MAX], out[PATH_MAX];
+    size_t cut = strlen(buf);
+    if (cut >= sizeof(head))
+        return -1;
+    memcpy(head, buf, cut + 1);
+    /* the longest existing prefix */
+    while (!realpath(head, real)) {
+        char *slash = strrchr(head, '/');
+        if (!slash || slash == head) {
+            (void)snprintf(real, sizeof(real), "/");
+            cut = 0;
+            break;
+        }
+        *slash = '\0';
+        cut = (size_t)(slash - head);
+    }
+    (void)snprintf(out, sizeof(out), "%s", strcmp(real, "/") == 0 ? "" : real);
+    /* the rest, component by component */
+    char rest[PATH_MAX];
+    (void)snprintf(rest, sizeof(rest), "%s", buf + cut);
+    char *save = NULL;
+    for (char *c = strtok_r(rest, "/", &save); c; c = strtok_r(NULL, "/", &save)) {
+        if (strcmp(c, ".") == 0)
+            continue;
+        if (strcmp(c, "..") == 0) {
+            char *slash = strrchr(out, '/');
+            if (slash)
+                *slash = '\0';
+            continue;
+        }
+        size_t l = strlen(out);
+        if (l + 1 + strlen(c) + 1 > sizeof(out))
+            return -1;
+        (void)snprintf(out + l, sizeof(out) - l, "/%s", c);
+    }
+    if (!out[0])
+        (void)snprintf(out, sizeof(out), "/");
+    if (strlen(out) + 1 > size)
+        return -1;
+    memcpy(buf, out, strlen(out) + 1);
+    return 0;
+}
+
 int lhost_default_root(const char *opt, char *buf, size_t size)
 {
     const char *e = getenv("MGO_STATE_DIR"), *x = getenv("XDG_STATE_HOME"), *home = getenv("HOME");
@@ -133,10 +182,7 @@ int lhost_default_root(const char *opt, char *buf, size_t size)
     }
     if (n < 0 || (size_t)n >= size)
         return -1;
-    size_t len = strlen(buf);
-    while (len > 1 && buf[len - 1] == '/')
-        buf[--len] = '\0';
-    return 0;
+    return canonical(buf, size);
 }
 
 static void log_cb(void *user, int32_t level, const char *msg, size_t len)

@@ -92,9 +92,18 @@ static int find_bindir(char *out, size_t size)
 
 static int make_dir(const struct proc_env *env, const char *path, mode_t mode, int for_pg)
 {
-    if (mkdir(path, mode) != 0 && errno != EEXIST)
+    int made = mkdir(path, mode) == 0;
+    if (!made && errno != EEXIST)
         return -1;
-    if (for_pg && env->as_postgres && chown(path, env->pg_uid, env->pg_gid) != 0)
+    struct stat st;
+    if (lstat(path, &st) != 0 || !S_ISDIR(st.st_mode)) {
+        errno = ENOTDIR; /* a link or a file where a directory belongs: not followed */
+        return -1;
+    }
+    if (made && chmod(path, mode) != 0) /* whatever the umask */
+        return -1;
+    if (for_pg && env->as_postgres &&
+        fchownat(AT_FDCWD, path, env->pg_uid, env->pg_gid, AT_SYMLINK_NOFOLLOW) != 0)
         return -1;
     return 0;
 }
@@ -175,7 +184,11 @@ static int write_file(const struct proc_env *env, const char *path, const char *
 {
     char tmp[700];
     (void)snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    /* PostgreSQL's user owns the data directory and could plant a link where mgo (root)
+     * writes: the temporary file is created anew, never through a link, and renamed over the
+     * name (rename replaces a link, it does not follow it) */
+    (void)unlink(tmp);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (fd < 0)
         return -1;
     size_t len = strlen(text), off = 0;
@@ -244,31 +257,47 @@ int proc_mkdir(const struct proc_env *env, const char *rel, int for_pg, char *er
     }
 }
 
-static int remove_tree(const char *path)
+/* Remove what `dirfd` holds under `name`, never through a link: each directory is opened
+ * with O_NOFOLLOW relative to its parent, so one replaced by a link meanwhile is unlinked as a
+ * link, not followed. */
+static int remove_at(int at, const char *name, int depth)
 {
-    struct stat st;
-    if (lstat(path, &st) != 0)
-        return errno == ENOENT ? 0 : -1;
-    if (!S_ISDIR(st.st_mode))
-        return unlink(path);
-    DIR *d = opendir(path);
-    if (!d)
+    if (unlinkat(at, name, 0) == 0 || errno == ENOENT)
+        return 0;
+    if ((errno != EISDIR && errno != EPERM) || depth > 64)
         return -1;
+    int fd = openat(at, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    DIR *d = fdopendir(fd);
+    if (!d) {
+        close(fd);
+        return -1;
+    }
     struct dirent *e;
     int rc = 0;
-    while ((e = readdir(d)) != NULL) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-            continue;
-        char sub[4200];
-        if (snprintf(sub, sizeof(sub), "%s/%s", path, e->d_name) >= (int)sizeof(sub)) {
+    while ((e = readdir(d)) != NULL)
+        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0 &&
+            remove_at(dirfd(d), e->d_name, depth + 1) != 0)
             rc = -1;
-            continue;
-        }
-        if (remove_tree(sub) != 0)
-            rc = -1;
-    }
     closedir(d);
-    return rc == 0 ? rmdir(path) : -1;
+    return rc == 0 && unlinkat(at, name, AT_REMOVEDIR) != 0 && errno != ENOENT ? -1 : rc;
+}
+
+static int remove_tree(const char *path)
+{
+    char parent[700];
+    (void)snprintf(parent, sizeof(parent), "%s", path);
+    char *slash = strrchr(parent, '/');
+    if (!slash || !slash[1])
+        return -1;
+    *slash = '\0';
+    int dirfd = open(parent[0] ? parent : "/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dirfd < 0)
+        return errno == ENOENT ? 0 : -1;
+    int rc = remove_at(dirfd, slash + 1, 0);
+    close(dirfd);
+    return rc;
 }
 
 int proc_remove(const struct proc_env *env, const char *rel, char *err, size_t err_size)
@@ -384,10 +413,12 @@ static void log_path(const struct proc_env *env, const char *name, const char *s
     (void)snprintf(buf, size, "%s/logs/%s%s", env->dir, name, suffix);
 }
 
-/* Whether /proc/<pid>/cmdline holds `needle` (NUL-separated arguments joined by spaces). */
-static int cmdline_has(pid_t pid, const char *needle)
+/* Whether /proc/<pid>/cmdline has the argument `flag` followed by exactly `value` (or, with
+ * flag NULL, any argument exactly `value`). A substring would match another state directory
+ * whose path contains this one. */
+static int cmdline_arg(pid_t pid, const char *flag, const char *value)
 {
-    char path[64], buf[4096];
+    char path[64], buf[8192];
     (void)snprintf(path, sizeof(path), "/proc/%ld/cmdline", (long)pid);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
@@ -396,11 +427,14 @@ static int cmdline_has(pid_t pid, const char *needle)
     close(fd);
     if (n <= 0)
         return 0;
-    for (ssize_t i = 0; i < n; i++)
-        if (buf[i] == '\0')
-            buf[i] = ' ';
     buf[n] = '\0';
-    return strstr(buf, needle) != NULL;
+    const char *prev = NULL;
+    for (const char *arg = buf; arg < buf + n; arg += strlen(arg) + 1) {
+        if (strcmp(arg, value) == 0 && (!flag || (prev && strcmp(prev, flag) == 0)))
+            return 1;
+        prev = arg;
+    }
+    return 0;
 }
 
 /* A live process (a zombie child is reaped and counts as gone). */
@@ -463,12 +497,13 @@ static long pid_in_file(const char *path)
 
 pid_t proc_etcd_pid(const struct proc_env *env, const char *name)
 {
-    char path[700], needle[700];
+    char path[700];
     etcd_pidfile(env, name, path, sizeof(path));
     long pid = pid_in_file(path);
-    (void)snprintf(needle, sizeof(needle), "--name %s ", name);
-    return pid > 0 && alive((pid_t)pid) && cmdline_has((pid_t)pid, needle) &&
-                   cmdline_has((pid_t)pid, env->dir)
+    char data[700];
+    (void)snprintf(data, sizeof(data), "%s/etcd/%s", env->dir, name);
+    return pid > 0 && alive((pid_t)pid) && cmdline_arg((pid_t)pid, "--name", name) &&
+                   cmdline_arg((pid_t)pid, "--data-dir", data)
                ? (pid_t)pid
                : 0;
 }
@@ -603,7 +638,7 @@ pid_t proc_pg_pid(const struct proc_env *env, const char *datadir)
      * command line holds its data directory */
     char dir[700];
     proc_path(env, datadir, dir, sizeof(dir));
-    return pid > 0 && alive((pid_t)pid) && cmdline_has((pid_t)pid, dir) ? (pid_t)pid : 0;
+    return pid > 0 && alive((pid_t)pid) && cmdline_arg((pid_t)pid, "-D", dir) ? (pid_t)pid : 0;
 }
 
 int proc_pg_initdb(const struct proc_env *env, const char *name, const char *datadir,
@@ -722,10 +757,21 @@ int proc_pg_follow(const struct proc_env *env, const char *datadir, int primary_
     /* appended lines win over earlier ones (ALTER SYSTEM rewrites the file without them) */
     (void)snprintf(path + base, sizeof(path) - base, "/postgresql.auto.conf");
     proc_pg_conninfo(env, primary_port, ci, sizeof(ci));
-    FILE *f = fopen(path, "a");
-    if (!f)
+    int fd = open(path, O_WRONLY | O_APPEND | O_NOFOLLOW | O_CLOEXEC);
+    FILE *f = fd >= 0 ? fdopen(fd, "a") : NULL;
+    if (!f) {
+        if (fd >= 0)
+            close(fd);
         return fail(err, err_size, "open %s: %s", path, strerror(errno));
-    fprintf(f, "primary_conninfo = '%s'\nrecovery_target_timeline = 'latest'\n", ci);
+    }
+    /* a configuration string: a quote inside doubles */
+    fputs("primary_conninfo = '", f);
+    for (const char *c = ci; *c; c++) {
+        if (*c == '\'')
+            fputc('\'', f);
+        fputc(*c, f);
+    }
+    fputs("'\nrecovery_target_timeline = 'latest'\n", f);
     int bad = ferror(f);
     if (fclose(f) != 0 || bad)
         return fail(err, err_size, "write %s failed", path);
