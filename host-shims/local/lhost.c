@@ -228,6 +228,12 @@ int lhost_open(struct lhost *h, struct loader_lib *lib, const char *root, const 
         }
     }
     (void)snprintf(path, sizeof(path), "%s/state.json", dir);
+    /* a purge that ran while this command waited for the lock took the cluster away */
+    if (!create && access(path, F_OK) != 0) {
+        (void)snprintf(h->error, sizeof(h->error), "cluster '%s' was removed from %s meanwhile",
+                       cluster, root);
+        return 5;
+    }
     json_error_t je;
     h->st = json_load_file(path, 0, &je);
     if (!h->st && access(path, F_OK) == 0)
@@ -687,6 +693,10 @@ static int clean_creating(struct lhost *h)
         lhost_say(h, "%s: its creation was interrupted: starting it over", name);
         if (proc_pg_stop(&h->env, idata(rec), "immediate", h->error, sizeof(h->error)) != 0)
             return -1;
+        /* a tool's children outlive a killed mgo (the parent-death signal reaches the tool
+         * only): none may still write into the directory */
+        if (proc_kill_users(&h->env, idata(rec)) < 0)
+            return fail(h, "%s: processes working in its data directory would not stop", name);
         if (!json_is_true(json_object_get(rec, "reuse")) &&
             proc_remove(&h->env, idata(rec), h->error, sizeof(h->error)) != 0)
             return -1;
@@ -754,8 +764,12 @@ static int ensure_running(struct lhost *h, int *started)
                 lhost_say(h, "%s: not running: starting it", name);
                 rc = start_instance(h, name, rec);
             }
-            if (rc != 0)
-                return -1;
+            if (rc != 0) {
+                /* one instance that cannot start holds no other work up (a scale-down may be
+                 * what removes it): said, and tried again next pass */
+                lhost_say(h, "%s: could not start: %s", name, h->error);
+                continue;
+            }
             (*started)++;
         }
     }
@@ -1164,7 +1178,7 @@ static int run_drains(struct lhost *h, struct lhost_step *st)
     return 0;
 }
 
-int lhost_request_drain(struct lhost *h, const char *name)
+int lhost_request_drain(struct lhost *h, const char *name, int timeout_ms)
 {
     json_t *rec = json_object_get(section(h, "instances"), name);
     if (!rec) {
@@ -1172,27 +1186,40 @@ int lhost_request_drain(struct lhost *h, const char *name)
                        "cluster %s has no instance %s ('mgo status' lists them)", h->cluster, name);
         return 5;
     }
-    if (!drain_state(rec) && probe_role(h, rec) == 1) {
-        /* a primary hands over only to a standby that leaves another behind it (lifecycle.md
-         * "Drain of the primary", 2): refuse now rather than wait for one */
+    int role = drain_state(rec) ? -2 : probe_role(h, rec);
+    if (role >= 0) {
+        /* what the drain leaves must still meet the durability policy, or it would stop past
+         * the point where it can be cancelled: a primary hands over only to a standby that
+         * leaves another behind it (lifecycle.md "Drain of the primary", 2); a standby leaves
+         * only while another one stays. Refuse now rather than wait for one. */
         char key[400];
         const char *other;
         json_t *o;
-        int standbys = 0;
+        int standbys = 0, need = role == 1 ? 2 : 1;
         shard_key(rec, key, sizeof(key));
         json_object_foreach (section(h, "instances"), other, o) {
             char k[400];
             shard_key(o, k, sizeof(k));
+            if (strcmp(other, name) != 0 && strcmp(k, key) == 0 && drain_state(o)) {
+                (void)snprintf(h->error, sizeof(h->error),
+                               "the drain of %s is under way in shard %s, and a shard drains one "
+                               "instance at a time. Nothing was changed; run 'mgo apply' (or "
+                               "this command again) once it is done",
+                               other, key);
+                return 2;
+            }
             standbys += strcmp(other, name) != 0 && strcmp(k, key) == 0 && !drain_state(o) &&
                         probe_role(h, o) == 0;
         }
-        if (standbys < 2) {
+        if (standbys < need) {
             (void)snprintf(h->error, sizeof(h->error),
-                           "%s is the primary of shard %s and has %d running standby(s): a "
-                           "switchover needs 2 (the new primary must keep a synchronous standby "
-                           "of its own). Nothing was changed; scale the pool up first ('mgo scale "
-                           "%s POOL N')",
-                           name, key, standbys, h->cluster);
+                           "%s is %s of shard %s, which has %d other running standby(s): "
+                           "draining it needs %d (%s). Nothing was changed; scale the pool up "
+                           "first ('mgo scale %s POOL N')",
+                           name, role == 1 ? "the primary" : "a standby", key, standbys, need,
+                           role == 1 ? "the new primary must keep a synchronous standby of its own"
+                                     : "the primary must keep a synchronous standby",
+                           h->cluster);
             return 2;
         }
     }
@@ -1212,7 +1239,7 @@ int lhost_request_drain(struct lhost *h, const char *name)
     /* move it past `requested` now: a reconcile pass cancels a drain still requested on an
      * instance the spec wants as it is */
     struct lhost_step st = {0};
-    for (int i = 0; i < 100; i++) {
+    for (int64_t end = mono_ms() + timeout_ms; mono_ms() < end;) {
         rec = json_object_get(section(h, "instances"), name);
         if (!rec || !drain_state(rec) || strcmp(drain_state(rec), "requested") != 0)
             return 0;
@@ -1220,7 +1247,8 @@ int lhost_request_drain(struct lhost *h, const char *name)
             return -1;
         pause_ms(300);
     }
-    return fail(h, "the drain of %s did not begin within 30 s", name);
+    return fail(h, "the drain of %s did not begin within %d s: %s", name, timeout_ms / 1000,
+                str(rec, "waiting") ? str(rec, "waiting") : "no reason given");
 }
 
 /* ---- topology and mgo_converge ------------------------------------------------------------ */

@@ -89,9 +89,10 @@ json_t *lhost_observed(struct lhost *h);
 json_t *lhost_status(struct lhost *h);
 
 /* Request the drain of instance `name` (annotations requested, requested-at) and advance it
- * with mgo_drain until it can no longer be cancelled. 0, 5 (no such instance), 2 (a primary
- * with fewer than two running standbys: refused, nothing changed), or -1. */
-int lhost_request_drain(struct lhost *h, const char *name);
+ * with mgo_drain until it can no longer be cancelled (up to timeout_ms). Refused (2) when what
+ * the drain leaves could not meet the durability policy or another drain of the shard is under
+ * way. 0, 5 (no such instance), 2 (refused: nothing changed), or -1. */
+int lhost_request_drain(struct lhost *h, const char *name, int timeout_ms);
 
 /* Stop every process the state records. 0, or -1 (some did not stop; h->error). */
 int lhost_stop_all(struct lhost *h);

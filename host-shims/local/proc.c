@@ -146,8 +146,13 @@ int proc_env_init(struct proc_env *env, const char *dir, char *err, size_t err_s
             continue;
         char c = *p;
         *p = '\0';
-        if (mkdir(parent, c ? 0755 : 0711) != 0 && errno != EEXIST)
+        mode_t mode = c ? 0755 : 0711;
+        if (mkdir(parent, mode) == 0) {
+            if (chmod(parent, mode) != 0) /* whatever the umask */
+                return fail(err, err_size, "chmod %s: %s", parent, strerror(errno));
+        } else if (errno != EEXIST) {
             return fail(err, err_size, "mkdir %s: %s", parent, strerror(errno));
+        }
         if (c == '\0')
             break;
         *p = c;
@@ -216,7 +221,13 @@ int proc_write_password(const struct proc_env *env, const char *password, int ge
                         size_t err_size)
 {
     char line[1024], path[700];
-    size_t o = (size_t)snprintf(line, sizeof(line), "127.0.0.1:*:*:%s:", env->superuser);
+    size_t o = (size_t)snprintf(line, sizeof(line), "127.0.0.1:*:*:");
+    for (const char *c = env->superuser; *c && o + 3 < sizeof(line); c++) {
+        if (*c == ':' || *c == '\\')
+            line[o++] = '\\';
+        line[o++] = *c;
+    }
+    line[o++] = ':';
     for (const char *c = password; *c && o + 3 < sizeof(line); c++) {
         if (*c == ':' || *c == '\\')
             line[o++] = '\\';
@@ -298,6 +309,16 @@ static int remove_tree(const char *path)
     int rc = remove_at(dirfd, slash + 1, 0);
     close(dirfd);
     return rc;
+}
+
+int proc_remove_purged(const char *path, char *err, size_t err_size)
+{
+    const char *base = strrchr(path, '/');
+    if (!base || strncmp(base + 1, ".purge.", 7) != 0 || strstr(path, "/../"))
+        return fail(err, err_size, "%s is not a purged cluster directory", path);
+    if (remove_tree(path) != 0)
+        return fail(err, err_size, "remove %s: %s", path, strerror(errno));
+    return 0;
 }
 
 int proc_remove(const struct proc_env *env, const char *rel, char *err, size_t err_size)
@@ -475,6 +496,35 @@ int proc_port_open(int port)
     return ok;
 }
 
+int proc_kill_users(const struct proc_env *env, const char *rel)
+{
+    char path[700];
+    proc_path(env, rel, path, sizeof(path));
+    int killed = 0;
+    for (int round = 0; round < 50; round++) {
+        DIR *d = opendir("/proc");
+        struct dirent *e;
+        int found = 0;
+        while (d && (e = readdir(d)) != NULL) {
+            char *end;
+            long pid = strtol(e->d_name, &end, 10);
+            if (*end || pid <= 1 || pid == (long)getpid() || !cmdline_arg((pid_t)pid, NULL, path))
+                continue;
+            if (alive((pid_t)pid)) {
+                (void)kill((pid_t)pid, SIGKILL);
+                found++;
+            }
+        }
+        if (d)
+            closedir(d);
+        killed += found;
+        if (!found)
+            return killed;
+        sleep_ms(100);
+    }
+    return -1;
+}
+
 /* ---- etcd ---------------------------------------------------------------------------------- */
 
 static void etcd_pidfile(const struct proc_env *env, const char *name, char *buf, size_t size)
@@ -550,8 +600,9 @@ int proc_etcd_start(const struct proc_env *env, const char *name, const char *da
      * would talk to that one */
     if (proc_port_open(client) || proc_port_open(peer))
         return fail(err, err_size,
-                    "etcd %s: port %d or %d on 127.0.0.1 is in use by another program (choose "
-                    "another --port-base for a new cluster, or stop that program)",
+                    "etcd %s: port %d or %d on 127.0.0.1 is in use by another program: stop that "
+                    "program, or, for a cluster just created, 'mgo down --purge' it and run "
+                    "'mgo up --port-base N' with a free block",
                     name, client, peer);
     pid_t pid = fork();
     if (pid < 0)
@@ -615,9 +666,19 @@ int proc_etcd_stop(const struct proc_env *env, const char *name, char *err, size
 
 void proc_pg_conninfo(const struct proc_env *env, int port, char *buf, size_t size)
 {
+    /* the user name may hold anything a role name can: quoted as libpq reads values */
+    char user[160];
+    size_t o = 0;
+    for (const char *c = env->superuser; *c && o + 3 < sizeof(user); c++) {
+        if (*c == '\'' || *c == '\\')
+            user[o++] = '\\';
+        user[o++] = *c;
+    }
+    user[o] = '\0';
     (void)snprintf(buf, size,
-                   "host=127.0.0.1 port=%d user=%s dbname=postgres passfile=%s connect_timeout=5",
-                   port, env->superuser, env->passfile);
+                   "host=127.0.0.1 port=%d user='%s' dbname=postgres passfile=%s "
+                   "connect_timeout=5 sslmode=disable",
+                   port, user, env->passfile);
 }
 
 int proc_pg_exists(const struct proc_env *env, const char *datadir)

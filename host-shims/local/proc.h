@@ -39,6 +39,15 @@ int proc_write_password(const struct proc_env *env, const char *password, int ge
  * `for_pg`. */
 int proc_mkdir(const struct proc_env *env, const char *rel, int for_pg, char *err, size_t err_size);
 
+/* SIGKILL every process with an argument exactly the path of `rel` (a tool's children that
+ * outlived it: initdb's postgres --boot, pg_basebackup's WAL streamer, cp), until none is
+ * left. How many were killed, or -1 when some would not go within 5 s. */
+int proc_kill_users(const struct proc_env *env, const char *rel);
+
+/* Remove `path`, a cluster directory renamed aside by a purge (its last component starts with
+ * ".purge."), recursively; absent: done. */
+int proc_remove_purged(const char *path, char *err, size_t err_size);
+
 /* Remove `rel` under env->dir recursively (absent: done). */
 int proc_remove(const struct proc_env *env, const char *rel, char *err, size_t err_size);
 

@@ -304,7 +304,7 @@ struct split {
     json_t *manifests;    /* [{"source", "text"}], one per document */
     json_t *cluster_text; /* the cluster's document */
     char cluster[64], ns[64], superuser[64], password[512], secret[300];
-    int have_password;
+    int have_password, bad_secret;
 };
 
 static void find_password(struct split *s, const json_t *secrets, const json_t *spec)
@@ -328,6 +328,8 @@ static void find_password(struct split *s, const json_t *secrets, const json_t *
             s->have_password = 1;
         } else if (b64 && base64_decode(b64, s->password, sizeof(s->password)) == 0) {
             s->have_password = 1;
+        } else if (b64 || plain) {
+            s->bad_secret = 1;
         }
     }
 }
@@ -393,6 +395,16 @@ static int split_manifests(const json_t *files, const char *want, const char *ns
     find_password(s, secrets, spec);
     json_decref(secrets);
     json_decref(cluster_doc);
+    if (s->bad_secret && !s->have_password) {
+        fprintf(stderr,
+                "mgo: %s: the value is not base64 (data) or is too long (stringData, at most "
+                "%zu bytes)\n",
+                s->secret, sizeof(s->password) - 1);
+        json_decref(s->manifests);
+        json_decref(s->cluster_text);
+        s->manifests = s->cluster_text = NULL;
+        return MGO_EXIT_USAGE;
+    }
     return MGO_EXIT_OK;
 }
 
@@ -571,6 +583,9 @@ static int cmd_up(struct loader_lib *lib, int argc, char **argv, int is_apply)
             goto out_h;
     }
     if (fresh) {
+        char gone[700], ignored[200];
+        (void)snprintf(gone, sizeof(gone), "%s/.purge.%s", root, sp.cluster);
+        (void)proc_remove_purged(gone, ignored, sizeof(ignored)); /* an earlier killed purge */
         lhost_say(&h, "cluster %s: state in %s", sp.cluster, h.env.dir);
         int base = o.port_base ? o.port_base : choose_port_base(root);
         json_object_set_new(h.st, "port_base", json_integer(base));
@@ -823,7 +838,7 @@ static int cmd_drain(struct loader_lib *lib, int argc, char **argv)
         goto out;
     /* a drain this command requested earlier and did not finish (it was killed) resumes as
      * any pass does; a new one starts here */
-    int rc = lhost_request_drain(&h, o.pos[0]);
+    int rc = lhost_request_drain(&h, o.pos[0], o.timeout * 1000);
     if (rc != 0) {
         fprintf(stderr, "mgo: %s\n", h.error);
         code = rc == 5 ? MGO_EXIT_NOTFOUND : rc == 2 ? MGO_EXIT_USAGE : MGO_EXIT_RETRY;
@@ -906,10 +921,18 @@ static int cmd_down(struct loader_lib *lib, int argc, char **argv)
         fprintf(stderr, "mgo: %s\n", h.error);
         code = MGO_EXIT_RETRY;
     } else if (o.purge) {
-        char dir[600];
-        (void)snprintf(dir, sizeof(dir), "%s", h.env.dir);
-        lhost_say(&h, "removing %s", dir);
-        if (proc_remove(&h.env, dir, h.error, sizeof(h.error)) != 0) {
+        /* out of sight first (a purge killed half-way leaves no cluster half there), then
+         * removed; a leftover of an earlier killed purge goes too */
+        char gone[700];
+        (void)snprintf(gone, sizeof(gone), "%s/.purge.%s", h.root, h.cluster);
+        h.error[0] = '\0';
+        lhost_say(&h, "removing %s", h.env.dir);
+        if ((proc_remove_purged(gone, h.error, sizeof(h.error)) != 0 ||
+             rename(h.env.dir, gone) != 0 ||
+             proc_remove_purged(gone, h.error, sizeof(h.error)) != 0)) {
+            if (!h.error[0])
+                (void)snprintf(h.error, sizeof(h.error), "rename %s: %s", h.env.dir,
+                               strerror(errno));
             fprintf(stderr, "mgo: %s\n", h.error);
             code = MGO_EXIT_RETRY;
         }
@@ -925,7 +948,36 @@ out:
     return code;
 }
 
+static int dispatch(struct loader_lib *lib, const char *cmd, int argc, char **argv);
+
 int up_command(struct loader_lib *lib, const char *cmd, int argc, char **argv)
+{
+    /* mgo's own connections say everything they need (host, port, user, password file):
+     * PGSSLMODE, PGSERVICE, PGOPTIONS and the like of the caller's environment would change
+     * them, and PostgreSQL's programs mgo runs */
+    extern char **environ;
+    for (int again = 1; again;) {
+        again = 0;
+        for (char **e = environ; *e; e++)
+            if (strncmp(*e, "PG", 2) == 0 && strchr(*e, '=')) {
+                char name[128];
+                size_t n = (size_t)(strchr(*e, '=') - *e);
+                (void)snprintf(name, sizeof(name), "%.*s", (int)(n < 127 ? n : 127), *e);
+                (void)unsetenv(name);
+                again = 1;
+                break;
+            }
+    }
+    int code = dispatch(lib, cmd, argc, argv);
+    /* output that did not reach its destination is a failure */
+    if (code >= 0 && (fflush(stdout) != 0 || ferror(stdout))) {
+        fprintf(stderr, "mgo: cannot write the output\n");
+        return MGO_EXIT_USAGE;
+    }
+    return code;
+}
+
+static int dispatch(struct loader_lib *lib, const char *cmd, int argc, char **argv)
 {
     setvbuf(stdout, NULL, _IOLBF, 0);
     if (strcmp(cmd, "up") == 0)

@@ -35,9 +35,10 @@ static json_t *convert(yaml_document_t *d, yaml_node_t *n, int depth)
 json_t *ydocs_split(const char *text, size_t len)
 {
     size_t skip = strspn(text, " \t\r\n");
-    if (skip < len && text[skip] == '{') {
+    if (skip < len && text[skip] == '{') { /* JSON; else a YAML flow mapping, read below */
         json_t *doc = json_loadb(text, len, 0, NULL);
-        return doc ? json_pack("[{s:s%, s:o}]", "text", text, len, "doc", doc) : NULL;
+        if (doc)
+            return json_pack("[{s:s%, s:o}]", "text", text, len, "doc", doc);
     }
     yaml_parser_t p;
     json_t *out = json_array();
@@ -58,7 +59,8 @@ json_t *ydocs_split(const char *text, size_t len)
             yaml_document_delete(&d);
             break;
         }
-        size_t a = root->start_mark.index, b = root->end_mark.index;
+        /* from the start of the root's line: an indented document keeps its indentation */
+        size_t a = root->start_mark.index - root->start_mark.column, b = root->end_mark.index;
         json_t *doc = convert(&d, root, 0);
         if (b > len || a > b || !doc) {
             json_decref(doc);
