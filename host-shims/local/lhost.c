@@ -1522,32 +1522,33 @@ static void violation(json_t *list, const char *inv, const char *inst, const cha
         list, json_pack("{s:s, s:s?, s:s}", "invariant", inv, "instance", inst, "evidence", ev));
 }
 
-/* Postmasters running from a data directory under instances/ that no record names. */
+struct unrecorded_ctx {
+    struct lhost *h;
+    json_t *list;
+};
+
+static void unrecorded_one(void *ctx, pid_t pid, const char *datadir)
+{
+    struct unrecorded_ctx *u = ctx;
+    const char *n;
+    json_t *rec;
+    json_object_foreach (section(u->h, "instances"), n, rec) {
+        char abs[800];
+        proc_path(&u->h->env, idata(rec) ? idata(rec) : "", abs, sizeof(abs));
+        if (idata(rec) && strcmp(abs, datadir) == 0)
+            return;
+    }
+    violation(u->list, "unregistered", NULL,
+              "postmaster %ld runs from %s, which no instance of the cluster records%s", (long)pid,
+              datadir, access(datadir, F_OK) == 0 ? "" : " (its directory is gone)");
+}
+
+/* Postmasters running from a data directory under the cluster's directory that no record
+ * names: found by their command line, so one whose directory was deleted counts too. */
 static void unrecorded(struct lhost *h, json_t *list)
 {
-    char dir[800];
-    (void)snprintf(dir, sizeof(dir), "%s/instances", h->env.dir);
-    DIR *d = opendir(dir);
-    struct dirent *e;
-    while (d && (e = readdir(d)) != NULL) {
-        if (e->d_name[0] == '.')
-            continue;
-        /* the render's layout, instances/<name>/data: a directory no record's dataDir is */
-        char data[1200];
-        (void)snprintf(data, sizeof(data), "instances/%s/data", e->d_name);
-        const char *n;
-        json_t *rec;
-        int recorded = 0;
-        json_object_foreach (section(h, "instances"), n, rec)
-            recorded |= idata(rec) && strcmp(idata(rec), data) == 0;
-        pid_t pid = proc_pg_pid(&h->env, data);
-        if (pid && !recorded)
-            violation(list, "unregistered", e->d_name,
-                      "postmaster %ld runs from %s/%s, which no instance of the cluster records",
-                      (long)pid, h->env.dir, data);
-    }
-    if (d)
-        closedir(d);
+    struct unrecorded_ctx u = {h, list};
+    proc_pg_postmasters(&h->env, unrecorded_one, &u);
 }
 
 /* Pooler records of each shard and cell against the instances that run. */

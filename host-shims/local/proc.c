@@ -496,6 +496,39 @@ int proc_port_open(int port)
     return ok;
 }
 
+void proc_pg_postmasters(const struct proc_env *env,
+                         void (*cb)(void *ctx, pid_t pid, const char *datadir), void *ctx)
+{
+    size_t base = strlen(env->dir);
+    DIR *d = opendir("/proc");
+    struct dirent *e;
+    while (d && (e = readdir(d)) != NULL) {
+        char *end, path[64], buf[8192];
+        long pid = strtol(e->d_name, &end, 10);
+        if (*end || pid <= 1)
+            continue;
+        (void)snprintf(path, sizeof(path), "/proc/%ld/cmdline", pid);
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        ssize_t n = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
+        if (fd >= 0)
+            close(fd);
+        if (n <= 0)
+            continue;
+        buf[n] = '\0';
+        const char *prev = NULL;
+        for (const char *arg = buf; arg < buf + n; arg += strlen(arg) + 1) {
+            if (prev && strcmp(prev, "-D") == 0 && strncmp(arg, env->dir, base) == 0 &&
+                arg[base] == '/' && alive((pid_t)pid)) {
+                cb(ctx, (pid_t)pid, arg);
+                break;
+            }
+            prev = arg;
+        }
+    }
+    if (d)
+        closedir(d);
+}
+
 int proc_kill_users(const struct proc_env *env, const char *rel)
 {
     char path[700];

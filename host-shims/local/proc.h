@@ -39,6 +39,12 @@ int proc_write_password(const struct proc_env *env, const char *password, int ge
  * `for_pg`. */
 int proc_mkdir(const struct proc_env *env, const char *rel, int for_pg, char *err, size_t err_size);
 
+/* Every process whose arguments hold "-D <dir>" with dir under env->dir (the postmasters of
+ * the cluster's directory, whether or not their directory still exists): cb(ctx, pid, dir)
+ * for each. */
+void proc_pg_postmasters(const struct proc_env *env,
+                         void (*cb)(void *ctx, pid_t pid, const char *datadir), void *ctx);
+
 /* SIGKILL every process with an argument exactly the path of `rel` (a tool's children that
  * outlived it: initdb's postgres --boot, pg_basebackup's WAL streamer, cp), until none is
  * left. How many were killed, or -1 when some would not go within 5 s. */
