@@ -1705,7 +1705,10 @@ static int by_place(const void *a, const void *b)
 
 json_t *lhost_status(struct lhost *h)
 {
+    /* roles and lag are read live; a probe that missed its deadline is tried once more */
     json_t *obs = lhost_observe(h);
+    if (!obs)
+        obs = lhost_observe(h);
     json_t *insts = json_array(), *etcds = json_array();
     const char *name;
     json_t *rec;
@@ -1785,6 +1788,8 @@ json_t *lhost_status(struct lhost *h)
     json_t *out = json_pack("{s:s, s:s, s:s, s:o, s:o}", "cluster", h->cluster, "phase",
                             phase ? phase : "Unknown", "state_dir", h->env.dir, "instances", insts,
                             "etcd", etcds);
+    if (!obs) /* roles unknown: say why */
+        json_object_set_new(out, "observe_error", json_string(h->error));
     json_object_set_new(out, "observe_ok",
                         obs ? json_boolean(json_is_true(json_object_get(obs, "ok"))) : json_null());
     json_t *vs = obs ? json_incref(json_object_get(obs, "violations")) : NULL;

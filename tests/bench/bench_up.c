@@ -144,23 +144,34 @@ static int round_run(const struct config *c, int64_t *up_ms, int64_t *rss_kb, in
         /* healthy as the contract defines it: every instance up, one primary */
         struct mgorun_status st;
         char err[1024];
-        int primaries = 0, running = 0;
-        if (mgorun_status(mgo, dir, c->cluster, &st, err, sizeof(err)) != 0) {
-            fprintf(stderr, "bench_up: %s: %s\n", c->label, err);
-            rc = -1;
-        } else {
+        /* a role is read live: on a loaded machine a probe can miss its deadline, and the
+         * role is then "unknown" for that one read; a few reads a second apart tell that from
+         * a cluster that is not healthy */
+        for (int attempt = 1; attempt <= 5; attempt++) {
+            int primaries = 0, running = 0;
+            if (mgorun_status(mgo, dir, c->cluster, &st, err, sizeof(err)) != 0) {
+                fprintf(stderr, "bench_up: %s: %s\n", c->label, err);
+                rc = -1;
+                break;
+            }
             for (int i = 0; i < st.n; i++) {
                 primaries += strcmp(st.in[i].role, "primary") == 0;
                 running += strcmp(st.in[i].state, "running") == 0 && st.in[i].pid > 0;
             }
-            if (strcmp(st.phase, "Healthy") != 0 || st.n != c->instances || primaries != 1 ||
-                running != c->instances) {
-                fprintf(stderr,
-                        "bench_up: %s: after up: phase %s, %d instances (want %d), %d "
-                        "primaries, %d running\n",
-                        c->label, st.phase, st.n, c->instances, primaries, running);
+            if (strcmp(st.phase, "Healthy") == 0 && st.n == c->instances && primaries == 1 &&
+                running == c->instances)
+                break;
+            fprintf(stderr,
+                    "bench_up: %s: after up (read %d): phase %s, %d instances (want %d), %d "
+                    "primaries, %d running; roles:",
+                    c->label, attempt, st.phase, st.n, c->instances, primaries, running);
+            for (int i = 0; i < st.n; i++)
+                fprintf(stderr, " %s", st.in[i].role);
+            fputc('\n', stderr);
+            if (attempt == 5)
                 rc = -1;
-            }
+            else
+                sleep(1);
         }
     }
     if (teardown(c->cluster, down_ms) != 0)
