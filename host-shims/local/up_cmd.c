@@ -439,6 +439,8 @@ static void print_table(const json_t *status)
                json_is_true(json_object_get(x, "running")) ? "running" : "stopped",
                (long long)json_integer_value(json_object_get(x, "client_port")));
     printf("(* a synchronous standby; LAG: bytes of WAL not yet replayed)\n");
+    if (jstr(status, "observe_error"))
+        printf("roles and lag unknown: %s\n", jstr(status, "observe_error"));
     size_t nv = json_array_size(json_object_get(status, "violations"));
     if (nv)
         printf("%zu invariant violation(s): run 'mgo observe'\n", nv);
