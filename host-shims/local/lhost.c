@@ -345,7 +345,7 @@ static void conninfo(const struct lhost *h, int port, char *buf, size_t size)
 /* 1 primary, 0 standby, -1 does not answer */
 static int probe_role(const struct lhost *h, const json_t *rec)
 {
-    char ci[1000];
+    char ci[1100];
     if (!proc_pg_pid(&h->env, idata(rec)))
         return -1;
     conninfo(h, iport(rec), ci, sizeof(ci));
@@ -1029,7 +1029,7 @@ static json_t *shard_nodes(struct lhost *h, const char *key, const char *self, i
     const char *name;
     json_t *rec;
     json_object_foreach (section(h, "instances"), name, rec) {
-        char k[400], ci[1000];
+        char k[400], ci[1100];
         shard_key(rec, k, sizeof(k));
         if (strcmp(k, key) != 0 || strcmp(str(rec, "phase") ? str(rec, "phase") : "", "created"))
             continue;

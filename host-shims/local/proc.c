@@ -708,10 +708,13 @@ void proc_pg_conninfo(const struct proc_env *env, int port, char *buf, size_t si
         user[o++] = *c;
     }
     user[o] = '\0';
-    (void)snprintf(buf, size,
-                   "host=127.0.0.1 port=%d user='%s' dbname=postgres passfile=%s "
-                   "connect_timeout=5 sslmode=disable",
-                   port, user, env->passfile);
+    /* env->dir is at most 448 bytes, so the password file's path fits in 470 */
+    int n = snprintf(buf, size,
+                     "host=127.0.0.1 port=%d user='%s' dbname=postgres passfile=%.470s "
+                     "connect_timeout=5 sslmode=disable",
+                     port, user, env->passfile);
+    if (n < 0 || (size_t)n >= size)
+        buf[0] = '\0'; /* never a conninfo cut short; the callers' buffers are 1100 bytes */
 }
 
 int proc_pg_exists(const struct proc_env *env, const char *datadir)
@@ -771,7 +774,7 @@ int proc_pg_initdb(const struct proc_env *env, const char *name, const char *dat
 int proc_pg_basebackup_spawn(const struct proc_env *env, const char *name, const char *datadir,
                              int source_port, struct proc_job *job, char *err, size_t err_size)
 {
-    char program[300], data[700], log[700], from[900];
+    char program[300], data[700], log[700], from[1100];
     tool(env, "pg_basebackup", program, sizeof(program));
     proc_path(env, datadir, data, sizeof(data));
     log_path(env, name, ".basebackup.log", log, sizeof(log));
@@ -842,7 +845,7 @@ int proc_pg_conf_defer(const struct proc_env *env, const char *datadir, const ch
 int proc_pg_follow(const struct proc_env *env, const char *datadir, int primary_port, char *err,
                    size_t err_size)
 {
-    char path[700], ci[800];
+    char path[700], ci[1100];
     proc_path(env, datadir, path, sizeof(path));
     size_t base = strlen(path);
     (void)snprintf(path + base, sizeof(path) - base, "/standby.signal");
@@ -875,7 +878,7 @@ int proc_pg_follow(const struct proc_env *env, const char *datadir, int primary_
 int proc_pg_rewind(const struct proc_env *env, const char *name, const char *datadir,
                    int source_port, char *err, size_t err_size)
 {
-    char program[300], data[700], log[700], from[900];
+    char program[300], data[700], log[700], from[1100];
     tool(env, "pg_rewind", program, sizeof(program));
     proc_path(env, datadir, data, sizeof(data));
     log_path(env, name, ".rewind.log", log, sizeof(log));
