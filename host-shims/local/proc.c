@@ -541,7 +541,18 @@ int proc_kill_users(const struct proc_env *env, const char *rel)
         while (d && (e = readdir(d)) != NULL) {
             char *end;
             long pid = strtol(e->d_name, &end, 10);
-            if (*end || pid <= 1 || pid == (long)getpid() || !cmdline_arg((pid_t)pid, NULL, path))
+            if (*end || pid <= 1 || pid == (long)getpid())
+                continue;
+            /* initdb's `postgres --single` names its directory only in PGDATA and its working
+             * directory */
+            char cwdlink[64], cwd[700];
+            (void)snprintf(cwdlink, sizeof(cwdlink), "/proc/%ld/cwd", pid);
+            ssize_t cl = readlink(cwdlink, cwd, sizeof(cwd) - 1);
+            cwd[cl > 0 ? cl : 0] = '\0';
+            size_t plen = strlen(path);
+            int inside =
+                cl > 0 && strncmp(cwd, path, plen) == 0 && (cwd[plen] == '\0' || cwd[plen] == '/');
+            if (!inside && !cmdline_arg((pid_t)pid, NULL, path))
                 continue;
             if (alive((pid_t)pid)) {
                 (void)kill((pid_t)pid, SIGKILL);

@@ -562,6 +562,17 @@ static int cmd_up(struct loader_lib *lib, int argc, char **argv, int is_apply)
     code = split_manifests(o.manifests, o.cluster, o.ns, &sp);
     if (code)
         goto out_opts;
+    /* initdb refuses these in the superuser's name; refused here, before anything starts */
+    if (strpbrk(sp.superuser, "\"$'\\") || !sp.superuser[0]) {
+        fprintf(stderr,
+                "mgo: spec.postgresSuperuser '%s': initdb refuses a name with \", $, ' or \\; "
+                "choose another\n",
+                sp.superuser);
+        json_decref(sp.manifests);
+        json_decref(sp.cluster_text);
+        code = MGO_EXIT_USAGE;
+        goto out_opts;
+    }
     json_t *cluster_text = sp.cluster_text;
     int rc = lhost_open(&h, lib, root, sp.cluster, !is_apply, 1);
     if (rc != 0) {
@@ -917,7 +928,18 @@ static int cmd_down(struct loader_lib *lib, int argc, char **argv)
     struct opts o;
     struct lhost h;
     int code = parse(argc, argv, usage_down, 0, &o);
-    if (code || (code = open_named(lib, &o, o.npos ? o.pos[0] : o.cluster, 1, &h)) != 0)
+    const char *named = o.npos ? o.pos[0] : o.cluster;
+    if (code == 0 && o.purge && named && !strchr(named, '/')) {
+        /* what a purge killed half-way left aside goes now, whether or not the cluster is
+         * back */
+        char root[512], gone[700], ignored[200];
+        if (lhost_default_root(o.state_dir, root, sizeof(root)) == 0) {
+            (void)snprintf(gone, sizeof(gone), "%s/.purge.%s", root, named);
+            if (access(gone, F_OK) == 0 && proc_remove_purged(gone, ignored, sizeof(ignored)) == 0)
+                fprintf(stderr, "mgo: removed %s, left by an interrupted purge\n", gone);
+        }
+    }
+    if (code || (code = open_named(lib, &o, named, 1, &h)) != 0)
         goto out;
     if (lhost_stop_all(&h) != 0) {
         fprintf(stderr, "mgo: %s\n", h.error);
