@@ -128,6 +128,12 @@ static long read_hwm_kb(pid_t pid)
 
 int mgorun_cmd(struct mgorun *r, const char *const *argv, int timeout_ms, int kill_after_ms)
 {
+    return mgorun_cmd_when(r, argv, timeout_ms, kill_after_ms, NULL, NULL, POLL_MS);
+}
+
+int mgorun_cmd_when(struct mgorun *r, const char *const *argv, int timeout_ms, int kill_after_ms,
+                    int (*kill_when)(void *arg), void *arg, int poll_ms)
+{
     memset(r, 0, sizeof(*r));
     r->code = -1;
     size_t off = 0;
@@ -213,14 +219,15 @@ int mgorun_cmd(struct mgorun *r, const char *const *argv, int timeout_ms, int ki
         if (hwm > 0)
             r->hwm_kb = hwm;
         int64_t elapsed = mgorun_now_ms() - t0;
-        if (kill_after_ms > 0 && elapsed >= kill_after_ms && !r->killed) {
+        if (!r->killed &&
+            ((kill_after_ms > 0 && elapsed >= kill_after_ms) || (kill_when && kill_when(arg)))) {
             kill(pid, SIGKILL);
             r->killed = 1;
         } else if (elapsed >= timeout_ms && !r->timed_out && !r->killed) {
             kill(pid, SIGKILL);
             r->timed_out = 1;
         }
-        mgorun_sleep_ms(POLL_MS);
+        mgorun_sleep_ms(poll_ms > 0 ? poll_ms : POLL_MS);
     }
     pthread_mutex_lock(&running_lock);
     running_set(pid, 0);
@@ -374,6 +381,8 @@ int mgorun_status_parse(const char *text, struct mgorun_status *st, char *err, s
         else if (!json_is_null(json_object_get(o, "drain")) &&
                  get_str(o, "drain", in->drain, sizeof(in->drain)))
             miss = "drain";
+        json_t *sync_v = json_is_object(o) ? json_object_get(o, "synchronous") : NULL;
+        in->synchronous = json_is_boolean(sync_v) ? json_is_true(sync_v) : -1;
         in->port = (int)port;
         in->has_all_fields = miss == NULL;
         snprintf(in->missing_field, sizeof(in->missing_field), "%s", miss ? miss : "");

@@ -52,6 +52,12 @@ void mgorun_sleep_ms(long ms);
 int mgorun_cmd(struct mgorun *r, const char *const *argv, int timeout_ms, int kill_after_ms);
 void mgorun_free(struct mgorun *r);
 
+/* mgorun_cmd(), and also SIGKILL it as soon as kill_when(arg) returns nonzero (asked every
+ * poll_ms while it runs; NULL: never): the crash injector triggered by state rather than by
+ * time. r->killed tells whether it was still running when killed. */
+int mgorun_cmd_when(struct mgorun *r, const char *const *argv, int timeout_ms, int kill_after_ms,
+                    int (*kill_when)(void *arg), void *arg, int poll_ms);
+
 /* SIGKILL every command mgorun_cmd() is running now, in any thread, and from then on refuse
  * to start commands but from the calling thread (a cleanup's first step: a killed mgo releases
  * the cluster's lock, and no other thread's next command can start servers again after the
@@ -74,6 +80,7 @@ struct mgorun_instance {
     int port;
     long long pid;           /* 0 when null */
     long long lag_bytes;     /* -1 when null */
+    int synchronous;         /* "synchronous": 1 true, 0 false, -1 absent or not a boolean */
     int has_all_fields;      /* every key of the contract present with its type */
     char missing_field[128]; /* the first one that was not, for reports */
 };

@@ -4,11 +4,16 @@
  * writer committing continuously through the primary (tests/pg/writer.c).
  *
  * Steps: invalid manifests refused by `up` before anything starts; up of tests/cli/up3.yaml
- * (one cell, one pool of 3 instances, AT_LEAST_2, a Secret); `logs`; scale 3 -> 5 -> 2; a
- * drain of the primary of that pool of 2, which cannot hand over without breaking AT_LEAST_2
- * (refused, or left pending: the primary stays); scale 2 -> 3; drain of the primary; a
- * restart-class `apply` (shared_buffers); invalid edits refused by `apply` with nothing
- * changed; an `apply` and a `drain` killed with SIGKILL mid-way, then rerun; down; down --purge.
+ * (one cell, one pool of 3 instances, AT_LEAST_2, a Secret); `logs`; scale 3 -> 5 -> 2 (the
+ * removed instances' volumes deleted); a drain of the primary of that pool of 2, which cannot
+ * hand over without breaking AT_LEAST_2 (refused: exit 2, "Nothing was changed", state.json
+ * byte-identical, the primary stays); scale 2 -> 3; drain of the primary; a restart-class
+ * `apply` (shared_buffers) (both with a marker file in every data directory: each instance comes
+ * back on its own volume); invalid edits refused by `apply` with nothing changed; an `apply`
+ * and a `drain` killed with SIGKILL mid-way (timers), then rerun; crash points triggered by
+ * state.json: a drain of the primary killed once it records `promoting:` (the fenced primary
+ * never comes back writable) and `scale 4` killed once a record is "creating", both rerun;
+ * scale 4 -> 3; etcd killed (observe reports it, `apply` restarts it); down; down --purge.
  *
  * After each step the cluster is read back from the real system, not only from mgo: the
  * postmaster pid files, pg_is_in_recovery() and pg_stat_replication on every instance, the
@@ -105,20 +110,53 @@ static void note(const char *fmt, ...)
     fflush(stdout);
 }
 
-/* Run `mgo ARGS...` (NULL-terminated), killed at kill_after_ms when > 0. */
-static void mgo(struct mgorun *r, int timeout_ms, int kill_after_ms, ...)
+static void vmgo(struct mgorun *r, int timeout_ms, int kill_after_ms, int (*kill_when)(void *),
+                 void *arg, va_list ap)
 {
     const char *argv[32];
     int n = 0;
-    va_list ap;
     argv[n++] = g.mgo;
-    va_start(ap, kill_after_ms);
     for (const char *a = va_arg(ap, const char *); a && n < 31; a = va_arg(ap, const char *))
         argv[n++] = a;
-    va_end(ap);
     argv[n] = NULL;
-    if (mgorun_cmd(r, argv, timeout_ms, kill_after_ms) != 0 && !stopping)
+    if (mgorun_cmd_when(r, argv, timeout_ms, kill_after_ms, kill_when, arg, 10) != 0 && !stopping)
         fprintf(stdout, "     cannot run %s: %s", r->cmd, r->err);
+}
+
+/* Run `mgo ARGS...` (NULL-terminated), killed at kill_after_ms when > 0. */
+static void mgo(struct mgorun *r, int timeout_ms, int kill_after_ms, ...)
+{
+    va_list ap;
+    va_start(ap, kill_after_ms);
+    vmgo(r, timeout_ms, kill_after_ms, NULL, NULL, ap);
+    va_end(ap);
+}
+
+/* A crash trigger on the state: fires once STATE/<cluster>/state.json contains `needle`. */
+struct state_trigger {
+    const char *needle;
+    int fired;
+};
+
+static int state_has(const char *needle);
+
+static int trigger_fires(void *arg)
+{
+    struct state_trigger *t = arg;
+    if (state_has(t->needle))
+        t->fired = 1;
+    return t->fired;
+}
+
+/* Run `mgo ARGS...` (NULL-terminated), killed with SIGKILL as soon as state.json contains
+ * t->needle (polled every 10 ms). */
+static void mgo_until(struct mgorun *r, int timeout_ms, struct state_trigger *t, ...)
+{
+    va_list ap;
+    va_start(ap, t);
+    t->fired = 0;
+    vmgo(r, timeout_ms, 0, trigger_fires, t, ap);
+    va_end(ap);
 }
 
 /* Whether text is valid UTF-8 with no control character but newline and tab; else *bad gets
@@ -313,6 +351,29 @@ static int is_dir(const char *path)
     return stat(path, &sb) == 0 && S_ISDIR(sb.st_mode);
 }
 
+static void state_file(char *buf, size_t size)
+{
+    snprintf(buf, size, "%s/state.json", g.cdir);
+}
+
+/* Whether STATE/<cluster>/state.json contains needle now. */
+static int state_has(const char *needle)
+{
+    char path[200];
+    state_file(path, sizeof(path));
+    char *text = mgorun_read_file(path, NULL);
+    int hit = text && strstr(text, needle) != NULL;
+    free(text);
+    return hit;
+}
+
+/* The size of a file, 0 when it cannot be read. */
+static long long file_size(const char *path)
+{
+    struct stat sb;
+    return stat(path, &sb) == 0 ? (long long)sb.st_size : 0;
+}
+
 /* `mgo observe` exits 0. */
 static int check_observe(const char *step)
 {
@@ -410,6 +471,56 @@ static int check_processes(const char *step, const struct mgorun_status *st)
                  "%s: processes under the state directory: %d postmaster(s) (status lists %d, "
                  "%d of them running), %d etcd (status lists %d, %d running), no orphan",
                  step, c.postmasters, st->n, c.listed_running, c.etcds, st->n_etcd, c.etcd_running);
+}
+
+/* Whether each standby's "synchronous" in status (at `st`) is what the primary (at port)
+ * reports in pg_stat_replication: sync_state 'sync' or 'quorum' for its application_name (no
+ * row: not synchronous). Notes the differences when `report`. */
+static int synchronous_agree(const struct mgorun_status *st, int port, int report)
+{
+    int ok = 1;
+    for (int i = 0; i < st->n; i++) {
+        const struct mgorun_instance *in = &st->in[i];
+        if (strcmp(in->role, "primary") == 0)
+            continue;
+        char sql[512], v[512];
+        snprintf(sql, sizeof(sql),
+                 "SELECT coalesce(bool_or(sync_state IN ('sync', 'quorum')), false) FROM "
+                 "pg_stat_replication WHERE application_name = '%s'",
+                 in->name);
+        int rc = sql_port(port, sql, v, sizeof(v));
+        int real = rc == 0 && strcmp(v, "t") == 0;
+        if (rc != 0 || in->synchronous < 0 || in->synchronous != real) {
+            ok = 0;
+            if (report)
+                note("%s: status synchronous %s, pg_stat_replication says %s", in->name,
+                     in->synchronous < 0 ? "(absent)"
+                     : in->synchronous   ? "true"
+                                         : "false",
+                     rc != 0 ? v
+                     : real  ? "sync/quorum"
+                             : "not synchronous");
+        }
+    }
+    return ok;
+}
+
+/* synchronous_agree, with up to 10 fresh reads of status 0.5 s apart (status and
+ * pg_stat_replication are not read at the same instant). */
+static int check_synchronous(const char *step, const struct mgorun_status *st, int port)
+{
+    static struct mgorun_status now;
+    char err[1024];
+    int ok = synchronous_agree(st, port, 0);
+    for (int attempt = 0; attempt < 10 && !ok; attempt++) {
+        mgorun_sleep_ms(500);
+        if (mgorun_status(g.mgo, g.state, CLUSTER, &now, err, sizeof(err)) == 0)
+            ok = synchronous_agree(&now, port, attempt == 9);
+    }
+    return check(ok,
+                 "%s: each standby's \"synchronous\" in status is its pg_stat_replication "
+                 "sync_state in (sync, quorum) on the primary",
+                 step);
 }
 
 /*
@@ -527,6 +638,7 @@ static int check_cluster(const char *step, int want_n, struct mgorun_status *st)
         ok &= check(strcmp(v, want) == 0 && atoi(sync) >= 1,
                     "%s: the primary streams to %s standbys (want %s), %s synchronous (want >= 1)",
                     step, v, want, sync);
+        ok &= check_synchronous(step, st, p->port);
     }
     ok &= check_processes(step, st);
     ok &= check_observe(step);
@@ -645,6 +757,120 @@ static int write_variant(const char *name, char *path, size_t size, ...)
 }
 
 /* ---- steps ------------------------------------------------------------------------------ */
+
+#define MARKER "mgo_test_marker"
+
+/* DATA_DIR/mgo_test_marker = the instance's name, in every instance of st (a file PostgreSQL
+ * ignores): which volume an instance runs on afterwards. */
+static int write_markers(const char *step, const struct mgorun_status *st)
+{
+    int ok = 1;
+    for (int i = 0; i < st->n; i++) {
+        char path[600];
+        snprintf(path, sizeof(path), "%s/" MARKER, st->in[i].data_dir);
+        if (mgorun_write_file(path, st->in[i].name) != 0) {
+            ok = 0;
+            note("cannot write %s: %s", path, strerror(errno));
+        }
+    }
+    return check(ok, "%s: a marker file written into each of the %d data directories", step, st->n);
+}
+
+/* Each instance of st runs on its own volume: its data directory holds the marker with its
+ * own name (written by write_markers). */
+static int check_markers(const char *step, const struct mgorun_status *st)
+{
+    int ok = 1;
+    for (int i = 0; i < st->n; i++) {
+        char path[600];
+        snprintf(path, sizeof(path), "%s/" MARKER, st->in[i].data_dir);
+        char *text = mgorun_read_file(path, NULL);
+        if (!text || strcmp(text, st->in[i].name) != 0) {
+            ok = 0;
+            note("%s: %s holds %s", st->in[i].name, path, text ? text : "(nothing: no file)");
+        }
+        free(text);
+    }
+    return check(ok, "%s: each instance came back on its own volume (its own marker in %s)", step,
+                 MARKER);
+}
+
+/* The names of the entries of STATE/<cluster>/instances; how many (at most max). */
+static int instance_dirs(char names[][128], int max)
+{
+    char path[200];
+    snprintf(path, sizeof(path), "%s/instances", g.cdir);
+    DIR *d = opendir(path);
+    int n = 0;
+    if (!d)
+        return 0;
+    struct dirent *de;
+    while ((de = readdir(d)))
+        if (de->d_name[0] != '.') {
+            if (n < max)
+                snprintf(names[n], 128, "%.127s", de->d_name);
+            n++;
+        }
+    closedir(d);
+    return n;
+}
+
+/* After a scale-down from `before` to want_n instances: the volumes of the removed instances
+ * (indexes want_n and up, docs/spec/lifecycle.md; whenScaled defaults to Delete) are gone,
+ * STATE/<cluster>/instances holds the want_n others only. */
+static int check_volumes_removed(const char *step, const struct mgorun_status *before, int want_n)
+{
+    int ok = 1, removed = 0;
+    for (int i = 0; i < before->n; i++) {
+        char dir[400];
+        snprintf(dir, sizeof(dir), "%s/instances/%s", g.cdir, before->in[i].name);
+        int exists = access(dir, F_OK) == 0;
+        if (before->in[i].index >= want_n) {
+            removed++;
+            if (exists) {
+                ok = 0;
+                note("%s (index %lld) still has its volume %s", before->in[i].name,
+                     before->in[i].index, dir);
+            }
+        } else if (!exists) {
+            ok = 0;
+            note("%s (index %lld) lost its volume %s", before->in[i].name, before->in[i].index,
+                 dir);
+        }
+    }
+    char names[16][128];
+    int n = instance_dirs(names, 16);
+    for (int i = 0; i < n && i < 16; i++)
+        note("STATE/%s/instances/%s", CLUSTER, names[i]);
+    ok &= n == want_n && removed == before->n - want_n;
+    return check(ok,
+                 "%s: the volumes of the %d removed instances are gone, STATE/%s/instances holds "
+                 "%d (want %d)",
+                 step, removed, CLUSTER, n, want_n);
+}
+
+/* The lines of a PostgreSQL log from byte `from` on that say it accepts read-write connections
+ * ("database system is ready to accept connections"; a standby says "... read-only
+ * connections"), and whether any says it accepts read-only ones. -1 when unreadable. */
+static int writable_lines_since(const char *log, long long from, int *read_only)
+{
+    size_t len = 0;
+    char *text = mgorun_read_file(log, &len);
+    *read_only = 0;
+    if (!text)
+        return -1;
+    if ((long long)len < from)
+        from = 0; /* the file was started over */
+    int n = 0;
+    for (const char *p = text + from; (p = strstr(p, "ready to accept ")); p++) {
+        if (strncmp(p, "ready to accept connections", 27) == 0)
+            n++;
+        else if (strncmp(p, "ready to accept read-only connections", 37) == 0)
+            *read_only = 1;
+    }
+    free(text);
+    return n;
+}
 
 struct bad_case {
     const char *what;
@@ -853,6 +1079,210 @@ static void bad_apply(const char *current_sb)
         step_end(&s, &st);
 }
 
+/*
+ * A drain of the primary killed with SIGKILL the moment state.json records the switchover's
+ * `promoting:<new primary>` (drain.multigres.com/switchover, docs/spec/lifecycle.md): the old
+ * primary is fenced then. The rerun completes it: one primary, no acknowledged commit lost, and
+ * the old primary never came back writable (its log since the drain began has no "ready to
+ * accept connections", and it is a standby now). When the drain ends before the trigger, it is
+ * tried once more on the new primary; then the test fails.
+ */
+static int drain_killed_at_promoting(struct mgorun_status *st)
+{
+    struct step s;
+    struct mgorun r;
+    char old[128] = "", log[400] = "", how[64];
+    long long from = 0;
+    int landed = 0;
+    step_begin(&s, "drain killed at promoting, rerun");
+    if (!check(!state_has("promoting:"), "state.json records no \"promoting:\" before the drain"))
+        return 0;
+    for (int attempt = 0; attempt < 2 && !landed; attempt++) {
+        const struct mgorun_instance *p = primary_of(st);
+        if (!check(p != NULL, "status names a primary"))
+            return 0;
+        snprintf(old, sizeof(old), "%s", p->name);
+        snprintf(log, sizeof(log), "%s/logs/%s.log", g.cdir, old);
+        from = file_size(log);
+        struct state_trigger t = {"promoting:", 0};
+        mgo_until(&r, CMD_TIMEOUT_MS, &t, "drain", "--state-dir", g.state, "--timeout", CMD_TIMEOUT,
+                  old, NULL);
+        landed = t.fired && r.killed;
+        if (landed) {
+            note("drain of %s killed with SIGKILL after %lld ms, state.json showing promoting:",
+                 old, (long long)r.ms);
+        } else {
+            note("drain of %s ended (%s) before state.json showed promoting:", old,
+                 mgorun_how(&r, how, sizeof(how)));
+            mgorun_print(&r, stdout);
+        }
+        mgorun_free(&r);
+        if (!landed && attempt == 0 && !check_cluster("drain that ended before the trigger", 3, st))
+            return 0;
+    }
+    if (!check(landed, "the drain was killed once state.json showed promoting: (crash injected)"))
+        return 0;
+    print_status("after the kill");
+    mgo(&r, CMD_TIMEOUT_MS, 0, "drain", "--state-dir", g.state, "--timeout", CMD_TIMEOUT, old,
+        NULL);
+    int ok = check_exit(&r, 0, "drain rerun after the kill at promoting:");
+    mgorun_free(&r);
+    if (!ok)
+        return 0;
+    int cl = check_cluster("drain after a kill at promoting", 3, st);
+    const struct mgorun_instance *np = primary_of(st), *o = mgorun_find(st, old);
+    check(np && strcmp(np->name, old) != 0,
+          "drain after a kill at promoting: another instance is primary (%s, was %s)",
+          np ? np->name : "none", old);
+    char v[512] = "";
+    if (o)
+        sql_port(o->port, "SELECT pg_is_in_recovery()", v, sizeof(v));
+    check(o && strcmp(o->role, "standby") == 0 && strcmp(v, "t") == 0,
+          "drain after a kill at promoting: the old primary %s is a standby "
+          "(pg_is_in_recovery() = %s)",
+          old, v);
+    int read_only = 0;
+    int writable = writable_lines_since(log, from, &read_only);
+    check(writable == 0,
+          "the fenced primary never came back writable: %d \"ready to accept connections\" in "
+          "STATE/%s/logs/%s.log since the drain began (read-only start seen: %s)",
+          writable, CLUSTER, old, read_only ? "yes" : "no");
+    check(!state_has("promoting:"), "drain after a kill at promoting: no switchover left in "
+                                    "state.json");
+    step_end(&s, st);
+    return cl;
+}
+
+/*
+ * `mgo scale CLUSTER POOL 4` killed with SIGKILL the moment state.json holds a record in phase
+ * "creating"; the rerun converges (4 instances, nothing left over: no orphan process, no record
+ * still "creating"); then back to 3, its volume removed. If the scale ends before the trigger,
+ * it is scaled back and tried once more; then the test fails.
+ */
+static int scale_killed_at_creating(struct mgorun_status *st)
+{
+    static const char creating[] = "\"phase\": \"creating\"";
+    struct step s;
+    struct mgorun r;
+    char how[64];
+    int landed = 0;
+    step_begin(&s, "scale 3 -> 4 killed at creating, rerun");
+    if (!check(!state_has(creating), "state.json holds no record \"creating\" before the scale"))
+        return 0;
+    for (int attempt = 0; attempt < 2 && !landed; attempt++) {
+        struct state_trigger t = {creating, 0};
+        mgo_until(&r, CMD_TIMEOUT_MS, &t, "scale", "--state-dir", g.state, "--timeout", CMD_TIMEOUT,
+                  CLUSTER, POOL, "4", NULL);
+        landed = t.fired && r.killed;
+        if (landed) {
+            note("scale killed with SIGKILL after %lld ms, state.json holding a record creating",
+                 (long long)r.ms);
+        } else {
+            note("scale ended (%s) before state.json held a record creating",
+                 mgorun_how(&r, how, sizeof(how)));
+            mgorun_print(&r, stdout);
+        }
+        mgorun_free(&r);
+        if (!landed && attempt == 0) {
+            mgo(&r, CMD_TIMEOUT_MS, 0, "scale", "--state-dir", g.state, "--timeout", CMD_TIMEOUT,
+                CLUSTER, POOL, "3", NULL);
+            int ok = check_exit(&r, 0, "scale back to 3 before trying again");
+            mgorun_free(&r);
+            if (!ok)
+                return 0;
+        }
+    }
+    if (!check(landed, "the scale was killed once state.json held a record creating (crash "
+                       "injected)"))
+        return 0;
+    print_status("after the kill");
+    mgo(&r, CMD_TIMEOUT_MS, 0, "scale", "--state-dir", g.state, "--timeout", CMD_TIMEOUT, CLUSTER,
+        POOL, "4", NULL);
+    int ok = check_exit(&r, 0, "scale 4 rerun after the kill at creating");
+    mgorun_free(&r);
+    if (!ok)
+        return 0;
+    int cl = check_cluster("scale 4 after a kill at creating", 4, st);
+    check(!state_has(creating), "scale 4 after a kill at creating: no record left \"creating\"");
+    step_end(&s, st);
+    if (!cl)
+        return 0;
+
+    static struct mgorun_status at4;
+    at4 = *st;
+    step_begin(&s, "scale 4 -> 3");
+    mgo(&r, CMD_TIMEOUT_MS, 0, "scale", "--state-dir", g.state, "--timeout", CMD_TIMEOUT, CLUSTER,
+        POOL, "3", NULL);
+    ok = check_exit(&r, 0, "scale 4 -> 3");
+    mgorun_free(&r);
+    if (!ok)
+        return 0;
+    cl = check_cluster("scale 4 -> 3", 3, st);
+    check_volumes_removed("scale 4 -> 3", &at4, 3);
+    step_end(&s, st);
+    return cl;
+}
+
+/*
+ * The managed etcd killed with SIGKILL: observe reports it (exit 6, "VIOLATION process"), and
+ * `mgo apply FILE` starts it again (a new pid), observe clean.
+ */
+static int etcd_killed(struct mgorun_status *st, const char *file)
+{
+    struct step s;
+    struct mgorun r;
+    step_begin(&s, "etcd killed, apply");
+    if (!check(st->n_etcd >= 1 && st->etcd[0].pid > 0, "status lists an etcd with a pid"))
+        return 0;
+    long long pid = st->etcd[0].pid;
+    /* only a process of ours: an etcd running under the state directory */
+    static struct mgorun_proc ps[256];
+    size_t n = mgorun_procs(g.state, ps, 256);
+    int ours = 0;
+    for (size_t i = 0; i < n && i < 256; i++)
+        ours |= ps[i].pid == pid && strcmp(ps[i].exe, "etcd") == 0;
+    if (!check(ours, "etcd pid %lld of status is an etcd under the state directory", pid))
+        return 0;
+    kill((pid_t)pid, SIGKILL);
+    int64_t deadline = mgorun_now_ms() + 10000;
+    int gone = 0;
+    while (!gone && mgorun_now_ms() < deadline) {
+        char path[64], line[512] = "";
+        snprintf(path, sizeof(path), "/proc/%lld/stat", pid);
+        FILE *f = fopen(path, "r");
+        if (!f || !fgets(line, sizeof(line), f))
+            gone = 1;
+        else {
+            const char *rp = strrchr(line, ')');
+            gone = rp && (rp[2] == 'Z' || rp[2] == 'X');
+        }
+        if (f)
+            fclose(f);
+        if (!gone)
+            mgorun_sleep_ms(20);
+    }
+    check(gone, "etcd pid %lld killed with SIGKILL", pid);
+    mgo(&r, 120000, 0, "observe", "--state-dir", g.state, CLUSTER, NULL);
+    check_exit(&r, 6, "observe with etcd killed");
+    int said = 0;
+    for (const char *p = r.out; (p = strstr(p, "VIOLATION process")); p++)
+        said = 1;
+    if (!check(said, "observe with etcd killed: prints a line with \"VIOLATION process\""))
+        mgorun_print(&r, stdout);
+    mgorun_free(&r);
+    mgo(&r, CMD_TIMEOUT_MS, 0, "apply", "--state-dir", g.state, "--timeout", CMD_TIMEOUT, file,
+        NULL);
+    int ok = check_exit(&r, 0, "apply after etcd was killed");
+    mgorun_free(&r);
+    if (!ok)
+        return 0;
+    int cl = check_cluster("apply after etcd was killed", 3, st);
+    check(st->n_etcd >= 1 && st->etcd[0].running && st->etcd[0].pid > 0 && st->etcd[0].pid != pid,
+          "etcd runs again with a new pid (%lld, was %lld)", st->n_etcd ? st->etcd[0].pid : 0, pid);
+    step_end(&s, st);
+    return cl;
+}
+
 int main(void)
 {
     const char *env = getenv("MGO_CLI");
@@ -1021,7 +1451,9 @@ int main(void)
         const char *name, *n;
         int want;
     } scales[] = {{"scale 3 -> 5", "5", 5}, {"scale 5 -> 2", "2", 2}};
+    static struct mgorun_status before_down;
     for (size_t k = 0; k < 2; k++) {
+        before_down = st;
         step_begin(&s, scales[k].name);
         mgo(&r, CMD_TIMEOUT_MS, 0, "scale", "--state-dir", g.state, "--timeout", CMD_TIMEOUT,
             CLUSTER, POOL, scales[k].n, NULL);
@@ -1030,6 +1462,8 @@ int main(void)
         if (!ok)
             goto end;
         int cl = check_cluster(scales[k].name, scales[k].want, &st);
+        if (scales[k].want < before_down.n)
+            check_volumes_removed(scales[k].name, &before_down, scales[k].want);
         step_end(&s, &st);
         if (!cl)
             goto end;
@@ -1037,9 +1471,9 @@ int main(void)
 
     /* ---- a drain of the primary that cannot proceed (docs/spec/lifecycle.md: the candidate
      * must leave enough standbys behind it; AT_LEAST_2 needs one, two instances leave none).
-     * Either refused up front (exit 2, nothing recorded) or accepted and waiting, the command
-     * giving up at its timeout (exit 4, the drain left pending): in both the primary stays,
-     * the same postmaster, writable, and no acknowledged commit is lost ---- */
+     * Refused up front (exit 2, docs/local.md: an input error; "Nothing was changed", state.json
+     * byte-identical): the primary stays, the same postmaster, writable, observe clean, and no
+     * acknowledged commit is lost ---- */
     char blocked[128] = "";
     long long blocked_pid = 0;
     int refused = 0;
@@ -1050,15 +1484,25 @@ int main(void)
             goto end;
         snprintf(blocked, sizeof(blocked), "%s", p->name);
         blocked_pid = p->pid;
+        char statefile[200];
+        state_file(statefile, sizeof(statefile));
+        char *state_before = mgorun_read_file(statefile, NULL);
         mgo(&r, 120000, 0, "drain", "--state-dir", g.state, "--timeout", "10", blocked, NULL);
         refused = !r.timed_out && !r.signo && r.code == 2;
         char how[64];
-        check(refused || (!r.timed_out && !r.signo && r.code == 4),
-              "drain of the primary of a pool of 2 under AT_LEAST_2: %s (want exit 2, refused, "
-              "or 4, not converged)",
+        check(refused,
+              "drain of the primary of a pool of 2 under AT_LEAST_2: %s (want exit 2, refused)",
               mgorun_how(&r, how, sizeof(how)));
+        check(strstr(r.out, "Nothing was changed") || strstr(r.err, "Nothing was changed"),
+              "refused drain: says \"Nothing was changed\"");
         mgorun_print(&r, stdout);
         mgorun_free(&r);
+        char *state_after = mgorun_read_file(statefile, NULL);
+        check(state_before && state_after && strcmp(state_before, state_after) == 0,
+              "refused drain: state.json byte-identical before and after");
+        free(state_before);
+        free(state_after);
+        check_observe("refused drain");
         char err[1024];
         if (!check(mgorun_status(g.mgo, g.state, CLUSTER, &st, err, sizeof(err)) == 0,
                    "status after the blocked drain"))
@@ -1113,6 +1557,7 @@ int main(void)
         char old[128];
         long long old_pid = p->pid;
         snprintf(old, sizeof(old), "%s", p->name);
+        write_markers("drain of the primary", &st);
         mgo(&r, CMD_TIMEOUT_MS, 0, "drain", "--state-dir", g.state, "--timeout", CMD_TIMEOUT, old,
             NULL);
         int ok = check_exit(&r, 0, "drain PRIMARY");
@@ -1120,6 +1565,7 @@ int main(void)
         if (!ok)
             goto end;
         int cl = check_cluster("drain of the primary", 3, &st);
+        check_markers("drain of the primary", &st);
         const struct mgorun_instance *np = primary_of(&st), *o = mgorun_find(&st, old);
         check(np && strcmp(np->name, old) != 0, "drain: another instance is primary (%s, was %s)",
               np ? np->name : "none", old);
@@ -1136,6 +1582,7 @@ int main(void)
         step_begin(&s, "apply shared_buffers 48MB");
         struct pidmap before;
         pids_of(&st, &before);
+        write_markers("apply 48MB", &st);
         if (write_variant("apply-48.yaml", file, sizeof(file), "shared_buffers: \"32MB\"",
                           "shared_buffers: \"48MB\"", NULL) != 0)
             goto end;
@@ -1147,6 +1594,7 @@ int main(void)
             goto end;
         int cl = check_cluster("apply 48MB", 3, &st);
         check_restarted("apply 48MB", &st, &before, "48MB");
+        check_markers("apply 48MB", &st);
         step_end(&s, &st);
         if (!cl)
             goto end;
@@ -1223,6 +1671,15 @@ int main(void)
         if (!cl)
             goto end;
     }
+
+    if (!drain_killed_at_promoting(&st))
+        goto end;
+    if (!scale_killed_at_creating(&st))
+        goto end;
+    if (write_variant("apply-64.yaml", file, sizeof(file), "shared_buffers: \"32MB\"",
+                      "shared_buffers: \"64MB\"", NULL) != 0 ||
+        !etcd_killed(&st, file))
+        goto end;
 
     /* ---- down ---- */
     {
