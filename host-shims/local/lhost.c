@@ -101,13 +101,19 @@ static const char *idata(const json_t *rec)
     return str(ispec(rec), "dataDir");
 }
 
-/* "database/tablegroup/shard" of an instance */
-static void shard_key(const json_t *rec, char *buf, size_t size)
+/* "database/tablegroup/shard" of an Instance object */
+static void shard_key_of(const json_t *obj, char *buf, size_t size)
 {
-    const json_t *s = ispec(rec);
+    const json_t *s = json_object_get(obj, "spec");
     (void)snprintf(buf, size, "%s/%s/%s", str(s, "database") ? str(s, "database") : "",
                    str(s, "tablegroup") ? str(s, "tablegroup") : "",
                    str(s, "shard") ? str(s, "shard") : "");
+}
+
+/* The same for a record of the state */
+static void shard_key(const json_t *rec, char *buf, size_t size)
+{
+    shard_key_of(json_object_get(rec, "object"), buf, size);
 }
 
 /* ---- state ------------------------------------------------------------------------------- */
@@ -337,18 +343,13 @@ char **lhost_clusters(const char *root)
 
 /* ---- probing ----------------------------------------------------------------------------- */
 
-static void conninfo(const struct lhost *h, int port, char *buf, size_t size)
-{
-    proc_pg_conninfo(&h->env, port, buf, size);
-}
-
 /* 1 primary, 0 standby, -1 does not answer */
 static int probe_role(const struct lhost *h, const json_t *rec)
 {
     char ci[1100];
     if (!proc_pg_pid(&h->env, idata(rec)))
         return -1;
-    conninfo(h, iport(rec), ci, sizeof(ci));
+    proc_pg_conninfo(&h->env, iport(rec), ci, sizeof(ci));
     size_t l = strlen(ci);
     (void)snprintf(ci + l, sizeof(ci) - l, " options='-c statement_timeout=3000'");
     PGconn *c = PQconnectdb(ci);
@@ -552,11 +553,8 @@ static int copy_batch(struct lhost *h, const json_t *actions, size_t from, const
         const json_t *a = json_array_get(actions, i), *obj = json_object_get(a, "object");
         const char *name = str(json_object_get(obj, "metadata"), "name");
         char k[400] = "";
-        if (a) {
-            json_t *fake = json_pack("{s:O}", "object", obj);
-            shard_key(fake, k, sizeof(k));
-            json_decref(fake);
-        }
+        if (a)
+            shard_key_of(obj, k, sizeof(k));
         int wanted = a && is_create(a) && strcmp(k, key) == 0 && name &&
                      !json_object_get(section(h, "instances"), name) &&
                      !proc_pg_exists(&h->env, str(json_object_get(obj, "spec"), "dataDir"));
@@ -1001,9 +999,7 @@ static int execute(struct lhost *h, const json_t *actions, struct lhost_step *st
         st->writes++;
         if (is_create(a)) {
             char key[400];
-            json_t *fake = json_pack("{s:O}", "object", json_object_get(a, "object"));
-            shard_key(fake, key, sizeof(key));
-            json_decref(fake);
+            shard_key_of(json_object_get(a, "object"), key, sizeof(key));
             if (copy_batch(h, actions, k, key) != 0)
                 return -1;
         }
@@ -1033,7 +1029,7 @@ static json_t *shard_nodes(struct lhost *h, const char *key, const char *self, i
         shard_key(rec, k, sizeof(k));
         if (strcmp(k, key) != 0 || strcmp(str(rec, "phase") ? str(rec, "phase") : "", "created"))
             continue;
-        conninfo(h, iport(rec), ci, sizeof(ci));
+        proc_pg_conninfo(&h->env, iport(rec), ci, sizeof(ci));
         int running = proc_pg_pid(&h->env, idata(rec)) != 0;
         json_t *x = json_pack(
             "{s:s, s:s?, s:O, s:s, s:b}", "name", name, "cell", str(ispec(rec), "cell"), "index",
@@ -1306,9 +1302,7 @@ static const json_t *desired_of(struct lhost *h, const char *key)
     json_t *o;
     json_array_foreach (h->desired, i, o) {
         char k[400];
-        json_t *fake = json_pack("{s:O}", "object", o);
-        shard_key(fake, k, sizeof(k));
-        json_decref(fake);
+        shard_key_of(o, k, sizeof(k));
         if (str(o, "kind") && strcmp(str(o, "kind"), "Instance") == 0 && strcmp(k, key) == 0)
             return o;
     }
