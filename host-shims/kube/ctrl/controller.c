@@ -1,0 +1,936 @@
+/*
+ * mgo-kube's controller (ctrl.h): what it watches, how a key is reconciled, and how the actions
+ * mgo_reconcile returns reach the API server.
+ */
+#include "ctrl.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <jansson.h>
+
+#include "../../local/loader.h"
+#include "informer.h"
+#include "klog.h"
+#include "kmetrics.h"
+#include "workqueue.h"
+
+#define LABEL_MANAGED  "app.kubernetes.io/managed-by=mgo"
+#define LABEL_CLUSTER  "multigres.com/cluster"
+#define DRAIN_STATE    "drain.multigres.com/state"
+#define GROUP          "multigres.com"
+#define API_VERSION    "multigres.com/v1alpha1"
+#define WRITE_TIMEOUT  10000
+#define DRAIN_REQUEUE  1000
+#define FIELD_MANAGER  "mgo"
+#define REPORTING_NAME "multigres.com/mgo-kube"
+
+static const struct kc_resource CLUSTERS = {GROUP, "v1alpha1", "multigresclusters", true};
+static const struct kc_resource EVENTS = {"events.k8s.io", "v1", "events", true};
+static const struct kc_resource SECRETS = {"", "v1", "secrets", true};
+
+/* The kinds mgo reads: templates (whole objects) and what the kubernetes target renders
+ * (projected). */
+struct kind {
+    const char *api_version;
+    const char *kind;
+    struct kc_resource res;
+};
+static const struct kind TEMPLATES[] = {
+    {API_VERSION, "CoreTemplate", {GROUP, "v1alpha1", "coretemplates", true}},
+    {API_VERSION, "CellTemplate", {GROUP, "v1alpha1", "celltemplates", true}},
+    {API_VERSION, "ShardTemplate", {GROUP, "v1alpha1", "shardtemplates", true}},
+};
+#define N_TEMPLATES (sizeof(TEMPLATES) / sizeof(TEMPLATES[0]))
+static const struct kind OWNED[] = {
+    {"v1", "Pod", {"", "v1", "pods", true}},
+    {"v1", "PersistentVolumeClaim", {"", "v1", "persistentvolumeclaims", true}},
+    {"v1", "Service", {"", "v1", "services", true}},
+    {"v1", "ConfigMap", {"", "v1", "configmaps", true}},
+    {"apps/v1", "Deployment", {"apps", "v1", "deployments", true}},
+    {"apps/v1", "StatefulSet", {"apps", "v1", "statefulsets", true}},
+    {"policy/v1", "PodDisruptionBudget", {"policy", "v1", "poddisruptionbudgets", true}},
+};
+#define N_OWNED (sizeof(OWNED) / sizeof(OWNED[0]))
+
+struct worker {
+    struct ctrl *c;
+    pthread_t thread;
+    struct kc_client *client;
+    mgo_plugin *plugin;
+};
+
+struct ctrl {
+    struct ctrl_options o;
+    const struct loader_lib *lib;
+    struct kmetrics *reg;
+    struct kc_config cfg;
+    struct informer *clusters;
+    struct informer *templates[N_TEMPLATES];
+    struct informer *owned[N_OWNED];
+    struct wq *q;
+    struct worker *workers;
+    int n_started;
+    atomic_int stop;
+    pthread_mutex_t mu; /* workers' start */
+};
+
+/* ---- small helpers ------------------------------------------------------------------------- */
+
+static const char *str_at(const json_t *o, const char *k)
+{
+    return json_string_value(json_object_get(o, k));
+}
+
+static const json_t *path2(const json_t *o, const char *a, const char *b)
+{
+    return json_object_get(json_object_get(o, a), b);
+}
+
+static const struct kind *kind_of(const char *kind)
+{
+    for (size_t i = 0; kind && i < N_OWNED; i++)
+        if (strcmp(OWNED[i].kind, kind) == 0)
+            return &OWNED[i];
+    return NULL;
+}
+
+static int64_t mono_ms(void)
+{
+    struct timespec t;
+
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+/* Split "ns/name" into its parts (into buf). */
+static int split_key(const char *key, char *buf, size_t size, const char **ns, const char **name)
+{
+    int n = snprintf(buf, size, "%s", key);
+    char *slash;
+
+    if (n < 0 || (size_t)n >= size || !(slash = strchr(buf, '/')))
+        return -EINVAL;
+    *slash = '\0';
+    *ns = buf;
+    *name = slash + 1;
+    return 0;
+}
+
+/* ---- what the informers keep ---------------------------------------------------------------- */
+
+/* The whole object but metadata.managedFields, which mgo never reads and which is often the
+ * larger part. */
+static json_t *project_whole(const json_t *obj)
+{
+    json_t *v = json_deep_copy(obj);
+
+    if (v)
+        (void)json_object_del(json_object_get(v, "metadata"), "managedFields");
+    return v;
+}
+
+static bool condition_true(const json_t *conditions, const char *type)
+{
+    size_t i;
+    json_t *c;
+
+    json_array_foreach (conditions, i, c)
+        if (str_at(c, "type") && strcmp(str_at(c, "type"), type) == 0)
+            return str_at(c, "status") && strcmp(str_at(c, "status"), "True") == 0;
+    return false;
+}
+
+/* A workload (Deployment, StatefulSet) is ready when the controller observed its current spec
+ * and as many replicas are ready as it asks for. */
+static bool workload_ready(const json_t *obj)
+{
+    const json_t *spec = json_object_get(obj, "spec"), *st = json_object_get(obj, "status");
+    const json_t *r = json_object_get(spec, "replicas");
+    json_int_t want = json_is_integer(r) ? json_integer_value(r) : 1;
+    json_int_t gen = json_integer_value(path2(obj, "metadata", "generation"));
+    json_int_t seen = json_integer_value(json_object_get(st, "observedGeneration"));
+
+    return seen >= gen && json_integer_value(json_object_get(st, "readyReplicas")) >= want;
+}
+
+static bool pod_failed(const json_t *obj)
+{
+    const json_t *st = json_object_get(obj, "status");
+    const char *phase = str_at(st, "phase");
+    const char *lists[] = {"containerStatuses", "initContainerStatuses"};
+    size_t i;
+    json_t *c;
+
+    if (phase && strcmp(phase, "Failed") == 0)
+        return true;
+    for (size_t l = 0; l < 2; l++)
+        json_array_foreach (json_object_get(st, lists[l]), i, c) {
+            const char *why = str_at(path2(c, "state", "waiting"), "reason");
+            if (why && strcmp(why, "CrashLoopBackOff") == 0)
+                return true;
+        }
+    return false;
+}
+
+/* An owned object as mgo_reconcile's "observed" wants it (docs/abi.md), plus its namespace. */
+static json_t *project_owned(const json_t *obj)
+{
+    const json_t *md = json_object_get(obj, "metadata");
+    const char *kind = str_at(obj, "kind");
+    bool ready = true, failed = false;
+
+    if (kind && strcmp(kind, "Pod") == 0) {
+        ready = condition_true(path2(obj, "status", "conditions"), "Ready");
+        failed = pod_failed(obj);
+    } else if (kind && (strcmp(kind, "Deployment") == 0 || strcmp(kind, "StatefulSet") == 0)) {
+        ready = workload_ready(obj);
+    }
+    return json_pack("{s:s?,s:s?,s:s?,s:s?,s:s?,s:O?,s:O?,s:b,s:b,s:b}", "kind", kind, "name",
+                     str_at(md, "name"), "namespace", str_at(md, "namespace"), "uid",
+                     str_at(md, "uid"), "resourceVersion", str_at(md, "resourceVersion"), "labels",
+                     json_object_get(md, "labels"), "annotations",
+                     json_object_get(md, "annotations"), "ready", ready, "failed", failed,
+                     "deleting", json_object_get(md, "deletionTimestamp") != NULL);
+}
+
+/* ---- enqueueing ------------------------------------------------------------------------------ */
+
+static void on_cluster(void *ctx, enum inf_change change, const char *key, const json_t *old,
+                       const json_t *cur)
+{
+    struct ctrl *c = ctx;
+
+    (void)change;
+    (void)old;
+    (void)cur;
+    (void)wq_add(c->q, key);
+}
+
+struct each_ns {
+    struct ctrl *c;
+};
+
+static void enqueue_key(void *ctx, const char *key, const json_t *v)
+{
+    (void)v;
+    (void)wq_add(((struct ctrl *)ctx)->q, key);
+}
+
+/* A template changed: every cluster of its namespace may use it. */
+static void on_template(void *ctx, enum inf_change change, const char *key, const json_t *old,
+                        const json_t *cur)
+{
+    struct ctrl *c = ctx;
+    char prefix[300];
+    const char *slash = strchr(key, '/');
+    int n;
+
+    (void)change;
+    (void)old;
+    (void)cur;
+    if (!slash)
+        return;
+    n = snprintf(prefix, sizeof(prefix), "%.*s/", (int)(slash - key), key);
+    if (n > 0 && (size_t)n < sizeof(prefix))
+        inf_each(c->clusters, prefix, enqueue_key, c);
+}
+
+/* The cluster that owns an object: its controller reference to a MultigresCluster (as
+ * controller-runtime's Owns()), else its cluster label. */
+static void enqueue_owner(struct ctrl *c, const json_t *v)
+{
+    const char *ns = str_at(v, "namespace"), *name = NULL;
+    char key[512];
+    int n;
+
+    name = json_string_value(path2(v, "labels", LABEL_CLUSTER));
+    if (!ns || !name)
+        return;
+    n = snprintf(key, sizeof(key), "%s/%s", ns, name);
+    if (n > 0 && (size_t)n < sizeof(key))
+        (void)wq_add(c->q, key);
+}
+
+static void on_owned(void *ctx, enum inf_change change, const char *key, const json_t *old,
+                     const json_t *cur)
+{
+    struct ctrl *c = ctx;
+
+    (void)change;
+    (void)key;
+    if (old)
+        enqueue_owner(c, old);
+    if (cur && cur != old)
+        enqueue_owner(c, cur);
+}
+
+static void inf_log(void *ctx, const char *resource, const char *msg)
+{
+    (void)ctx;
+    klog_kv(KLOG_WARN, "resource", resource, NULL, NULL, "%s", msg);
+}
+
+/* ---- the request ----------------------------------------------------------------------------- */
+
+struct gather {
+    json_t *into;
+    const char *cluster;
+};
+
+static void add_template(void *ctx, const char *key, const json_t *v)
+{
+    (void)key;
+    (void)json_array_append(((struct gather *)ctx)->into, (json_t *)v);
+}
+
+static void add_owned(void *ctx, const char *key, const json_t *v)
+{
+    struct gather *g = ctx;
+    const char *owner = json_string_value(path2(v, "labels", LABEL_CLUSTER));
+
+    (void)key;
+    if (owner && strcmp(owner, g->cluster) == 0)
+        (void)json_array_append(g->into, (json_t *)v);
+}
+
+/* The request of one pass over `cluster` (the cached object). NULL when memory ran out. */
+static json_t *build_request(struct ctrl *c, const json_t *cluster, const char *ns,
+                             const char *name)
+{
+    char prefix[300];
+    json_t *objects = json_array(), *observed = json_array(), *req = NULL, *status;
+    struct gather g = {objects, name};
+
+    (void)snprintf(prefix, sizeof(prefix), "%s/", ns); /* ns is a key part: short */
+    if (!objects || !observed || json_array_append(objects, (json_t *)cluster) != 0)
+        goto out;
+    for (size_t i = 0; i < N_TEMPLATES; i++)
+        inf_each(c->templates[i], prefix, add_template, &g);
+    g.into = observed;
+    for (size_t i = 0; i < N_OWNED; i++)
+        inf_each(c->owned[i], prefix, add_owned, &g);
+    status = json_object_get(cluster, "status");
+    req =
+        json_pack("{s:s,s:s,s:s,s:O,s:{s:O,s:O*},s:{s:b,s:I}}", "target", "kubernetes", "namespace",
+                  ns, "cluster", name, "objects", objects, "observed", "objects", observed,
+                  "status", json_is_object(status) ? status : NULL, "topology", "register",
+                  c->o.topology, "deadline_ms", (json_int_t)c->o.topology_deadline_ms);
+out:
+    json_decref(objects);
+    json_decref(observed);
+    return req;
+}
+
+/* ---- executing actions ----------------------------------------------------------------------- */
+
+struct pass {
+    struct worker *w;
+    const char *ns;
+    const char *name;
+    const char *key; /* ns/name, for logs */
+    const json_t *cluster;
+    json_t *touched; /* names of objects annotated or deleted in this pass */
+    int writes;
+};
+
+static void count_write(struct pass *p, const char *verb, int rc)
+{
+    p->writes++;
+    kmetrics_api_write(p->w->c->reg, verb, rc);
+}
+
+static int act_apply(struct pass *p, const json_t *a)
+{
+    const json_t *obj = json_object_get(a, "object");
+    const struct kind *k = kind_of(str_at(obj, "kind"));
+    struct kc_apply_options ao = {FIELD_MANAGER, true, NULL};
+    const char *name = str_at(json_object_get(obj, "metadata"), "name");
+    int rc;
+
+    if (!k || strcmp(k->api_version, str_at(obj, "apiVersion") ? str_at(obj, "apiVersion") : "")) {
+        klog_kv(KLOG_ERROR, "cluster", p->key, "kind", str_at(obj, "kind"),
+                "apply: mgo-kube does not manage this kind (%s)", str_at(obj, "apiVersion"));
+        return -ENOTSUP;
+    }
+    rc = kc_apply(p->w->client, &k->res, p->ns, obj, &ao, WRITE_TIMEOUT, NULL);
+    count_write(p, "apply", rc);
+    if (rc != 0)
+        klog_kv(KLOG_WARN, "cluster", p->key, "object", name, "apply %s: %s", k->kind,
+                kc_last_error(p->w->client));
+    else
+        klog_kv(KLOG_DEBUG, "cluster", p->key, "object", name, "applied %s (%s)", k->kind,
+                str_at(a, "reason"));
+    return rc;
+}
+
+static int act_annotate(struct pass *p, const json_t *a)
+{
+    const struct kind *k = kind_of(str_at(a, "kind"));
+    const char *name = str_at(a, "name"), *rv = str_at(a, "resourceVersion");
+    json_t *patch;
+    int rc;
+
+    if (!k || !name)
+        return -EINVAL;
+    /* the resourceVersion makes the patch conditional: an annotation decided on a stale view
+     * of the object is refused (409) and decided again */
+    patch = json_pack("{s:{s:O,s:s?}}", "metadata", "annotations",
+                      json_object_get(a, "annotations"), "resourceVersion", rv);
+    if (!patch)
+        return -ENOMEM;
+    rc = kc_patch(p->w->client, &k->res, p->ns, name, NULL, KC_PATCH_MERGE, patch, WRITE_TIMEOUT,
+                  NULL);
+    json_decref(patch);
+    count_write(p, "patch", rc);
+    (void)json_object_set_new(p->touched, name, json_true());
+    if (rc != 0)
+        klog_kv(KLOG_WARN, "cluster", p->key, "object", name, "annotate %s: %s", k->kind,
+                kc_last_error(p->w->client));
+    return rc;
+}
+
+static int act_delete(struct pass *p, const json_t *a)
+{
+    const struct kind *k = kind_of(str_at(a, "kind"));
+    const char *name = str_at(a, "name");
+    struct kc_delete_options d = {.uid = str_at(a, "uid"),
+                                  .resource_version = str_at(a, "resourceVersion")};
+    int rc;
+
+    if (!k || !name)
+        return -EINVAL;
+    rc = kc_delete(p->w->client, &k->res, p->ns, name, &d, WRITE_TIMEOUT, NULL);
+    count_write(p, "delete", rc);
+    (void)json_object_set_new(p->touched, name, json_true());
+    if (rc == -EREMOTEIO && kc_last_reason(p->w->client) == KC_REASON_NOT_FOUND)
+        return 0; /* already gone */
+    if (rc != 0)
+        klog_kv(KLOG_WARN, "cluster", p->key, "object", name, "delete %s: %s", k->kind,
+                kc_last_error(p->w->client));
+    else
+        klog_kv(KLOG_INFO, "cluster", p->key, "object", name, "deleted %s (%s)", k->kind,
+                str_at(a, "reason"));
+    return rc;
+}
+
+/* An events.k8s.io/v1 Event. Best effort: a failure is logged, never fails the pass. */
+static void act_event(struct pass *p, const json_t *a)
+{
+    const json_t *reg = json_object_get(a, "regarding");
+    const char *rkind = str_at(reg, "kind"), *rname = str_at(reg, "name");
+    const struct kind *k = kind_of(rkind);
+    const char *rapi = rkind && strcmp(rkind, "MultigresCluster") == 0 ? API_VERSION
+                       : k                                             ? k->api_version
+                                                                       : NULL;
+    const char *uid = NULL;
+    char t[40], name[320], instance[200];
+    struct timespec now;
+    json_t *ev;
+    int rc;
+
+    if (!rname || !rapi)
+        return;
+    if (strcmp(rkind, "MultigresCluster") == 0)
+        uid = str_at(json_object_get(p->cluster, "metadata"), "uid");
+    clock_gettime(CLOCK_REALTIME, &now);
+    klog_microtime(t, sizeof(t));
+    (void)snprintf(name, sizeof(name), "%.230s.%" PRIx64, rname,
+                   (uint64_t)now.tv_sec * 1000000000u + (uint64_t)now.tv_nsec);
+    (void)snprintf(instance, sizeof(instance), "mgo-kube-%.100s", p->w->c->o.identity);
+    const char *note = str_at(a, "message") ? str_at(a, "message") : "";
+    ev = json_pack("{s:s,s:s,s:{s:s,s:s},s:s,s:s,s:s,s:s%,s:s,s:s,s:{s:s,s:s,s:s,s:s,s:s?}}",
+                   "apiVersion", "events.k8s.io/v1", "kind", "Event", "metadata", "name", name,
+                   "namespace", p->ns, "eventTime", t, "type",
+                   str_at(a, "eventType") ? str_at(a, "eventType") : "Normal", "reason",
+                   str_at(a, "reason") ? str_at(a, "reason") : "Reconcile", "note", note,
+                   strlen(note) > 1024 ? (size_t)1024 : strlen(note), "action", "Reconcile",
+                   "reportingController", REPORTING_NAME, "regarding", "apiVersion", rapi, "kind",
+                   rkind, "name", rname, "namespace", p->ns, "uid", uid);
+    if (!ev)
+        return;
+    (void)json_object_set_new(ev, "reportingInstance", json_string(instance));
+    rc = kc_create(p->w->client, &EVENTS, p->ns, ev, WRITE_TIMEOUT, NULL);
+    count_write(p, "event", rc);
+    if (rc != 0)
+        klog_kv(KLOG_WARN, "cluster", p->key, NULL, NULL, "event %s: %s", str_at(a, "reason"),
+                kc_last_error(p->w->client));
+    json_decref(ev);
+}
+
+/* The status subresource, conditional on the resourceVersion the pass read: a conflict means
+ * the pass worked from a stale cluster, and it is done again. */
+static int act_status(struct pass *p, const json_t *a)
+{
+    json_t *obj = json_deep_copy(p->cluster);
+    int rc;
+
+    if (!obj || json_object_set(obj, "status", json_object_get(a, "status")) != 0) {
+        json_decref(obj);
+        return -ENOMEM;
+    }
+    rc = kc_update_status(p->w->client, &CLUSTERS, p->ns, obj, WRITE_TIMEOUT, NULL);
+    json_decref(obj);
+    count_write(p, "status", rc);
+    if (rc == -EREMOTEIO && kc_last_reason(p->w->client) == KC_REASON_CONFLICT) {
+        kmetrics_conflict(p->w->c->reg);
+        klog_kv(KLOG_INFO, "cluster", p->key, NULL, NULL,
+                "status: conflict (the cluster changed meanwhile): reconciling again");
+    } else if (rc != 0) {
+        klog_kv(KLOG_WARN, "cluster", p->key, NULL, NULL, "status: %s",
+                kc_last_error(p->w->client));
+    }
+    return rc;
+}
+
+/* Execute the actions in order; the first write that fails ends the pass (the rest was decided
+ * on the assumption that it succeeded). */
+static int execute(struct pass *p, const json_t *actions)
+{
+    size_t i;
+    json_t *a;
+
+    json_array_foreach (actions, i, a) {
+        const char *type = str_at(a, "type");
+        int rc = 0;
+        if (!type)
+            continue;
+        if (strcmp(type, "apply") == 0)
+            rc = act_apply(p, a);
+        else if (strcmp(type, "annotate") == 0)
+            rc = act_annotate(p, a);
+        else if (strcmp(type, "delete") == 0)
+            rc = act_delete(p, a);
+        else if (strcmp(type, "event") == 0)
+            act_event(p, a);
+        else if (strcmp(type, "status") == 0)
+            rc = act_status(p, a);
+        else
+            klog_kv(KLOG_WARN, "cluster", p->key, NULL, NULL, "unknown action type %s", type);
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+
+/*
+ * The drain of a pod, the reference operator's way for the Multigres data plane (docs/spec
+ * lifecycle.md, "Drain on Kubernetes"): the states only move forward, one step per pass,
+ * requested -> draining -> acknowledged -> ready-for-deletion, each a conditional merge patch;
+ * cohort membership is multiorch's, which reacts once the pod is gone. Returns how many drains
+ * are under way (the caller comes back soon), or a negative error.
+ */
+static int step_drains(struct pass *p, const json_t *observed)
+{
+    static const char *const next[][2] = {{"requested", "draining"},
+                                          {"draining", "acknowledged"},
+                                          {"acknowledged", "ready-for-deletion"}};
+    size_t i;
+    json_t *o;
+    int busy = 0;
+
+    json_array_foreach (observed, i, o) {
+        const char *kind = str_at(o, "kind"), *name = str_at(o, "name");
+        const char *state = json_string_value(path2(o, "annotations", DRAIN_STATE));
+        if (!kind || strcmp(kind, "Pod") != 0 || !state || !name ||
+            json_object_get(p->touched, name))
+            continue;
+        for (size_t s = 0; s < 3; s++) {
+            if (strcmp(state, next[s][0]) != 0)
+                continue;
+            json_t *patch = json_pack("{s:{s:{s:s},s:s?}}", "metadata", "annotations", DRAIN_STATE,
+                                      next[s][1], "resourceVersion", str_at(o, "resourceVersion"));
+            int rc = patch ? kc_patch(p->w->client, &OWNED[0].res, p->ns, name, NULL,
+                                      KC_PATCH_MERGE, patch, WRITE_TIMEOUT, NULL)
+                           : -ENOMEM;
+            json_decref(patch);
+            count_write(p, "patch", rc);
+            if (rc != 0) {
+                klog_kv(KLOG_WARN, "cluster", p->key, "object", name, "drain %s -> %s: %s",
+                        next[s][0], next[s][1], kc_last_error(p->w->client));
+                return rc;
+            }
+            klog_kv(KLOG_INFO, "cluster", p->key, "object", name, "drain %s -> %s", next[s][0],
+                    next[s][1]);
+            busy++;
+        }
+        if (strcmp(state, "ready-for-deletion") == 0)
+            busy++;
+    }
+    return busy;
+}
+
+/* ---- one reconcile --------------------------------------------------------------------------- */
+
+/* Reconcile one key. 0 with *requeue_ms (0: only on a change), or a negative error (the key is
+ * retried with backoff). */
+static int reconcile(struct worker *w, const char *key, int64_t *requeue_ms, const char **phase)
+{
+    struct ctrl *c = w->c;
+    char buf[512];
+    const char *ns, *name;
+    json_t *cluster = NULL, *req = NULL, *res = NULL;
+    struct pass p = {.w = w};
+    int32_t st = 0;
+    int rc;
+
+    *requeue_ms = 0;
+    *phase = NULL;
+    if (split_key(key, buf, sizeof(buf), &ns, &name) != 0)
+        return 0; /* not a key of ours: dropped */
+    cluster = inf_get(c->clusters, key);
+    if (!cluster) {
+        kmetrics_cluster_gone(c->reg, ns, name);
+        return 0; /* deleted: its objects go with it (owner references) */
+    }
+    p.ns = ns;
+    p.name = name;
+    p.key = key;
+    p.cluster = cluster;
+    p.touched = json_object();
+    req = build_request(c, cluster, ns, name);
+    if (!req || !p.touched) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    res = loader_call_json(c->lib, w->plugin, c->lib->reconcile, json_incref(req), &st);
+    if (!res || (st != MGO_OK && st != MGO_EINVAL)) {
+        klog_kv(KLOG_ERROR, "cluster", key, NULL, NULL, "mgo_reconcile: %s: %s",
+                c->lib->strerror(st), res ? json_string_value(json_object_get(res, "error")) : "");
+        rc = -EAGAIN;
+        goto out;
+    }
+    if (st == MGO_EINVAL && klog_get_level() >= KLOG_DEBUG) {
+        char *text = json_dumps(res, JSON_COMPACT);
+        klog_kv(KLOG_DEBUG, "cluster", key, NULL, NULL, "invalid: %.1500s", text ? text : "");
+        free(text);
+    }
+    rc = execute(&p, json_object_get(res, "actions"));
+    if (rc == 0 && st == MGO_OK) {
+        int busy = step_drains(&p, path2(req, "observed", "objects"));
+        if (busy < 0)
+            rc = busy;
+        else if (busy > 0)
+            *requeue_ms = DRAIN_REQUEUE;
+    }
+    json_int_t after = json_integer_value(json_object_get(res, "requeue_after_ms"));
+    if (after > 0 && (*requeue_ms == 0 || after < *requeue_ms))
+        *requeue_ms = after;
+    *phase = str_at(json_object_get(res, "status"), "phase");
+    if (*phase)
+        kmetrics_cluster_phase(c->reg, ns, name, *phase);
+    klog_kv(KLOG_DEBUG, "cluster", key, NULL, NULL,
+            "pass: status %d, %zu action(s), requeue %" PRId64, (int)st,
+            json_array_size(json_object_get(res, "actions")), *requeue_ms);
+    if (p.writes > 0)
+        klog_kv(KLOG_INFO, "cluster", key, NULL, NULL, "%d write(s), %zu action(s), phase %s%s",
+                p.writes, json_array_size(json_object_get(res, "actions")), *phase ? *phase : "?",
+                st == MGO_EINVAL ? " (invalid spec)" : "");
+out:
+    json_decref(p.touched);
+    json_decref(res);
+    json_decref(req);
+    json_decref(cluster);
+    return rc;
+}
+
+/* ---- host callbacks of the library ----------------------------------------------------------- */
+
+static void lib_log(void *user, int32_t level, const char *msg, size_t len)
+{
+    (void)user;
+    klog_kv(level <= MGO_LOG_ERROR  ? KLOG_ERROR
+            : level == MGO_LOG_WARN ? KLOG_WARN
+            : level == MGO_LOG_INFO ? KLOG_INFO
+                                    : KLOG_DEBUG,
+            "source", "libmgo", NULL, NULL, "%.*s", (int)len, msg);
+}
+
+static int32_t answer(const char *v, size_t n, char *buf, size_t size, size_t *ret_len)
+{
+    *ret_len = n;
+    if (n > size)
+        return MGO_ERANGE;
+    memcpy(buf, v, n);
+    return MGO_OK;
+}
+
+/* --resolve rules; an address no rule names is used as written. */
+static int32_t lib_resolve(void *user, const char *addr, size_t len, int64_t timeout_ms, char *buf,
+                           size_t size, size_t *ret_len)
+{
+    const struct worker *w = user;
+
+    (void)timeout_ms;
+    for (size_t i = 0; i < w->c->o.n_resolve; i++) {
+        const struct ctrl_resolve *r = &w->c->o.resolve[i];
+        size_t fl = strlen(r->from);
+        bool hit = r->from[0] == '*'
+                       ? len >= fl - 1 && memcmp(addr + len - (fl - 1), r->from + 1, fl - 1) == 0
+                       : len == fl && memcmp(addr, r->from, fl) == 0;
+        if (hit)
+            return answer(r->to, strlen(r->to), buf, size, ret_len);
+    }
+    return answer(addr, len, buf, size, ret_len);
+}
+
+static int b64_value(int ch)
+{
+    if (ch >= 'A' && ch <= 'Z')
+        return ch - 'A';
+    if (ch >= 'a' && ch <= 'z')
+        return ch - 'a' + 26;
+    if (ch >= '0' && ch <= '9')
+        return ch - '0' + 52;
+    return ch == '+' ? 62 : ch == '/' ? 63 : -1;
+}
+
+/* Decode standard base64 (a Secret's data) in place; -1 when it is not base64. */
+static long b64_decode(const char *in, unsigned char *out, size_t out_size)
+{
+    size_t n = 0, len = strlen(in);
+    unsigned acc = 0;
+    int bits = 0;
+
+    while (len > 0 && in[len - 1] == '=')
+        len--;
+    for (size_t i = 0; i < len; i++) {
+        int v = b64_value((unsigned char)in[i]);
+        if (v < 0)
+            return -1;
+        acc = (acc << 6) | (unsigned)v;
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            if (n >= out_size)
+                return -1;
+            out[n++] = (unsigned char)(acc >> bits);
+        }
+    }
+    return (long)n;
+}
+
+static int32_t lib_secret(void *user, const char *ns, const char *name, const char *key,
+                          int64_t timeout_ms, char *buf, size_t size, size_t *ret_len)
+{
+    struct worker *w = user;
+    json_t *s = NULL;
+    int32_t out = MGO_ENOTFOUND;
+    int rc = kc_get(w->client, &SECRETS, ns, name, timeout_ms > 0 ? timeout_ms : WRITE_TIMEOUT, &s);
+    const char *v;
+
+    if (rc != 0)
+        return rc == -EREMOTEIO && kc_last_reason(w->client) == KC_REASON_NOT_FOUND ? MGO_ENOTFOUND
+                                                                                    : MGO_EAGAIN;
+    if ((v = json_string_value(path2(s, "data", key)))) {
+        size_t cap = strlen(v) / 4 * 3 + 3;
+        unsigned char *tmp = malloc(cap);
+        long n = tmp ? b64_decode(v, tmp, cap) : -1;
+        out = n < 0 ? MGO_ENOTFOUND : answer((const char *)tmp, (size_t)n, buf, size, ret_len);
+        if (tmp)
+            memset(tmp, 0, cap);
+        free(tmp);
+    } else if ((v = json_string_value(path2(s, "stringData", key)))) {
+        out = answer(v, strlen(v), buf, size, ret_len);
+    }
+    json_decref(s);
+    return out;
+}
+
+/* ---- workers --------------------------------------------------------------------------------- */
+
+static void *work(void *arg)
+{
+    struct worker *w = arg;
+    struct ctrl *c = w->c;
+
+    while (!atomic_load(&c->stop)) {
+        char *key = NULL;
+        int64_t requeue = 0, t0;
+        const char *phase = NULL;
+        int rc = wq_get(c->q, &key, 1000);
+        if (rc == -ESHUTDOWN)
+            break;
+        if (rc != 0)
+            continue;
+        t0 = mono_ms();
+        rc = reconcile(w, key, &requeue, &phase);
+        kmetrics_reconcile(c->reg, rc == 0 ? "success" : "error", (double)(mono_ms() - t0) / 1e3);
+        if (rc != 0) {
+            (void)wq_add_rate_limited(c->q, key);
+        } else {
+            wq_forget(c->q, key);
+            if (requeue > 0)
+                (void)wq_add_after(c->q, key, requeue);
+        }
+        wq_done(c->q, key);
+        free(key);
+    }
+    return NULL;
+}
+
+static int worker_open(struct worker *w)
+{
+    mgo_host h = {.struct_size = sizeof(mgo_host),
+                  .abi_version = MGO_ABI_VERSION,
+                  .user = w,
+                  .log = lib_log,
+                  .resolve = lib_resolve,
+                  .secret = lib_secret,
+                  .log_level = klog_get_level() >= KLOG_DEBUG ? MGO_LOG_DEBUG : MGO_LOG_INFO};
+    int32_t st;
+    int rc = kc_client_new(&w->c->cfg, NULL, &w->client);
+
+    if (rc != 0)
+        return rc;
+    st = w->c->lib->open(&h, &w->plugin);
+    return st == MGO_OK ? 0 : -ENOMEM;
+}
+
+int ctrl_start_workers(struct ctrl *c)
+{
+    int rc = 0;
+
+    pthread_mutex_lock(&c->mu);
+    while (c->n_started < c->o.workers) {
+        struct worker *w = &c->workers[c->n_started];
+        w->c = c;
+        rc = worker_open(w);
+        if (rc == 0)
+            rc = -pthread_create(&w->thread, NULL, work, w);
+        if (rc != 0) {
+            if (w->plugin)
+                c->lib->close(w->plugin);
+            kc_client_free(w->client);
+            w->plugin = NULL;
+            w->client = NULL;
+            break;
+        }
+        c->n_started++;
+    }
+    pthread_mutex_unlock(&c->mu);
+    if (rc == 0)
+        klog(KLOG_INFO, "%d worker(s) started", c->n_started);
+    return rc;
+}
+
+/* ---- lifecycle ------------------------------------------------------------------------------- */
+
+static int start_informer(struct ctrl *c, const struct kc_resource *res, const char *selector,
+                          inf_project_fn project, inf_handler_fn handler, struct informer **ret)
+{
+    struct inf_options io = {.resource = res,
+                             .namespace = c->o.namespace,
+                             .label_selector = selector,
+                             .project = project,
+                             .handler = handler,
+                             .handler_ctx = c,
+                             .log = inf_log};
+    return inf_start(&c->cfg, &io, ret);
+}
+
+static int copy_config(const struct kc_config *in, struct kc_config *out)
+{
+    /* a shallow copy is enough: the caller keeps its configuration for the process lifetime */
+    *out = *in;
+    return 0;
+}
+
+int ctrl_new(const struct kc_config *cfg, const struct ctrl_options *opts,
+             const struct loader_lib *lib, struct kmetrics *reg, struct ctrl **ret)
+{
+    struct ctrl *c;
+    int rc;
+
+    if (!cfg || !opts || !lib || !ret || opts->workers < 1)
+        return -EINVAL;
+    c = calloc(1, sizeof(*c));
+    if (!c)
+        return -ENOMEM;
+    c->o = *opts;
+    c->lib = lib;
+    c->reg = reg;
+    pthread_mutex_init(&c->mu, NULL);
+    (void)copy_config(cfg, &c->cfg);
+    c->workers = calloc((size_t)opts->workers, sizeof(*c->workers));
+    rc = c->workers ? wq_new(&c->q, NULL) : -ENOMEM;
+    if (rc == 0)
+        rc = start_informer(c, &CLUSTERS, NULL, project_whole, on_cluster, &c->clusters);
+    for (size_t i = 0; rc == 0 && i < N_TEMPLATES; i++)
+        rc = start_informer(c, &TEMPLATES[i].res, NULL, project_whole, on_template,
+                            &c->templates[i]);
+    for (size_t i = 0; rc == 0 && i < N_OWNED; i++)
+        rc = start_informer(c, &OWNED[i].res, LABEL_MANAGED, project_owned, on_owned, &c->owned[i]);
+    if (rc != 0) {
+        ctrl_free(c);
+        return rc;
+    }
+    *ret = c;
+    return 0;
+}
+
+bool ctrl_synced(struct ctrl *c)
+{
+    bool ok = inf_synced(c->clusters);
+
+    for (size_t i = 0; ok && i < N_TEMPLATES; i++)
+        ok = inf_synced(c->templates[i]);
+    for (size_t i = 0; ok && i < N_OWNED; i++)
+        ok = inf_synced(c->owned[i]);
+    return ok;
+}
+
+static void add_stats(struct informer *inf, struct inf_stats *sum)
+{
+    struct inf_stats s;
+
+    inf_stats(inf, &s);
+    sum->objects += s.objects;
+    sum->relists += s.relists;
+    sum->failures += s.failures;
+}
+
+void ctrl_sample_metrics(struct ctrl *c)
+{
+    struct inf_stats sum = {0};
+
+    add_stats(c->clusters, &sum);
+    for (size_t i = 0; i < N_TEMPLATES; i++)
+        add_stats(c->templates[i], &sum);
+    for (size_t i = 0; i < N_OWNED; i++)
+        add_stats(c->owned[i], &sum);
+    kmetrics_sample(c->reg, wq_len(c->q), sum.objects, sum.relists, sum.failures);
+}
+
+void ctrl_free(struct ctrl *c)
+{
+    if (!c)
+        return;
+    atomic_store(&c->stop, 1);
+    if (c->q)
+        wq_shutdown(c->q);
+    for (int i = 0; i < c->n_started; i++) {
+        pthread_join(c->workers[i].thread, NULL);
+        c->lib->close(c->workers[i].plugin);
+        kc_client_free(c->workers[i].client);
+    }
+    inf_stop(c->clusters);
+    for (size_t i = 0; i < N_TEMPLATES; i++)
+        inf_stop(c->templates[i]);
+    for (size_t i = 0; i < N_OWNED; i++)
+        inf_stop(c->owned[i]);
+    inf_free(c->clusters);
+    for (size_t i = 0; i < N_TEMPLATES; i++)
+        inf_free(c->templates[i]);
+    for (size_t i = 0; i < N_OWNED; i++)
+        inf_free(c->owned[i]);
+    wq_free(c->q);
+    free(c->workers);
+    pthread_mutex_destroy(&c->mu);
+    free(c);
+}
