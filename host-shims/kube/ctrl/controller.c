@@ -41,6 +41,8 @@ struct kind {
     const char *kind;
     struct kc_resource res;
 };
+static const struct kind CLUSTER_KIND = {
+    API_VERSION, "MultigresCluster", {GROUP, "v1alpha1", "multigresclusters", true}};
 static const struct kind TEMPLATES[] = {
     {API_VERSION, "CoreTemplate", {GROUP, "v1alpha1", "coretemplates", true}},
     {API_VERSION, "CellTemplate", {GROUP, "v1alpha1", "celltemplates", true}},
@@ -55,6 +57,9 @@ static const struct kind OWNED[] = {
     {"apps/v1", "Deployment", {"apps", "v1", "deployments", true}},
     {"apps/v1", "StatefulSet", {"apps", "v1", "statefulsets", true}},
     {"policy/v1", "PodDisruptionBudget", {"policy", "v1", "poddisruptionbudgets", true}},
+    /* last: only with spec.certCommonName or spec.internalTLS, and cert-manager may not be
+     * installed, so its cache is not waited for (ctrl_synced) */
+    {"cert-manager.io/v1", "Certificate", {"cert-manager.io", "v1", "certificates", true}},
 };
 #define N_OWNED (sizeof(OWNED) / sizeof(OWNED[0]))
 
@@ -78,7 +83,14 @@ struct ctrl {
     int n_started;
     atomic_int stop;
     pthread_mutex_t mu; /* workers' start */
+    pthread_mutex_t ev_mu;
+    json_t *events_sent; /* "ns/kind/name/reason/note" -> when (ms, monotonic) */
 };
+
+/* An Event already sent within this long is not sent again (a drain overdue, a topology that
+ * cannot be reached, and a pass retried after a conflict report the same thing again). */
+#define EVENT_REPEAT_MS (300 * 1000)
+#define EVENT_MEMORY    4096
 
 /* ---- small helpers ------------------------------------------------------------------------- */
 
@@ -156,7 +168,9 @@ static bool workload_ready(const json_t *obj)
     json_int_t gen = json_integer_value(path2(obj, "metadata", "generation"));
     json_int_t seen = json_integer_value(json_object_get(st, "observedGeneration"));
 
-    return seen >= gen && json_integer_value(json_object_get(st, "readyReplicas")) >= want;
+    /* readyReplicas alone counts the old revision's pods during a rollout */
+    return seen >= gen && json_integer_value(json_object_get(st, "readyReplicas")) >= want &&
+           json_integer_value(json_object_get(st, "updatedReplicas")) >= want;
 }
 
 static bool pod_failed(const json_t *obj)
@@ -190,6 +204,8 @@ static json_t *project_owned(const json_t *obj)
         failed = pod_failed(obj);
     } else if (kind && (strcmp(kind, "Deployment") == 0 || strcmp(kind, "StatefulSet") == 0)) {
         ready = workload_ready(obj);
+    } else if (kind && strcmp(kind, "Certificate") == 0) {
+        ready = condition_true(path2(obj, "status", "conditions"), "Ready");
     }
     return json_pack("{s:s?,s:s?,s:s?,s:s?,s:s?,s:O?,s:O?,s:b,s:b,s:b}", "kind", kind, "name",
                      str_at(md, "name"), "namespace", str_at(md, "namespace"), "uid",
@@ -211,10 +227,6 @@ static void on_cluster(void *ctx, enum inf_change change, const char *key, const
     (void)cur;
     (void)wq_add(c->q, key);
 }
-
-struct each_ns {
-    struct ctrl *c;
-};
 
 static void enqueue_key(void *ctx, const char *key, const json_t *v)
 {
@@ -241,8 +253,8 @@ static void on_template(void *ctx, enum inf_change change, const char *key, cons
         inf_each(c->clusters, prefix, enqueue_key, c);
 }
 
-/* The cluster that owns an object: its controller reference to a MultigresCluster (as
- * controller-runtime's Owns()), else its cluster label. */
+/* The cluster of an owned object: its multigres.com/cluster label (every object mgo renders
+ * carries it; a Retain volume has no owner reference to follow). */
 static void enqueue_owner(struct ctrl *c, const json_t *v)
 {
     const char *ns = str_at(v, "namespace"), *name = NULL;
@@ -339,6 +351,23 @@ struct pass {
     int writes;
 };
 
+/* Remember that this pass wrote to an object (its drain is not stepped in the same pass). */
+static void touch(struct pass *p, const char *kind, const char *name)
+{
+    char key[400];
+
+    (void)snprintf(key, sizeof(key), "%s/%s", kind, name);
+    (void)json_object_set_new(p->touched, key, json_true()); /* lost on ENOMEM: a wasted 409 */
+}
+
+static bool touched(const struct pass *p, const char *kind, const char *name)
+{
+    char key[400];
+
+    (void)snprintf(key, sizeof(key), "%s/%s", kind, name);
+    return json_object_get(p->touched, key) != NULL;
+}
+
 static void count_write(struct pass *p, const char *verb, int rc)
 {
     p->writes++;
@@ -388,7 +417,9 @@ static int act_annotate(struct pass *p, const json_t *a)
                   NULL);
     json_decref(patch);
     count_write(p, "patch", rc);
-    (void)json_object_set_new(p->touched, name, json_true());
+    touch(p, k->kind, name);
+    if (rc == -EREMOTEIO && kc_last_reason(p->w->client) == KC_REASON_NOT_FOUND)
+        return 0; /* gone meanwhile: the next pass sees it so */
     if (rc != 0)
         klog_kv(KLOG_WARN, "cluster", p->key, "object", name, "annotate %s: %s", k->kind,
                 kc_last_error(p->w->client));
@@ -407,7 +438,7 @@ static int act_delete(struct pass *p, const json_t *a)
         return -EINVAL;
     rc = kc_delete(p->w->client, &k->res, p->ns, name, &d, WRITE_TIMEOUT, NULL);
     count_write(p, "delete", rc);
-    (void)json_object_set_new(p->touched, name, json_true());
+    touch(p, k->kind, name);
     if (rc == -EREMOTEIO && kc_last_reason(p->w->client) == KC_REASON_NOT_FOUND)
         return 0; /* already gone */
     if (rc != 0)
@@ -417,6 +448,41 @@ static int act_delete(struct pass *p, const json_t *a)
         klog_kv(KLOG_INFO, "cluster", p->key, "object", name, "deleted %s (%s)", k->kind,
                 str_at(a, "reason"));
     return rc;
+}
+
+/* Whether the same Event went out less than EVENT_REPEAT_MS ago; if not, it is recorded as sent
+ * now. The memory is bounded: it is forgotten whole when full. */
+static bool event_is_repeat(struct ctrl *c, const char *ns, const char *kind, const char *name,
+                            const char *reason, const char *note)
+{
+    char key[1600];
+    int64_t now = mono_ms();
+    json_t *when;
+    bool repeat;
+
+    (void)snprintf(key, sizeof(key), "%s/%s/%s/%s/%.1024s", ns, kind, name, reason, note);
+    pthread_mutex_lock(&c->ev_mu);
+    when = json_object_get(c->events_sent, key);
+    repeat = when && now - json_integer_value(when) < EVENT_REPEAT_MS;
+    if (!repeat) {
+        if (json_object_size(c->events_sent) >= EVENT_MEMORY)
+            json_object_clear(c->events_sent);
+        (void)json_object_set_new(c->events_sent, key, json_integer(now)); /* ENOMEM: resent */
+    }
+    pthread_mutex_unlock(&c->ev_mu);
+    return repeat;
+}
+
+/* The longest prefix of s of at most max bytes that does not cut a UTF-8 character. */
+static size_t utf8_prefix(const char *s, size_t max)
+{
+    size_t n = strlen(s);
+
+    if (n <= max)
+        return n;
+    while (max > 0 && ((unsigned char)s[max] & 0xc0) == 0x80)
+        max--;
+    return max;
 }
 
 /* An events.k8s.io/v1 Event. Best effort: a failure is logged, never fails the pass. */
@@ -434,7 +500,10 @@ static void act_event(struct pass *p, const json_t *a)
     json_t *ev;
     int rc;
 
-    if (!rname || !rapi)
+    const char *note = str_at(a, "message") ? str_at(a, "message") : "";
+    const char *reason = str_at(a, "reason") ? str_at(a, "reason") : "Reconcile";
+
+    if (!rname || !rapi || event_is_repeat(p->w->c, p->ns, rkind, rname, reason, note))
         return;
     if (strcmp(rkind, "MultigresCluster") == 0)
         uid = str_at(json_object_get(p->cluster, "metadata"), "uid");
@@ -443,17 +512,17 @@ static void act_event(struct pass *p, const json_t *a)
     (void)snprintf(name, sizeof(name), "%.230s.%" PRIx64, rname,
                    (uint64_t)now.tv_sec * 1000000000u + (uint64_t)now.tv_nsec);
     (void)snprintf(instance, sizeof(instance), "mgo-kube-%.100s", p->w->c->o.identity);
-    const char *note = str_at(a, "message") ? str_at(a, "message") : "";
     ev = json_pack("{s:s,s:s,s:{s:s,s:s},s:s,s:s,s:s,s:s%,s:s,s:s,s:{s:s,s:s,s:s,s:s,s:s?}}",
                    "apiVersion", "events.k8s.io/v1", "kind", "Event", "metadata", "name", name,
                    "namespace", p->ns, "eventTime", t, "type",
-                   str_at(a, "eventType") ? str_at(a, "eventType") : "Normal", "reason",
-                   str_at(a, "reason") ? str_at(a, "reason") : "Reconcile", "note", note,
-                   strlen(note) > 1024 ? (size_t)1024 : strlen(note), "action", "Reconcile",
+                   str_at(a, "eventType") ? str_at(a, "eventType") : "Normal", "reason", reason,
+                   "note", note, utf8_prefix(note, 1024), "action", "Reconcile",
                    "reportingController", REPORTING_NAME, "regarding", "apiVersion", rapi, "kind",
                    rkind, "name", rname, "namespace", p->ns, "uid", uid);
-    if (!ev)
+    if (!ev) {
+        klog_kv(KLOG_WARN, "cluster", p->key, NULL, NULL, "event %s: could not be built", reason);
         return;
+    }
     (void)json_object_set_new(ev, "reportingInstance", json_string(instance));
     rc = kc_create(p->w->client, &EVENTS, p->ns, ev, WRITE_TIMEOUT, NULL);
     count_write(p, "event", rc);
@@ -498,6 +567,8 @@ static int execute(struct pass *p, const json_t *actions)
     json_array_foreach (actions, i, a) {
         const char *type = str_at(a, "type");
         int rc = 0;
+        if (atomic_load(&p->w->c->stop))
+            return -ECANCELED; /* shutting down, or no longer leading: no more writes */
         if (!type)
             continue;
         if (strcmp(type, "apply") == 0)
@@ -537,12 +608,13 @@ static int step_drains(struct pass *p, const json_t *observed)
     json_array_foreach (observed, i, o) {
         const char *kind = str_at(o, "kind"), *name = str_at(o, "name");
         const char *state = json_string_value(path2(o, "annotations", DRAIN_STATE));
-        if (!kind || strcmp(kind, "Pod") != 0 || !state || !name ||
-            json_object_get(p->touched, name))
+        if (!kind || strcmp(kind, "Pod") != 0 || !state || !name || touched(p, kind, name))
             continue;
         for (size_t s = 0; s < 3; s++) {
             if (strcmp(state, next[s][0]) != 0)
                 continue;
+            if (atomic_load(&p->w->c->stop))
+                return -ECANCELED;
             json_t *patch = json_pack("{s:{s:{s:s},s:s?}}", "metadata", "annotations", DRAIN_STATE,
                                       next[s][1], "resourceVersion", str_at(o, "resourceVersion"));
             int rc = patch ? kc_patch(p->w->client, &OWNED[0].res, p->ns, name, NULL,
@@ -569,7 +641,7 @@ static int step_drains(struct pass *p, const json_t *observed)
 
 /* Reconcile one key. 0 with *requeue_ms (0: only on a change), or a negative error (the key is
  * retried with backoff). */
-static int reconcile(struct worker *w, const char *key, int64_t *requeue_ms, const char **phase)
+static int reconcile(struct worker *w, const char *key, int64_t *requeue_ms)
 {
     struct ctrl *c = w->c;
     char buf[512];
@@ -579,8 +651,9 @@ static int reconcile(struct worker *w, const char *key, int64_t *requeue_ms, con
     int32_t st = 0;
     int rc;
 
+    const char *phase;
+
     *requeue_ms = 0;
-    *phase = NULL;
     if (split_key(key, buf, sizeof(buf), &ns, &name) != 0)
         return 0; /* not a key of ours: dropped */
     cluster = inf_get(c->clusters, key);
@@ -600,8 +673,9 @@ static int reconcile(struct worker *w, const char *key, int64_t *requeue_ms, con
     }
     res = loader_call_json(c->lib, w->plugin, c->lib->reconcile, json_incref(req), &st);
     if (!res || (st != MGO_OK && st != MGO_EINVAL)) {
+        const char *why = str_at(json_object_get(res, "error"), "message");
         klog_kv(KLOG_ERROR, "cluster", key, NULL, NULL, "mgo_reconcile: %s: %s",
-                c->lib->strerror(st), res ? json_string_value(json_object_get(res, "error")) : "");
+                res ? c->lib->strerror(st) : "the result is not JSON", why ? why : "");
         rc = -EAGAIN;
         goto out;
     }
@@ -621,15 +695,15 @@ static int reconcile(struct worker *w, const char *key, int64_t *requeue_ms, con
     json_int_t after = json_integer_value(json_object_get(res, "requeue_after_ms"));
     if (after > 0 && (*requeue_ms == 0 || after < *requeue_ms))
         *requeue_ms = after;
-    *phase = str_at(json_object_get(res, "status"), "phase");
-    if (*phase)
-        kmetrics_cluster_phase(c->reg, ns, name, *phase);
+    phase = str_at(json_object_get(res, "status"), "phase");
+    if (phase)
+        kmetrics_cluster_phase(c->reg, ns, name, phase);
     klog_kv(KLOG_DEBUG, "cluster", key, NULL, NULL,
             "pass: status %d, %zu action(s), requeue %" PRId64, (int)st,
             json_array_size(json_object_get(res, "actions")), *requeue_ms);
     if (p.writes > 0)
         klog_kv(KLOG_INFO, "cluster", key, NULL, NULL, "%d write(s), %zu action(s), phase %s%s",
-                p.writes, json_array_size(json_object_get(res, "actions")), *phase ? *phase : "?",
+                p.writes, json_array_size(json_object_get(res, "actions")), phase ? phase : "?",
                 st == MGO_EINVAL ? " (invalid spec)" : "");
 out:
     json_decref(p.touched);
@@ -644,10 +718,11 @@ out:
 static void lib_log(void *user, int32_t level, const char *msg, size_t len)
 {
     (void)user;
-    klog_kv(level <= MGO_LOG_ERROR  ? KLOG_ERROR
-            : level == MGO_LOG_WARN ? KLOG_WARN
-            : level == MGO_LOG_INFO ? KLOG_INFO
-                                    : KLOG_DEBUG,
+    /* unknown levels are INFO (mgo.h) */
+    klog_kv(level <= MGO_LOG_ERROR   ? KLOG_ERROR
+            : level == MGO_LOG_WARN  ? KLOG_WARN
+            : level == MGO_LOG_DEBUG ? KLOG_DEBUG
+                                     : KLOG_INFO,
             "source", "libmgo", NULL, NULL, "%.*s", (int)len, msg);
 }
 
@@ -749,17 +824,24 @@ static void *work(void *arg)
     struct worker *w = arg;
     struct ctrl *c = w->c;
 
+    /* a pass on half-filled caches would miss templates and owned objects: wait for the first
+     * list of every kind (controller-runtime waits the same way) */
+    for (int i = 0; !ctrl_synced(c) && !atomic_load(&c->stop); i++) {
+        struct timespec t = {0, 100 * 1000 * 1000};
+        if (i % 100 == 99)
+            klog(KLOG_WARN, "worker: the caches are not filled yet (see the list failures)");
+        nanosleep(&t, NULL);
+    }
     while (!atomic_load(&c->stop)) {
         char *key = NULL;
         int64_t requeue = 0, t0;
-        const char *phase = NULL;
         int rc = wq_get(c->q, &key, 1000);
         if (rc == -ESHUTDOWN)
             break;
         if (rc != 0)
             continue;
         t0 = mono_ms();
-        rc = reconcile(w, key, &requeue, &phase);
+        rc = reconcile(w, key, &requeue);
         kmetrics_reconcile(c->reg, rc == 0 ? "success" : "error", (double)(mono_ms() - t0) / 1e3);
         if (rc != 0) {
             (void)wq_add_rate_limited(c->q, key);
@@ -797,7 +879,7 @@ int ctrl_start_workers(struct ctrl *c)
     int rc = 0;
 
     pthread_mutex_lock(&c->mu);
-    while (c->n_started < c->o.workers) {
+    while (!atomic_load(&c->stop) && c->n_started < c->o.workers) {
         struct worker *w = &c->workers[c->n_started];
         w->c = c;
         rc = worker_open(w);
@@ -821,10 +903,12 @@ int ctrl_start_workers(struct ctrl *c)
 
 /* ---- lifecycle ------------------------------------------------------------------------------- */
 
-static int start_informer(struct ctrl *c, const struct kc_resource *res, const char *selector,
+static int start_informer(struct ctrl *c, const struct kind *k, const char *selector,
                           inf_project_fn project, inf_handler_fn handler, struct informer **ret)
 {
-    struct inf_options io = {.resource = res,
+    struct inf_options io = {.resource = &k->res,
+                             .api_version = k->api_version,
+                             .kind = k->kind,
                              .namespace = c->o.namespace,
                              .label_selector = selector,
                              .project = project,
@@ -832,13 +916,6 @@ static int start_informer(struct ctrl *c, const struct kc_resource *res, const c
                              .handler_ctx = c,
                              .log = inf_log};
     return inf_start(&c->cfg, &io, ret);
-}
-
-static int copy_config(const struct kc_config *in, struct kc_config *out)
-{
-    /* a shallow copy is enough: the caller keeps its configuration for the process lifetime */
-    *out = *in;
-    return 0;
 }
 
 int ctrl_new(const struct kc_config *cfg, const struct ctrl_options *opts,
@@ -856,16 +933,17 @@ int ctrl_new(const struct kc_config *cfg, const struct ctrl_options *opts,
     c->lib = lib;
     c->reg = reg;
     pthread_mutex_init(&c->mu, NULL);
-    (void)copy_config(cfg, &c->cfg);
+    pthread_mutex_init(&c->ev_mu, NULL);
+    c->events_sent = json_object();
+    c->cfg = *cfg; /* shallow: the caller keeps its configuration until ctrl_free */
     c->workers = calloc((size_t)opts->workers, sizeof(*c->workers));
-    rc = c->workers ? wq_new(&c->q, NULL) : -ENOMEM;
+    rc = c->workers && c->events_sent ? wq_new(&c->q, NULL) : -ENOMEM;
     if (rc == 0)
-        rc = start_informer(c, &CLUSTERS, NULL, project_whole, on_cluster, &c->clusters);
+        rc = start_informer(c, &CLUSTER_KIND, NULL, project_whole, on_cluster, &c->clusters);
     for (size_t i = 0; rc == 0 && i < N_TEMPLATES; i++)
-        rc = start_informer(c, &TEMPLATES[i].res, NULL, project_whole, on_template,
-                            &c->templates[i]);
+        rc = start_informer(c, &TEMPLATES[i], NULL, project_whole, on_template, &c->templates[i]);
     for (size_t i = 0; rc == 0 && i < N_OWNED; i++)
-        rc = start_informer(c, &OWNED[i].res, LABEL_MANAGED, project_owned, on_owned, &c->owned[i]);
+        rc = start_informer(c, &OWNED[i], LABEL_MANAGED, project_owned, on_owned, &c->owned[i]);
     if (rc != 0) {
         ctrl_free(c);
         return rc;
@@ -880,7 +958,7 @@ bool ctrl_synced(struct ctrl *c)
 
     for (size_t i = 0; ok && i < N_TEMPLATES; i++)
         ok = inf_synced(c->templates[i]);
-    for (size_t i = 0; ok && i < N_OWNED; i++)
+    for (size_t i = 0; ok && i < N_OWNED - 1; i++) /* not Certificates: see OWNED */
         ok = inf_synced(c->owned[i]);
     return ok;
 }
@@ -907,10 +985,11 @@ void ctrl_sample_metrics(struct ctrl *c)
     kmetrics_sample(c->reg, wq_len(c->q), sum.objects, sum.relists, sum.failures);
 }
 
-void ctrl_free(struct ctrl *c)
+void ctrl_stop_workers(struct ctrl *c)
 {
     if (!c)
         return;
+    pthread_mutex_lock(&c->mu);
     atomic_store(&c->stop, 1);
     if (c->q)
         wq_shutdown(c->q);
@@ -919,6 +998,15 @@ void ctrl_free(struct ctrl *c)
         c->lib->close(c->workers[i].plugin);
         kc_client_free(c->workers[i].client);
     }
+    c->n_started = 0;
+    pthread_mutex_unlock(&c->mu);
+}
+
+void ctrl_free(struct ctrl *c)
+{
+    if (!c)
+        return;
+    ctrl_stop_workers(c);
     inf_stop(c->clusters);
     for (size_t i = 0; i < N_TEMPLATES; i++)
         inf_stop(c->templates[i]);
@@ -931,6 +1019,8 @@ void ctrl_free(struct ctrl *c)
         inf_free(c->owned[i]);
     wq_free(c->q);
     free(c->workers);
+    json_decref(c->events_sent);
+    pthread_mutex_destroy(&c->ev_mu);
     pthread_mutex_destroy(&c->mu);
     free(c);
 }

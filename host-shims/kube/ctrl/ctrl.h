@@ -43,9 +43,13 @@ int ctrl_new(const struct kc_config *cfg, const struct ctrl_options *opts,
              const struct loader_lib *lib, struct kmetrics *reg, struct ctrl **ret);
 /* Every informer listed once (what /readyz reports). */
 bool ctrl_synced(struct ctrl *c);
-/* Start the workers (once leading). Idempotent. */
+/* Start the workers (once leading). Idempotent; does nothing after ctrl_stop_workers. Each
+ * worker waits for ctrl_synced before its first pass. */
 int ctrl_start_workers(struct ctrl *c);
-/* Stop the workers (each finishes its current reconcile), then the informers, and free. */
+/* Stop the workers for good: a pass in progress writes nothing more (-ECANCELED) and ends;
+ * joins them. Safe against a concurrent ctrl_start_workers. NULL is fine. */
+void ctrl_stop_workers(struct ctrl *c);
+/* ctrl_stop_workers, then stop the informers and free. NULL is fine. */
 void ctrl_free(struct ctrl *c);
 /* Update the gauges that are sampled (queue depth, cached objects) before /metrics renders. */
 void ctrl_sample_metrics(struct ctrl *c);

@@ -127,6 +127,12 @@ static void replace_cache(struct informer *inf, json_t *items)
     json_array_foreach (items, i, v) {
         if (object_key(v, k, sizeof(k)) != 0)
             continue;
+        /* list items of built-in kinds carry no kind; the projection and mgo need it. The list
+         * is the caller's to change. */
+        if (!json_object_get(v, "kind") &&
+            (json_object_set_new(v, "kind", json_string(inf->o.kind)) != 0 ||
+             json_object_set_new(v, "apiVersion", json_string(inf->o.api_version)) != 0))
+            continue;                                /* ENOMEM: dropped until the next relist */
         (void)json_object_set(seen, k, json_null()); /* lost on ENOMEM: reported as gone */
         pthread_mutex_lock(&inf->mu);
         json_t *old = json_object_get(inf->cache, k);
@@ -174,8 +180,12 @@ static void *run(void *arg)
         if (inf->w.must_relist) {
             struct kc_list l = {0};
             rc = kc_watch_list(inf->client, &inf->w, NULL, &l);
-            if (rc == -EINVAL)
+            if (rc == -EINVAL) {
+                (void)snprintf(msg, sizeof(msg), "list refused, informer stopped: %s",
+                               kc_last_error(inf->client));
+                logf_inf(inf, msg);
                 break;
+            }
             if (rc < 0) {
                 if (rc != -ECANCELED) {
                     (void)snprintf(msg, sizeof(msg), "list: %s", kc_last_error(inf->client));
@@ -206,7 +216,7 @@ int inf_start(const struct kc_config *cfg, const struct inf_options *opts, struc
     struct informer *inf;
     int rc;
 
-    if (!cfg || !opts || !opts->resource || !ret)
+    if (!cfg || !opts || !opts->resource || !opts->kind || !opts->api_version || !ret)
         return -EINVAL;
     inf = calloc(1, sizeof(*inf));
     if (!inf)

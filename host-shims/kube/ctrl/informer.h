@@ -37,10 +37,14 @@ typedef json_t *(*inf_project_fn)(const json_t *object);
 
 struct inf_options {
     const struct kc_resource *resource; /* borrowed; required */
-    const char *namespace;              /* NULL: every namespace */
-    const char *label_selector;         /* may be NULL */
-    inf_project_fn project;             /* may be NULL */
-    inf_handler_fn handler;             /* may be NULL */
+    /* The kind's apiVersion and kind, set on objects that come without them (a list's items of
+     * built-in kinds do), before they are projected; both required. */
+    const char *api_version;
+    const char *kind;
+    const char *namespace;      /* NULL: every namespace */
+    const char *label_selector; /* may be NULL */
+    inf_project_fn project;     /* may be NULL */
+    inf_handler_fn handler;     /* may be NULL */
     void *handler_ctx;
     /* log a failure line (may be NULL) */
     void (*log)(void *ctx, const char *resource, const char *msg);

@@ -119,8 +119,12 @@ void kmetrics_conflict(struct kmetrics *m)
 
 void kmetrics_cluster_phase(struct kmetrics *m, const char *ns, const char *name, const char *phase)
 {
-    if (!m || !ns || !name || !phase)
-        return;
+    bool known = false;
+
+    for (int i = 0; i < N_PHASES; i++)
+        known = known || (phase && strcmp(phase, PHASES[i]) == 0);
+    if (!m || !ns || !name || !known)
+        return; /* an unknown phase would leave a series nothing removes */
     pthread_mutex_lock(&m->mu);
     for (int i = 0; i < N_PHASES; i++) {
         const char *v[] = {ns, name, PHASES[i]};
@@ -162,5 +166,7 @@ void kmetrics_leader(struct kmetrics *m, bool leading)
 
 int kmetrics_render(struct kmetrics *m, char **text, size_t *len)
 {
+    if (!m)
+        return -EINVAL;
     return metrics_render(m->reg, text, len);
 }

@@ -316,6 +316,12 @@ int main(int argc, char **argv)
     }
     klog_kv(KLOG_INFO, "identity", identity, "server", cfg.server,
             "mgo-kube %s starting (libmgo %s)", MGO_VERSION, lib.path);
+    int crc = ctrl_new(&cfg, &co, &lib, a.metrics, &a.ctrl);
+    if (crc != 0) {
+        klog(KLOG_ERROR, "controller: cannot start (%d)", crc);
+        goto out;
+    }
+    /* after ctrl_new: the handler reads a.ctrl */
     if (strcmp(health_addr, "0") != 0 && httpd_start(&health, health_addr, serve, &a) != 0) {
         klog(KLOG_ERROR, "--health-probe-bind-address %s: cannot listen", health_addr);
         goto out;
@@ -328,11 +334,6 @@ int main(int argc, char **argv)
         klog(KLOG_INFO, "probes on port %d", httpd_port(health));
     if (metrics)
         klog(KLOG_INFO, "metrics on port %d", httpd_port(metrics));
-    int crc = ctrl_new(&cfg, &co, &lib, a.metrics, &a.ctrl);
-    if (crc != 0) {
-        klog(KLOG_ERROR, "controller: cannot start (%d)", crc);
-        goto out;
-    }
     if (a.leader_elect) {
         struct leader_config lc = {.namespace = le_ns ? le_ns : cfg.namespace,
                                    .name = le_id,
@@ -341,7 +342,11 @@ int main(int argc, char **argv)
                                    .on_stopped_leading = on_stopped,
                                    .callback_ctx = &a,
                                    .log = leader_log};
-        if (leader_config_check(&lc, err, sizeof(err)) != 0 || leader_start(&lc, &cfg, &le) != 0) {
+        if (leader_config_check(&lc, err, sizeof(err)) != 0) {
+            klog(KLOG_ERROR, "leader election: %s", err);
+            goto out;
+        }
+        if (leader_start(&lc, &cfg, &le) != 0) {
             klog(KLOG_ERROR, "leader election: cannot start");
             goto out;
         }
@@ -352,13 +357,16 @@ int main(int argc, char **argv)
     rc = atomic_load(&a.lost) ? 1 : 0;
     klog(KLOG_INFO, "%s: shutting down", atomic_load(&a.lost) ? "leadership lost" : "signal");
 out:
-    /* workers first (they finish their pass), then the Lease is released for the next leader */
-    ctrl_free(a.ctrl);
+    /* The servers first (their handler reads the controller); then the workers, which write
+     * nothing more; then the Lease is released for the next leader (not when it was lost: it
+     * may be someone else's by now); then the caches. */
+    httpd_stop(health);
+    httpd_stop(metrics);
+    ctrl_stop_workers(a.ctrl);
     if (le)
         leader_stop(le, !atomic_load(&a.lost));
     leader_free(le);
-    httpd_stop(health);
-    httpd_stop(metrics);
+    ctrl_free(a.ctrl);
     loader_unload(&lib);
     kc_config_fini(&cfg);
     kmetrics_free(a.metrics);
