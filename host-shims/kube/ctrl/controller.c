@@ -239,7 +239,7 @@ static void on_template(void *ctx, enum inf_change change, const char *key, cons
                         const json_t *cur)
 {
     struct ctrl *c = ctx;
-    char prefix[300];
+    char prefix[600];
     const char *slash = strchr(key, '/');
     int n;
 
@@ -315,7 +315,7 @@ static void add_owned(void *ctx, const char *key, const json_t *v)
 static json_t *build_request(struct ctrl *c, const json_t *cluster, const char *ns,
                              const char *name)
 {
-    char prefix[300];
+    char prefix[600];
     json_t *objects = json_array(), *observed = json_array(), *req = NULL, *status;
     struct gather g = {objects, name};
 
