@@ -252,6 +252,14 @@ int64_t kc_backoff_delay_ms(const struct kc_backoff *b, unsigned attempt, int co
  * back to back). Pure, like kc_backoff_delay_ms.
  */
 int64_t kc_backoff_restart_delay_ms(const struct kc_backoff *b, unsigned attempt, uint64_t random);
+/*
+ * Decode standard base64 (RFC 4648 §4, with '=' padding), as a Secret's data or a kubeconfig's
+ * *-data field holds it; CR, LF, space and tab are skipped (Go's decoder skips CR and LF).
+ * -EINVAL for any other byte outside the alphabet, bad padding or a length that is not a
+ * multiple of 4; -ENOMEM. *ret (malloc'ed, NUL-terminated beyond *ret_len). Pure.
+ */
+int kc_base64_decode(const char *in, size_t len, unsigned char **ret, size_t *ret_len);
+
 /* 64 random bits from the operating system (getrandom); falls back to the clock if it fails. */
 uint64_t kc_random_u64(void);
 

@@ -72,12 +72,7 @@ int kc_json_parse(const char *text, size_t len, json_t **ret, json_error_t *jerr
 
 /* ---- base64 and files ------------------------------------------------------------------------ */
 
-/*
- * Decode standard base64 (RFC 4648 §4, with '=' padding); CR, LF, space and tab are skipped (Go's
- * decoder skips CR and LF). -EINVAL for any other byte outside the alphabet, bad padding or a
- * length that is not a multiple of 4; -ENOMEM. *ret (malloc'ed, NUL-terminated beyond *ret_len).
- */
-int kc_base64_decode(const char *in, size_t len, unsigned char **ret, size_t *ret_len);
+/* kc_base64_decode is in kc.h (mgo-kube decodes Secrets with it). */
 
 /* Read a whole file of at most `max` bytes. *ret malloc'ed and NUL-terminated. -errno of the
  * failing call (-ENOENT, -EACCES, ...), -EFBIG when larger than max, -ENOMEM. */

@@ -754,42 +754,6 @@ static int32_t lib_resolve(void *user, const char *addr, size_t len, int64_t tim
     return answer(addr, len, buf, size, ret_len);
 }
 
-static int b64_value(int ch)
-{
-    if (ch >= 'A' && ch <= 'Z')
-        return ch - 'A';
-    if (ch >= 'a' && ch <= 'z')
-        return ch - 'a' + 26;
-    if (ch >= '0' && ch <= '9')
-        return ch - '0' + 52;
-    return ch == '+' ? 62 : ch == '/' ? 63 : -1;
-}
-
-/* Decode standard base64 (a Secret's data) in place; -1 when it is not base64. */
-static long b64_decode(const char *in, unsigned char *out, size_t out_size)
-{
-    size_t n = 0, len = strlen(in);
-    unsigned acc = 0;
-    int bits = 0;
-
-    while (len > 0 && in[len - 1] == '=')
-        len--;
-    for (size_t i = 0; i < len; i++) {
-        int v = b64_value((unsigned char)in[i]);
-        if (v < 0)
-            return -1;
-        acc = (acc << 6) | (unsigned)v;
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            if (n >= out_size)
-                return -1;
-            out[n++] = (unsigned char)(acc >> bits);
-        }
-    }
-    return (long)n;
-}
-
 static int32_t lib_secret(void *user, const char *ns, const char *name, const char *key,
                           int64_t timeout_ms, char *buf, size_t size, size_t *ret_len)
 {
@@ -803,15 +767,13 @@ static int32_t lib_secret(void *user, const char *ns, const char *name, const ch
         return rc == -EREMOTEIO && kc_last_reason(w->client) == KC_REASON_NOT_FOUND ? MGO_ENOTFOUND
                                                                                     : MGO_EAGAIN;
     if ((v = json_string_value(path2(s, "data", key)))) {
-        size_t cap = strlen(v) / 4 * 3 + 3;
-        unsigned char *tmp = malloc(cap);
-        long n = tmp ? b64_decode(v, tmp, cap) : -1;
-        out = n < 0 ? MGO_ENOTFOUND : answer((const char *)tmp, (size_t)n, buf, size, ret_len);
-        if (tmp)
-            memset(tmp, 0, cap);
-        free(tmp);
-    } else if ((v = json_string_value(path2(s, "stringData", key)))) {
-        out = answer(v, strlen(v), buf, size, ret_len);
+        unsigned char *plain = NULL;
+        size_t n = 0;
+        if (kc_base64_decode(v, strlen(v), &plain, &n) == 0) {
+            out = answer((const char *)plain, n, buf, size, ret_len);
+            memset(plain, 0, n);
+        }
+        free(plain);
     }
     json_decref(s);
     return out;
