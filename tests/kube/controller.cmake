@@ -1,0 +1,19 @@
+# mgo-kube, the controller, end to end against the real kube-apiserver and etcd: the upstream
+# sample converges to exactly the render oracle's objects, steady state writes nothing, spec
+# edits (scale up/down with drains, resources), owned objects recreated, an invalid spec,
+# apiserver restart, watches resumed from a compacted revision, status conflicts, and two
+# replicas with leader election (test_kube_controller.py, support in mgokube.py).
+find_package(Python3 COMPONENTS Interpreter)
+if(Python3_Interpreter_FOUND)
+  add_test(NAME kube_controller
+           COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/run_with_apiserver.sh ${Python3_EXECUTABLE}
+                   ${CMAKE_CURRENT_SOURCE_DIR}/test_kube_controller.py
+                   $<TARGET_FILE:mgo-kube> $<TARGET_FILE:mgo-cli>)
+  set_tests_properties(kube_controller PROPERTIES
+                       ENVIRONMENT "${MGO_TEST_ENV}" TIMEOUT 900 RESOURCE_LOCK real_servers
+                       FIXTURES_REQUIRED kube_apiserver LABELS kube)
+elseif(MGO_REQUIRE_HOSTS)
+  message(FATAL_ERROR "python3 not found, and MGO_REQUIRE_HOSTS is set")
+else()
+  message(STATUS "python3 not found: kube_controller is not registered")
+endif()

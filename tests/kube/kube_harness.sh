@@ -4,6 +4,13 @@
 #   kube_harness.sh up [--owner PID]   start etcd and kube-apiserver; print export lines:
 #                                      eval "$(tests/kube/kube_harness.sh up --owner $$)"
 #   kube_harness.sh down DIR           stop both (TERM, wait, KILL if needed) and remove DIR
+#   kube_harness.sh stop-apiserver DIR   stop the apiserver only (TERM, wait), keeping its
+#                                        command line in DIR/apiserver.cmdline
+#   kube_harness.sh start-apiserver DIR  start it again with the same arguments (same port)
+#                                        and wait until /readyz answers 200
+#   kube_harness.sh restart-apiserver DIR  both of the above
+#   kube_harness.sh compact DIR        compact etcd at its current revision (physical), through
+#                                      etcd's v3 HTTP gateway; prints the revision
 #
 # `up` makes a temporary directory (under TMPDIR) holding: a CA and a serving certificate for
 # 127.0.0.1/localhost (openssl), a service-account signing key, a static token file with one
@@ -300,7 +307,90 @@ EOF
     printf 'export KUBE_AUDIT_LOG=%q\n' "$d/audit.log"
 }
 
+dir_arg() { # dir_arg CMD DIR: DIR is a kube_harness directory
+    [ -n "${2:-}" ] || die "usage: kube_harness.sh $1 DIR"
+    if [ ! -d "$2" ] || [ ! -e "$2/$marker" ]; then
+        die "$1: $2 is not a kube_harness directory"
+    fi
+}
+
+cmd_stop_apiserver() {
+    local d=$1 pid
+    dir_arg stop-apiserver "$d"
+    pid=$(cat "$d/apiserver.pid" 2>/dev/null || true)
+    alive "$pid" "$d" || die "stop-apiserver: the apiserver of $d is not running"
+    tr '\0' '\n' <"/proc/$pid/cmdline" >"$d/apiserver.cmdline"
+    local t0=${EPOCHREALTIME/./}
+    stop_pid apiserver "$pid" "$d" || return 1
+    log "stop-apiserver: stopped in $(((${EPOCHREALTIME/./} - t0) / 1000)) ms"
+}
+
+cmd_start_apiserver() {
+    local d=$1 args=() server token attempt i code pid t0=${EPOCHREALTIME/./}
+    dir_arg start-apiserver "$d"
+    [ -s "$d/apiserver.cmdline" ] || die "start-apiserver: no $d/apiserver.cmdline (stop-apiserver first)"
+    pid=$(cat "$d/apiserver.pid" 2>/dev/null || true)
+    alive "$pid" "$d" && die "start-apiserver: the apiserver of $d is running (pid $pid)"
+    mapfile -t args <"$d/apiserver.cmdline"
+    server=$(sed -n 's/^ *server: //p' "$d/kubeconfig")
+    token=$(cut -d, -f1 "$d/tokens.csv")
+    for attempt in 1 2 3 4 5 6 7 8 9 10; do
+        setsid "${args[@]}" </dev/null >>"$d/apiserver.log" 2>&1 &
+        echo $! >"$d/apiserver.pid"
+        for ((i = 0; i < 1200; i++)); do # 120 s
+            if gone "$(cat "$d/apiserver.pid")"; then
+                break
+            fi
+            code=$(curl -sS -o /dev/null -w '%{http_code}' -m 2 --cacert "$d/ca.crt" \
+                -H "Authorization: Bearer $token" "$server/readyz" 2>/dev/null || true)
+            if [ "$code" = 200 ]; then
+                log "start-apiserver: ready in $(((${EPOCHREALTIME/./} - t0) / 1000)) ms"
+                return 0
+            fi
+            sleep 0.1
+        done
+        gone "$(cat "$d/apiserver.pid")" || {
+            tail_logs "$d"
+            die "start-apiserver: not ready at $server after 120 s"
+        }
+        tail -n 5 "$d/apiserver.log" | grep -q "address already in use" ||
+            { tail_logs "$d"; die "start-apiserver: kube-apiserver exited during start"; }
+        log "start-apiserver: port still in use (attempt $attempt); again in 1 s"
+        sleep 1
+    done
+    die "start-apiserver: the port of $server stayed in use"
+}
+
+cmd_compact() {
+    local d=$1 etcd_url out rev
+    dir_arg compact "$d"
+    etcd_url=$(tr '\0' '\n' <"/proc/$(cat "$d/etcd.pid")/cmdline" | sed -n 's/^--advertise-client-urls=//p;/^--advertise-client-urls$/{n;p}')
+    [ -n "$etcd_url" ] || die "compact: etcd's client URL not found"
+    # an empty range still carries the store's header (base64 of "/" as the key)
+    out=$(curl -fsS -m 10 -X POST "$etcd_url/v3/kv/range" -d '{"key": "Lw=="}') ||
+        die "compact: range failed"
+    rev=$(printf '%s' "$out" | python3 -c 'import json, sys; print(json.load(sys.stdin)["header"]["revision"])') ||
+        die "compact: no revision in $out"
+    curl -fsS -m 30 -X POST "$etcd_url/v3/kv/compaction" \
+        -d "{\"revision\": \"$rev\", \"physical\": true}" >/dev/null ||
+        die "compact: compaction at revision $rev failed"
+    echo "$rev"
+}
+
 case ${1:-} in
+stop-apiserver)
+    cmd_stop_apiserver "${2:-}"
+    ;;
+start-apiserver)
+    cmd_start_apiserver "${2:-}"
+    ;;
+restart-apiserver)
+    cmd_stop_apiserver "${2:-}"
+    cmd_start_apiserver "${2:-}"
+    ;;
+compact)
+    cmd_compact "${2:-}"
+    ;;
 up)
     shift
     cmd_up "$@"
@@ -310,7 +400,8 @@ down)
     cmd_down "$@"
     ;;
 *)
-    echo "usage: kube_harness.sh up [--owner PID] | down DIR" >&2
+    echo "usage: kube_harness.sh up [--owner PID] | down DIR | stop-apiserver DIR |" \
+        "start-apiserver DIR | restart-apiserver DIR | compact DIR" >&2
     exit 2
     ;;
 esac

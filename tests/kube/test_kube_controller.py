@@ -1,0 +1,737 @@
+#!/usr/bin/env python3
+"""mgo-kube, the controller, against a real kube-apiserver and etcd (no kubelet, no
+controller-manager: the test writes pod and workload readiness as they would, and removes the
+pvc-protection finalizer as its controller would once the pod is gone).
+
+Expected values come from the render oracle (`mgo render --json --owner-uid UID`, mgo's CLI),
+from the API server, from the audit log and from the rules of docs/spec (lifecycle.md, errors.md),
+never from mgo-kube's own output. Steps:
+  1. the upstream sample minimal.yaml: exactly the oracle's objects (kind/name by the label
+     multigres.com/cluster), each with the oracle's labels, annotations, ownerReferences and
+     every field of its spec/data; phase Initializing (no instance ready), Progressing (one
+     ready), Healthy (all ready), observedGeneration, Available and TopologyRegistered True;
+  2. steady state: no write by a "mgo-kube/" user agent in the audit log for 60 s;
+  3. spec edits: scale a pool up (only the objects the oracle says are new or changed move),
+     down (the victim drains requested -> draining -> acknowledged -> ready-for-deletion, is
+     deleted, its PVC deleted per whenScaled: Delete), a component's resources;
+  4. owned objects deleted by hand are recreated (new uid), nothing else moves;
+  5. a spec the CRD accepts and `mgo validate` refuses: Degraded/InvalidSpec naming the field,
+     nothing changed; reverted: healed;
+  6. faults: apiserver restart with a change pending; watches resumed from a compacted etcd
+     revision (relist); status 409s under a writer bumping the cluster's resourceVersion;
+  7. two replicas with leader election: one leader, only it writes; kill -9 -> takeover within
+     the lease time; SIGTERM -> Lease released.
+
+Usage: test_kube_controller.py MGO_KUBE MGO_CLI; the server from kube_harness.sh's exports,
+sources from MGO_SOURCE_DIR and MGO_SHARED_DIR.
+"""
+
+import copy
+import json
+import os
+import signal
+import sys
+import threading
+import time
+import urllib.parse
+import urllib.request
+
+sys.dont_write_bytecode = True  # keep the source tree clean
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import mgokube  # noqa: E402
+from deploy_kube import Api, Failed, collection_path, object_path, run  # noqa: E402
+from mgokube import Controller  # noqa: E402
+
+NS = "default"
+CLUSTER = "minimal"
+SELECTOR = f"multigres.com/cluster={CLUSTER}"
+MC_PATH = f"/apis/multigres.com/v1alpha1/namespaces/{NS}/multigresclusters/{CLUSTER}"
+OWNED_KINDS = [("v1", "Pod"), ("v1", "PersistentVolumeClaim"), ("v1", "Service"),
+               ("v1", "ConfigMap"), ("apps/v1", "Deployment"), ("apps/v1", "StatefulSet"),
+               ("policy/v1", "PodDisruptionBudget")]
+POOL_POD = "minimal-postgres-default-0-inf-pool-default-zone-a-a3a0d77b"
+PVC_PREFIX = "data-" + POOL_POD
+LEASE_S, RETRY_S = 15, 2.2
+
+MGO_KUBE = CLI = SRC = SHARED = None
+api = None
+ctrl = None
+figures = {}
+
+
+# ---- manifests ----------------------------------------------------------------------------
+
+def sample_text():
+    with open(f"{SHARED}/compat/upstream-samples/minimal.yaml") as f:
+        return f.read()
+
+
+def cluster_spec(replicas=None, multiorch_resources=None, postgres_config=None):
+    """minimal.yaml's spec, with an explicit database when a shard override is asked for
+    (replicasPerCell 2 renders exactly what minimal.yaml renders: checked in step 3)."""
+    spec = {"postgresPasswordSecretRef": {"name": "multigres-admin-password", "key": "password"},
+            "pvcDeletionPolicy": {"whenDeleted": "Delete", "whenScaled": "Delete"},
+            "cells": [{"name": "zone-a", "zoneId": "us-central1-a"}]}
+    if replicas is None and multiorch_resources is None and postgres_config is None:
+        return spec
+    ov = {}
+    if postgres_config:
+        ov["postgresConfig"] = postgres_config
+    if multiorch_resources:
+        ov["multiorch"] = {"resources": multiorch_resources}
+    ov["pools"] = {"default": {"replicasPerCell": replicas or 2}}
+    spec["databases"] = [{"name": "postgres", "default": True, "tablegroups": [
+        {"name": "default", "default": True, "shards": [{"name": "0-inf", "overrides": ov}]}]}]
+    return spec
+
+
+def manifest(spec):
+    """The cluster as a manifest for the oracle (JSON is YAML)."""
+    return json.dumps({"apiVersion": "multigres.com/v1alpha1", "kind": "MultigresCluster",
+                       "metadata": {"name": CLUSTER, "namespace": NS}, "spec": spec})
+
+
+# ---- reading the server -------------------------------------------------------------------
+
+def get_cluster():
+    r = api.call("GET", MC_PATH)
+    if r.code != 200:
+        raise Failed(f"GET cluster: HTTP {r.code}: {r.short()}")
+    return r.obj
+
+
+def phase():
+    return (get_cluster().get("status") or {}).get("phase")
+
+
+def put_spec(spec):
+    """Replace the cluster's spec (PUT with the current resourceVersion, again on 409)."""
+    for _ in range(50):
+        mc = get_cluster()
+        mc["spec"] = spec
+        r = api.call("PUT", MC_PATH, mc)
+        if r.code == 200:
+            return r.obj
+        if r.code != 409:
+            raise Failed(f"PUT cluster spec: HTTP {r.code}: {r.short()}")
+    raise Failed("PUT cluster spec: 50 conflicts")
+
+
+def owned():
+    """{(kind, name): object} of every object labelled with the cluster, of the owned kinds."""
+    out = {}
+    for av, kind in OWNED_KINDS:
+        r = api.call("GET", collection_path(av, kind, NS), query={"labelSelector": SELECTOR})
+        if r.code != 200:
+            raise Failed(f"list {kind}: HTTP {r.code}: {r.short()}")
+        for o in r.obj["items"]:
+            o["kind"], o["apiVersion"] = kind, av
+            out[(kind, o["metadata"]["name"])] = o
+    return out
+
+
+def live(objs):
+    return {k: o for k, o in objs.items() if not o["metadata"].get("deletionTimestamp")}
+
+
+def versions(objs):
+    return {k: (o["metadata"]["uid"], o["metadata"]["resourceVersion"]) for k, o in objs.items()}
+
+
+def mismatch(want, got):
+    """Why GOT does not have WANT's labels, annotations, ownerReferences and shape; None if
+    it does."""
+    wm, gm = want["metadata"], got["metadata"]
+    if (wm.get("labels") or {}) != (gm.get("labels") or {}):
+        return f"labels {gm.get('labels')} != oracle {wm.get('labels')}"
+    if not mgokube.contains(wm.get("annotations") or {}, gm.get("annotations") or {}):
+        return f"annotations {gm.get('annotations')} lack the oracle's {wm.get('annotations')}"
+    if wm.get("ownerReferences") != gm.get("ownerReferences"):
+        return f"ownerReferences {gm.get('ownerReferences')} != oracle {wm.get('ownerReferences')}"
+    for key, value in want.items():
+        if key in ("apiVersion", "kind", "metadata", "status"):
+            continue
+        d = mgokube.first_difference(value, got.get(key), key)
+        if d:
+            return d
+    return None
+
+
+def matches_oracle(oracle):
+    """The owned objects when they are exactly the oracle's, each with its shape; else None."""
+    objs = live(owned())
+    if set(objs) != set(oracle):
+        return None
+    for k, want in oracle.items():
+        if mismatch(want, objs[k]):
+            return None
+    return objs
+
+
+def explain(oracle):
+    objs = live(owned())
+    extra = sorted(set(objs) - set(oracle))
+    missing = sorted(set(oracle) - set(objs))
+    bad = {f"{k[0]}/{k[1]}": mismatch(w, objs[k]) for k, w in oracle.items() if k in objs}
+    return (f"missing {missing}, extra {extra}, different "
+            f"{ {k: v for k, v in bad.items() if v} }")
+
+
+def condition(mc, ctype):
+    for c in (mc.get("status") or {}).get("conditions") or []:
+        if c.get("type") == ctype:
+            return c
+    return {}
+
+
+def converge(t, oracle, what, deadline_s=90, mark=True):
+    """Mark pods and workloads ready (as the kubelet and controller-manager would) until the
+    objects are exactly the oracle's and the cluster is Healthy for its current generation."""
+    end = time.monotonic() + deadline_s
+    while True:
+        if mark:
+            mgokube.mark_all_ready(api, NS, SELECTOR)
+        objs = matches_oracle(oracle)
+        mc = get_cluster()
+        st = mc.get("status") or {}
+        if (objs and st.get("phase") == "Healthy"
+                and st.get("observedGeneration") == mc["metadata"]["generation"]):
+            return objs, mc
+        check_controller_alive()
+        if time.monotonic() > end:
+            raise Failed(f"{what}: not converged after {deadline_s} s: status "
+                         f"{json.dumps(st)[:1500]}; objects: {explain(oracle)}")
+        time.sleep(0.3)
+
+
+def check_controller_alive(c=None):
+    c = c or ctrl
+    if c and not c.alive():
+        raise Failed(f"mgo-kube {c.name} exited ({c.proc.returncode}):\n{c.tail()}")
+
+
+def settle(c=None, quiet_s=2.0, deadline_s=60):
+    """Wait until the controller's work queue is empty and it wrote nothing for QUIET_S."""
+    c = c or ctrl
+    end = time.monotonic() + deadline_s
+    while True:
+        mark = mgokube.audit_mark()
+        time.sleep(quiet_s)
+        depth = c.metrics().value("mgo_kube_workqueue_depth")
+        # Lease renewals (leader election) are not the controller's work
+        if depth == 0 and not mgokube.audit_writes(mark, exclude=("leases",)):
+            return
+        if time.monotonic() > end:
+            raise Failed(f"mgo-kube still busy after {deadline_s} s (queue depth {depth})")
+
+
+def unchanged(t, before, after, allowed, what):
+    """Every object of BEFORE not in ALLOWED has the same uid and resourceVersion in AFTER."""
+    moved = [f"{k[0]}/{k[1]}" for k, v in before.items()
+             if k not in allowed and k in after and after[k] != v]
+    gone = [f"{k[0]}/{k[1]}" for k in before if k not in allowed and k not in after]
+    t.require(not moved and not gone, f"{what}: objects the oracle did not change moved "
+              f"{moved} or went {gone}")
+
+
+def oracle_diff(a, b):
+    """(new, changed, removed) keys between two renders."""
+    new = {k for k in b if k not in a}
+    removed = {k for k in a if k not in b}
+    changed = {k for k in a if k in b and a[k] != b[k]}
+    return new, changed, removed
+
+
+class Watch(threading.Thread):
+    """Records every version of one object (annotations, deletion) through a real watch."""
+
+    def __init__(self, path, name, rv):
+        super().__init__(daemon=True)
+        q = urllib.parse.urlencode({"watch": "1", "fieldSelector": f"metadata.name={name}",
+                                    "resourceVersion": rv, "timeoutSeconds": "300"})
+        self.req = urllib.request.Request(f"{api.server}{path}?{q}")
+        self.req.add_header("Authorization", "Bearer " + api.token)
+        self.events = []
+        self.start()
+
+    def run(self):
+        try:
+            with urllib.request.urlopen(self.req, context=api.ctx, timeout=300) as r:
+                for line in r:
+                    ev = json.loads(line)
+                    self.events.append(ev)
+                    if ev["type"] == "DELETED":
+                        return
+        except Exception as e:  # noqa: BLE001 (reported through the events)
+            self.events.append({"type": "ERROR", "object": str(e)})
+
+
+# ---- steps --------------------------------------------------------------------------------
+
+def step_create(t):
+    global ctrl
+    etcd_hostport = os.environ["KUBE_ETCD"].split("://", 1)[1]
+    ctrl = Controller(MGO_KUBE, "single", ["--resolve", f"*.svc:2379={etcd_hostport}"])
+    ctrl.wait_ready()
+    t.ok(f"mgo-kube started (pid {ctrl.pid}); /readyz 200 once its informers synced")
+
+    text = sample_text()
+    docs = text.split("\n---\n")
+    t.require(len(docs) == 2 and "kind: Secret" in docs[0] and "kind: MultigresCluster" in docs[1],
+              "minimal.yaml is no longer a Secret and a cluster")
+    r = api.create(docs[0], f"/api/v1/namespaces/{NS}/secrets", yaml=True)
+    t.require(r.code == 201, f"create the Secret: HTTP {r.code}: {r.short()}")
+    t0 = time.monotonic()
+    r = api.create(docs[1], f"/apis/multigres.com/v1alpha1/namespaces/{NS}/multigresclusters",
+                   yaml=True)
+    t.require(r.code == 201, f"create the cluster: HTTP {r.code}: {r.short()}")
+    uid = r.obj["metadata"]["uid"]
+    oracle = mgokube.render(CLI, docs[1], uid)
+    t.require(len(oracle) >= 20, f"the oracle renders {len(oracle)} objects")
+
+    api.wait("the oracle's objects, exactly, with their shape", lambda: matches_oracle(oracle), 60)
+    figures["objects created (s)"] = round(time.monotonic() - t0, 2)
+    t.ok(f"all {len(oracle)} objects of the render oracle exist, exactly those (by kind/name, "
+         f"label {SELECTOR}), each with the oracle's labels, annotations, ownerReferences "
+         f"(uid {uid}) and spec/data ({figures['objects created (s)']} s)")
+
+    api.wait("phase Initializing while no instance is ready",
+             lambda: phase() == "Initializing", 30)
+    t.ok("phase Initializing while no instance is ready (lifecycle.md, Status)")
+
+    pods = sorted(k[1] for k in oracle if k[0] == "Pod")
+    mgokube.set_pod_ready(api, NS, pods[0])
+    api.wait("phase Progressing once one instance is ready",
+             lambda: phase() == "Progressing", 30)
+    t.ok("phase Progressing once the first instance is ready and the rest are not")
+
+    objs, mc = converge(t, oracle, "step 1")
+    figures["convergence to Healthy (s)"] = round(time.monotonic() - t0, 2)
+    st = mc["status"]
+    t.require(st["observedGeneration"] == mc["metadata"]["generation"],
+              f"observedGeneration {st['observedGeneration']} != generation")
+    t.require(condition(mc, "Available").get("status") == "True",
+              f"Available is {condition(mc, 'Available')}")
+    t.require(condition(mc, "TopologyRegistered").get("status") == "True",
+              f"TopologyRegistered is {condition(mc, 'TopologyRegistered')}")
+    t.ok(f"phase Healthy after pods and workloads were marked ready; observedGeneration == "
+         f"generation {st['observedGeneration']}, Available True, TopologyRegistered True "
+         f"({figures['convergence to Healthy (s)']} s from create)")
+    return uid, oracle
+
+
+def step_steady(t):
+    settle()
+    mark = mgokube.audit_mark()
+    before = versions(owned())
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < 60:
+        check_controller_alive()
+        time.sleep(1)
+    writes = mgokube.audit_writes(mark)
+    figures["writes in 60 s of steady state"] = len(writes)
+    print(f"  steady state: {len(writes)} writes by mgo-kube/ in 60 s")
+    t.require(not writes, "steady state: mgo-kube wrote: "
+              + "; ".join(mgokube.describe_audit(e) for e in writes[:20]))
+    unchanged(t, before, versions(owned()), set(), "steady state")
+    reconciles = ctrl.metrics().value("mgo_kube_reconcile_total")
+    t.ok(f"steady state: 0 writes by a mgo-kube/ user agent in the audit log for 60 s, no object "
+         f"moved ({reconciles:.0f} passes so far)")
+
+
+def step_edit(t, uid, oracle_min):
+    # replicasPerCell 2 written explicitly renders exactly the sample (the oracle says so).
+    o2 = mgokube.render(CLI, manifest(cluster_spec(replicas=2)), uid)
+    t.require(o2 == oracle_min, "replicasPerCell 2 does not render what minimal.yaml renders: "
+              + str(oracle_diff(oracle_min, o2)))
+
+    # (a) scale up
+    before = versions(owned())
+    o3 = mgokube.render(CLI, manifest(cluster_spec(replicas=3)), uid)
+    new, changed, removed = oracle_diff(o2, o3)
+    t.require(new and not removed, f"scale-up oracle: new {new}, removed {removed}")
+    t0 = time.monotonic()
+    put_spec(cluster_spec(replicas=3))
+    objs, mc = converge(t, o3, "scale up")
+    figures["scale up 2 -> 3 (s)"] = round(time.monotonic() - t0, 2)
+    settle()
+    after = versions(owned())
+    unchanged(t, before, after, new | changed, "scale up")
+    moved = [k for k in changed if after[k] == before[k]]
+    t.require(not moved, f"scale up: objects the oracle changed kept their version: {moved}")
+    t.ok(f"scale up 2 -> 3: new {sorted(k[1] for k in new)} created, changed "
+         f"{sorted(k[1] for k in changed)} updated, the other {len(before) - len(changed)} "
+         f"objects kept uid and resourceVersion; Healthy ({figures['scale up 2 -> 3 (s)']} s)")
+
+    # (b) scale down: the victim is index 2 (the only candidate, lifecycle.md Scale down)
+    victim = f"{POOL_POD}-2"
+    pvc = f"{PVC_PREFIX}-2"
+    pod = objs[("Pod", victim)]
+    watch = Watch(f"/api/v1/namespaces/{NS}/pods", victim, pod["metadata"]["resourceVersion"])
+    before = versions(owned())
+    mark = mgokube.audit_mark()
+    t0 = time.monotonic()
+    put_spec(cluster_spec(replicas=2))
+    new, changed, removed = oracle_diff(o3, o2)
+    t.require(removed == {("Pod", victim), ("PersistentVolumeClaim", pvc)},
+              f"scale-down oracle removes {removed}")
+
+    def pvc_released():
+        # the pvc-protection controller's part: drop the finalizer once the pod is gone
+        if api.call("GET", f"/api/v1/namespaces/{NS}/pods/{victim}").code != 404:
+            return False
+        r = api.call("GET", f"/api/v1/namespaces/{NS}/persistentvolumeclaims/{pvc}")
+        if r.code == 404:
+            return True
+        if r.obj["metadata"].get("deletionTimestamp") and r.obj["metadata"].get("finalizers"):
+            api.call("PATCH", f"/api/v1/namespaces/{NS}/persistentvolumeclaims/{pvc}",
+                     {"metadata": {"finalizers": None}}, "application/merge-patch+json")
+        return False
+
+    api.wait("victim pod deleted and its PVC deleted", pvc_released, 90)
+    objs, mc = converge(t, o2, "scale down")
+    figures["scale down 3 -> 2 (s)"] = round(time.monotonic() - t0, 2)
+    watch.join(10)
+    states = []
+    for ev in watch.events:
+        if ev["type"] == "MODIFIED":
+            s = ((ev["object"]["metadata"].get("annotations") or {})
+                 .get("drain.multigres.com/state"))
+            if s and (not states or states[-1] != s):
+                states.append(s)
+    t.require(states == ["requested", "draining", "acknowledged", "ready-for-deletion"],
+              f"drain states seen on {victim}: {states} (events "
+              f"{[e['type'] for e in watch.events]})")
+    t.require(watch.events and watch.events[-1]["type"] == "DELETED",
+              f"{victim}: no DELETED event: {[e['type'] for e in watch.events][-5:]}")
+    deletes = [e for e in mgokube.audit_writes(mark) if e.get("verb") == "delete"]
+    deleted = sorted(((e.get("objectRef") or {}).get("resource"),
+                      (e.get("objectRef") or {}).get("name"))
+                     for e in deletes if (e.get("responseStatus") or {}).get("code", 0) < 300)
+    t.require(("persistentvolumeclaims", pvc) in deleted and ("pods", victim) in deleted,
+              f"mgo-kube's deletes: {deleted}")
+    settle()
+    after = versions(owned())
+    unchanged(t, before, after, new | changed | removed, "scale down")
+    t.ok(f"scale down 3 -> 2: {victim} went requested -> draining -> acknowledged -> "
+         f"ready-for-deletion, was deleted by mgo-kube, then its PVC (whenScaled: Delete); "
+         f"changed {sorted(k[1] for k in changed)}; nothing else moved "
+         f"({figures['scale down 3 -> 2 (s)']} s)")
+
+    # (c) a component's resources
+    res = {"requests": {"cpu": "60m", "memory": "70Mi"}, "limits": {"memory": "140Mi"}}
+    spec_c = cluster_spec(replicas=2, multiorch_resources=res)
+    oc = mgokube.render(CLI, manifest(spec_c), uid)
+    new, changed, removed = oracle_diff(o2, oc)
+    t.require(changed and not new and not removed, f"resources oracle: {new} {changed} {removed}")
+    before = versions(owned())
+    put_spec(spec_c)
+    objs, mc = converge(t, oc, "multiorch resources")
+    settle()
+    after = versions(owned())
+    unchanged(t, before, after, changed, "multiorch resources")
+    t.require(all(after[k] != before[k] for k in changed), "a changed object kept its version")
+    t.ok(f"multiorch resources changed: only {sorted(k[1] for k in changed)} updated "
+         f"(to the oracle's shape), every other object kept uid and resourceVersion")
+    return spec_c, oc
+
+
+def step_recreate(t, oracle):
+    before = versions(owned())
+    victims = [("Service", "minimal-multiadmin"),
+               ("ConfigMap", "minimal-postgres-default-0-inf-1e3c045c-pg-hba")]
+    for k in victims:
+        t.require(k in oracle, f"{k} is not in the oracle")
+        r = api.call("DELETE", object_path(oracle[k]))
+        t.require(r.code == 200, f"delete {k}: HTTP {r.code}: {r.short()}")
+    objs, mc = converge(t, oracle, "recreate", 60)
+    settle()
+    after = versions(owned())
+    for k in victims:
+        t.require(after[k][0] != before[k][0], f"{k} has its old uid")
+    unchanged(t, before, after, set(victims), "recreate")
+    t.ok(f"deleted {[k[0] + '/' + k[1] for k in victims]}: recreated with new uids and the "
+         f"oracle's shape; nothing else moved")
+
+
+def step_invalid(t, spec_ok, oracle):
+    bad = copy.deepcopy(spec_ok)
+    shard = bad["databases"][0]["tablegroups"][0]["shards"][0]
+    shard["overrides"]["postgresConfig"] = {"x.y = 1": "on"}
+    field = "spec.databases[0].tablegroups[0].shards[0].overrides.postgresConfig[x.y = 1]"
+    rc, out = mgokube.validate(CLI, manifest(bad))
+    t.require(rc == 1 and field in out, f"mgo validate: exit {rc}: {out}")
+    before = versions(owned())
+    mark = mgokube.audit_mark()
+    mc = put_spec(bad)
+    gen = mc["metadata"]["generation"]
+    t.ok(f"the API server accepts a postgresConfig name `mgo validate` refuses at {field}")
+
+    def degraded():
+        m = get_cluster()
+        c = condition(m, "Degraded")
+        return (c.get("status") == "True" and c.get("reason") == "InvalidSpec"
+                and field in c.get("message", "") and m)
+
+    mc = api.wait("Degraded/InvalidSpec", degraded, 30)
+    ph = mc["status"].get("phase")  # the spec names no phase for an invalid spec
+
+    def warning_event():
+        r = api.call("GET", f"/apis/events.k8s.io/v1/namespaces/{NS}/events")
+        return [e for e in r.obj["items"] if e.get("reason") == "InvalidSpec"
+                and e.get("type") == "Warning"
+                and (e.get("regarding") or {}).get("kind") == "MultigresCluster"
+                and (e.get("regarding") or {}).get("name") == CLUSTER]
+
+    api.wait("a Warning Event InvalidSpec about the cluster", warning_event, 30)
+    settle()
+    time.sleep(3)  # more passes (requeues) would have acted by now
+    unchanged(t, before, versions(owned()), set(), "invalid spec")
+    wrote = [mgokube.describe_audit(e) for e in mgokube.audit_writes(mark)]
+    t.require(all("/status" in w or " events/" in w for w in wrote),
+              f"invalid spec: writes other than status and events: {wrote}")
+    t.ok(f"condition Degraded True, reason InvalidSpec, message naming {field}; a Warning "
+         f"Event InvalidSpec (phase left at {ph}); no object deleted or changed (uids, "
+         f"resourceVersions); mgo-kube wrote "
+         f"only {wrote}")
+
+    put_spec(spec_ok)
+    objs, mc = converge(t, oracle, "revert")
+    t.require(condition(mc, "Degraded").get("status") in (None, "False"),
+              f"still Degraded: {condition(mc, 'Degraded')}")
+    t.require(mc["status"]["observedGeneration"] > gen, "observedGeneration did not move")
+    settle()
+    unchanged(t, before, versions(owned()), set(), "revert")
+    t.ok("reverted: Healthy again, Degraded False, observedGeneration current, objects as before")
+
+
+def no_duplicates(t, oracle, what):
+    objs = live(owned())
+    for _, kind in OWNED_KINDS:
+        have = sorted(k[1] for k in objs if k[0] == kind)
+        want = sorted(k[1] for k in oracle if k[0] == kind)
+        t.require(have == want, f"{what}: {kind} by label: {have}, oracle {want}")
+
+
+def step_faults(t, uid, spec, oracle):
+    pid = ctrl.pid
+    # (a) apiserver restart with a change pending
+    res = {"requests": {"cpu": "70m", "memory": "80Mi"}, "limits": {"memory": "160Mi"}}
+    spec_a = copy.deepcopy(spec)
+    spec_a["databases"][0]["tablegroups"][0]["shards"][0]["overrides"]["multiorch"] = {
+        "resources": res}
+    oa = mgokube.render(CLI, manifest(spec_a), uid)
+    _, changed, _ = oracle_diff(oracle, oa)
+    multiorch = ("Deployment", "minimal-postgres-default-0-inf-multiorch-zone-a-bbe2a333")
+    t.require(changed == {multiorch}, f"multiorch resources oracle: {changed}")
+    # The change is made pending for sure: mgo-kube is frozen (SIGSTOP) before the edit and
+    # thawed while the apiserver is down, so it sees the edit only after the restart.
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        put_spec(spec_a)
+        t0 = time.monotonic()
+        mgokube.harness("stop-apiserver")
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    time.sleep(1)  # mgo-kube meets the server away
+    mark = mgokube.audit_mark()
+    mgokube.harness("start-apiserver")
+    figures["apiserver restart (s)"] = round(time.monotonic() - t0, 2)
+    objs, mc = converge(t, oa, "after the apiserver restart", 120)
+    figures["converged after apiserver restart (s)"] = round(time.monotonic() - t0, 2)
+    t.require(ctrl.alive() and ctrl.pid == pid, "mgo-kube's process changed")
+    no_duplicates(t, oa, "apiserver restart")
+    wrote = [mgokube.describe_audit(e) for e in mgokube.audit_writes(mark)]
+    (_, dep), = changed
+    t.require(any(w.startswith(f"patch deployments/{dep} -> 200") for w in wrote),
+              f"no apply of {dep} by mgo-kube after the restart: {wrote}")
+    t.ok(f"apiserver restarted ({figures['apiserver restart (s)']} s; TERM, KILL after 20 s) "
+         f"with a spec edit pending: mgo-kube (same pid {pid}) applied it after the restart "
+         f"(audit: {wrote}), Healthy {figures['converged after apiserver restart (s)']} s "
+         f"after the edit; no duplicates")
+    settle()
+
+    # (b) watches resumed from a compacted revision
+    m0 = ctrl.metrics()
+    relists0 = m0.value("mgo_kube_informer_relists")
+    failures0 = m0.value("mgo_kube_informer_failures")
+    before = versions(owned())
+    mgokube.harness("stop-apiserver")
+    rev0 = mgokube.etcd_revision()
+    for i in range(20):  # the revision moves on while the apiserver is away
+        mgokube.etcd_post("/v3/kv/put", {"key": "bWdvLXRlc3QvYnVtcA==",  # mgo-test/bump
+                                         "value": "MQ=="})
+    compacted = int(mgokube.harness("compact"))
+    t.require(compacted >= rev0 + 20, f"compacted at {compacted}, revision was {rev0}")
+    mgokube.harness("start-apiserver")
+    t0 = time.monotonic()
+    gone = ("Service", "minimal-multigateway")
+    r = api.call("DELETE", object_path(oracle[gone]))
+    t.require(r.code == 200, f"delete {gone}: HTTP {r.code}")
+    api.wait("mgo-kube relisted", lambda: ctrl.metrics().value("mgo_kube_informer_relists")
+             > relists0, 90)
+    objs, mc = converge(t, oa, "after compaction", 120)
+    figures["recovery after compaction (s)"] = round(time.monotonic() - t0, 2)
+    m1 = ctrl.metrics()
+    after = versions(owned())
+    t.require(after[gone][0] != before[gone][0], f"{gone} not recreated")
+    t.require(ctrl.alive() and ctrl.pid == pid, "mgo-kube's process changed")
+    no_duplicates(t, oa, "compaction")
+    t.ok(f"etcd compacted at revision {compacted} while the apiserver was down: mgo-kube "
+         f"relisted (relists {relists0:.0f} -> {m1.value('mgo_kube_informer_relists'):.0f}, "
+         f"failures {failures0:.0f} -> {m1.value('mgo_kube_informer_failures'):.0f}), recreated "
+         f"{gone[1]} deleted right after the restart, Healthy "
+         f"({figures['recovery after compaction (s)']} s); same pid; no duplicates")
+    settle()
+
+    # (c) 409 on status
+    conflicts0 = ctrl.metrics().value("mgo_kube_status_conflicts_total")
+    stop = threading.Event()
+    bumps = [0]
+
+    def bumper():
+        while not stop.is_set():
+            bumps[0] += 1
+            api.call("PATCH", MC_PATH, {"metadata": {"annotations": {
+                "test.mgo/bump": str(bumps[0])}}}, "application/merge-patch+json")
+
+    th = threading.Thread(target=bumper, daemon=True)
+    th.start()
+    pod1 = f"{POOL_POD}-1"
+    try:
+        ready = True
+        end = time.monotonic() + 90
+        while ctrl.metrics().value("mgo_kube_status_conflicts_total") < conflicts0 + 1:
+            ready = not ready  # each flip is a status change to write
+            mgokube.set_pod_ready(api, NS, pod1, ready)
+            t.require(time.monotonic() < end, "no status conflict counted in 90 s of bumps")
+            check_controller_alive()
+            time.sleep(0.5)
+    finally:
+        stop.set()
+        th.join(30)
+    conflicts = ctrl.metrics().value("mgo_kube_status_conflicts_total")
+    mgokube.set_pod_ready(api, NS, pod1, False)
+
+    def progressing():
+        m = get_cluster()
+        st = m.get("status") or {}
+        return (st.get("phase") == "Progressing" and st.get("readyInstances") == 1
+                and st.get("instances") == 2 and m)
+
+    api.wait("phase Progressing with one instance unready", progressing, 30)
+    objs, mc = converge(t, oa, "after the status conflicts", 60)
+    t.require(mc["status"].get("readyInstances") == 2, f"status {mc['status']}")
+    t.ok(f"status PUTs met 409s ({conflicts - conflicts0:.0f} counted, {bumps[0]} annotation "
+         f"bumps): with pod -1 unready the status converged to Progressing (readyInstances "
+         f"1 of 2), then Healthy once ready again")
+    return spec_a, oa
+
+
+def lease():
+    r = api.call("GET", f"/apis/coordination.k8s.io/v1/namespaces/{NS}/leases/mgo-kube-test")
+    return r.obj if r.code == 200 else None
+
+
+def holder():
+    le = lease()
+    return ((le or {}).get("spec") or {}).get("holderIdentity") or ""
+
+
+def step_leader(t, uid, spec, oracle):
+    global ctrl
+    rc = ctrl.stop()
+    t.require(rc == 0, f"mgo-kube exited {rc} on SIGTERM")
+    etcd_hostport = os.environ["KUBE_ETCD"].split("://", 1)[1]
+
+    def replica(ident):
+        return Controller(MGO_KUBE, ident, [
+            "--resolve", f"*.svc:2379={etcd_hostport}", "--leader-elect",
+            "--leader-election-id", "mgo-kube-test", "--leader-election-namespace", NS,
+            "--identity", ident])
+
+    a = replica("replica-a")
+    api.wait("replica-a holds the Lease", lambda: holder() == "replica-a", 30)
+    b = replica("replica-b")
+    a.wait_ready()
+    b.wait_ready()
+    ctrl = a
+    # a change for the leader to act on, while both run
+    cm = ("ConfigMap", "minimal-postgres-default-0-inf-1e3c045c-postgres-config")
+    before = versions(owned())
+    r = api.call("DELETE", object_path(oracle[cm]))
+    t.require(r.code == 200, f"delete {cm}: HTTP {r.code}")
+    converge(t, oracle, "change under leader election", 60)
+    settle(a)
+    t.require(versions(owned())[cm][0] != before[cm][0], f"{cm} not recreated")
+    time.sleep(RETRY_S * 2)  # the follower had its chances to try the Lease
+    ma, mb = a.metrics(), b.metrics()
+    t.require(holder() == "replica-a", f"Lease holder {holder()!r}")
+    t.require(ma.value("mgo_kube_leader") == 1 and mb.get("mgo_kube_leader") == 0,
+              f"mgo_kube_leader a={ma.get('mgo_kube_leader')} b={mb.get('mgo_kube_leader')}")
+    t.require(ma.value("mgo_kube_api_writes_total") > 0, "the leader counts no writes")
+    t.require(mb.value("mgo_kube_api_writes_total") == 0
+              and mb.value("mgo_kube_reconcile_total") == 0,
+              f"the follower wrote {mb.get('mgo_kube_api_writes_total')} / reconciled "
+              f"{mb.get('mgo_kube_reconcile_total')}")
+    t.ok("two replicas: the Lease held by replica-a, mgo_kube_leader 1 on it and 0 on "
+         "replica-b; a deleted ConfigMap recreated by the leader; the follower counts no write "
+         "and no reconcile")
+
+    bpid = b.pid
+    t0 = time.monotonic()
+    a.stop(signal.SIGKILL)
+    gone = ("Service", "minimal-multigateway-replica")
+    r = api.call("DELETE", object_path(oracle[gone]))
+    t.require(r.code == 200, f"delete {gone}: HTTP {r.code}")
+    api.wait("replica-b takes the Lease", lambda: holder() == "replica-b", 40)
+    handover = time.monotonic() - t0
+    figures["leader handover after kill -9 (s)"] = round(handover, 2)
+    print(f"  handover after kill -9: {handover:.2f} s")
+    limit = LEASE_S + 2 * RETRY_S + 3
+    t.require(handover <= limit, f"handover took {handover:.1f} s > {limit} s")
+    ctrl = b
+    api.wait("replica-b reports leading", lambda: b.metrics().value("mgo_kube_leader") == 1, 10)
+    converge(t, oracle, "after the takeover", 60)
+    t.require(versions(owned())[gone][0] != before[gone][0], f"{gone} not recreated")
+    t.require(b.alive() and b.pid == bpid, "replica-b's process changed")
+    t.require(b.metrics().value("mgo_kube_api_writes_total") > 0, "replica-b counts no write")
+    no_duplicates(t, oracle, "takeover")
+    t.ok(f"kill -9 of the leader: replica-b held the Lease after {handover:.2f} s (limit "
+         f"{limit:.1f} s) and recreated {gone[1]}, deleted after the kill")
+
+    rc = b.stop()
+    ctrl = None
+    t.require(rc == 0, f"replica-b exited {rc} on SIGTERM")
+    le = lease()
+    t.require(le is not None and not (le["spec"].get("holderIdentity") or ""),
+              f"Lease after SIGTERM: {json.dumps((le or {}).get('spec'))}")
+    t.ok("SIGTERM to the leader: exit 0, Lease released (holderIdentity empty)")
+
+
+def main(t):
+    global MGO_KUBE, CLI, SRC, SHARED, api
+    MGO_KUBE, CLI = sys.argv[1], sys.argv[2]
+    SRC, SHARED = os.environ["MGO_SOURCE_DIR"], os.environ["MGO_SHARED_DIR"]
+    api = Api(f"mgo-test-kube-controller/1 ({os.getpid()})")
+    mgokube.install_crds(api, SRC)
+    t.ok("CRDs installed and Established")
+    try:
+        uid, oracle = step_create(t)
+        step_steady(t)
+        spec, oracle = step_edit(t, uid, oracle)
+        step_recreate(t, oracle)
+        step_invalid(t, spec, oracle)
+        spec, oracle = step_faults(t, uid, spec, oracle)
+        step_leader(t, uid, spec, oracle)
+    except Failed:
+        for c in list(mgokube._running):
+            print(f"--- mgo-kube {c.name} log (tail)\n{c.tail(60)}", file=sys.stderr)
+        raise
+    finally:
+        mgokube.stop_all()
+        print("figures: " + json.dumps(figures))
+
+
+if __name__ == "__main__":
+    sys.exit(run(main))
