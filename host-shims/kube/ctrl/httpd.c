@@ -25,6 +25,15 @@
 /* How long a connection may take to read the rest of the client's bytes after the answer. */
 #define DRAIN_MS 1000
 
+/* Connections the kernel completes while HTTPD_MAX_CONNS are being served wait here. */
+#define LISTEN_BACKLOG 64
+
+/*
+ * How long to leave the listening socket alone after accept ran out of descriptors or memory:
+ * the connection stays queued and the socket readable, so polling it at once would spin.
+ */
+#define ACCEPT_PAUSE_MS 100
+
 enum conn_state { CONN_READ, CONN_WRITE, CONN_DRAIN };
 
 struct conn {
@@ -46,6 +55,7 @@ struct httpd {
     void *ctx;
     struct conn conns[HTTPD_MAX_CONNS];
     size_t n_conns;
+    int64_t accept_paused_until; /* monotonic ms; accept only from then on */
 };
 
 static int64_t monotonic_ms(void)
@@ -256,8 +266,11 @@ static void accept_all(struct httpd *h)
         struct conn *c;
         int fd = accept(h->listen_fd, NULL, NULL);
 
-        if (fd < 0)
+        if (fd < 0) {
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
+                h->accept_paused_until = monotonic_ms() + ACCEPT_PAUSE_MS;
             return; /* EAGAIN, or a connection that failed before accept: poll again */
+        }
         c = &h->conns[h->n_conns];
         *c = (struct conn){.fd = fd, .state = CONN_READ};
         c->in = malloc(HTTPD_MAX_HEAD + 1);
@@ -280,10 +293,11 @@ static void compact_conns(struct httpd *h)
     h->n_conns = j;
 }
 
-/* Poll timeout: until the nearest connection deadline; -1 without connections. */
+/* Poll timeout: until the nearest connection deadline or the end of an accept pause; -1 if
+ * there is neither. */
 static int poll_timeout(const struct httpd *h, int64_t now)
 {
-    int64_t t = -1;
+    int64_t t = h->accept_paused_until > now ? h->accept_paused_until - now : -1;
 
     for (size_t i = 0; i < h->n_conns; i++) {
         int64_t left = h->conns[i].deadline - now;
@@ -302,15 +316,16 @@ static void *serve(void *arg)
 
     for (;;) {
         size_t n = h->n_conns;
-        int64_t now;
+        int64_t now = monotonic_ms();
+        bool accepting = n < HTTPD_MAX_CONNS && now >= h->accept_paused_until;
         int r;
 
         pfd[0] = (struct pollfd){.fd = h->wake[0], .events = POLLIN};
-        pfd[1] = (struct pollfd){.fd = h->listen_fd, .events = n < HTTPD_MAX_CONNS ? POLLIN : 0};
+        pfd[1] = (struct pollfd){.fd = h->listen_fd, .events = accepting ? POLLIN : 0};
         for (size_t i = 0; i < n; i++)
             pfd[i + 2] = (struct pollfd){
                 .fd = h->conns[i].fd, .events = h->conns[i].state == CONN_WRITE ? POLLOUT : POLLIN};
-        r = poll(pfd, n + 2, poll_timeout(h, monotonic_ms()));
+        r = poll(pfd, n + 2, poll_timeout(h, now));
         if (r < 0 && errno != EINTR)
             break; /* EFAULT/EINVAL/ENOMEM: nothing sensible left to do */
         if (r > 0 && pfd[0].revents)
@@ -331,7 +346,7 @@ static void *serve(void *arg)
             if (h->conns[i].fd >= 0 && now >= h->conns[i].deadline)
                 conn_close(&h->conns[i]); /* too slow: a silent client must not pin a slot */
         compact_conns(h);
-        if (r > 0 && pfd[1].revents)
+        if (r > 0 && accepting && pfd[1].revents)
             accept_all(h);
     }
     for (size_t i = 0; i < h->n_conns; i++)
@@ -390,7 +405,7 @@ static int listen_on(const struct addrinfo *ai, int *ret)
     if ((r = fd_set_flags(fd)) < 0)
         goto fail;
     if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
-        bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, 64) < 0) {
+        bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, LISTEN_BACKLOG) < 0) {
         r = -errno;
         goto fail;
     }

@@ -7,9 +7,11 @@
  * closed after the response (Connection: close). Only GET and HEAD are served (405 with
  * "Allow: GET, HEAD" otherwise); the request head (request line and headers) is limited to
  * HTTPD_MAX_HEAD bytes (431 beyond); a malformed request line gets 400; a connection that has
- * not delivered its head within HTTPD_TIMEOUT_MS is closed without an answer. At most
- * HTTPD_MAX_CONNS connections are served at once; further ones wait in the listen backlog.
- * Request bodies are not read.
+ * not delivered its head within HTTPD_TIMEOUT_MS of its accept (however it dribbles bytes) is
+ * closed without an answer. At most HTTPD_MAX_CONNS connections are served at once; further ones
+ * wait in the listen backlog, as do connections that arrive while the process is out of
+ * descriptors (accept is then retried every 100 ms rather than in a busy loop). Request bodies
+ * are not read.
  *
  * Threads. The handler runs on the server's thread, one request at a time: it must not block
  * for long and must not call httpd_stop. httpd_start and httpd_stop are called by the owner's

@@ -5,6 +5,7 @@
 #include "workqueue.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -30,6 +31,7 @@ struct wq {
     struct wq_entry **ready; /* FIFO of dirty, not processing records; never overflows */
     size_t n_ready;
     size_t n_waiting;
+    size_t n_blocked_gets; /* wq_get calls asleep on cond */
     bool shut;
 };
 
@@ -289,7 +291,7 @@ int wq_add_rate_limited(struct wq *q, const char *key)
         delay *= 2;
     if (delay > q->opts.max_delay_ms)
         delay = q->opts.max_delay_ms;
-    if (e->failures < UINT32_MAX)
+    if (e->failures < UINT_MAX)
         e->failures++;
     r = add_after_locked(q, key, delay);
 out:
@@ -369,8 +371,14 @@ int wq_get(struct wq *q, char **key_out, int64_t timeout_ms)
 
     if (!q || !key_out)
         return -EINVAL;
-    if (timeout_ms > 0)
-        deadline = monotonic_ms() + timeout_ms;
+    if (timeout_ms > 0) {
+        int64_t now = monotonic_ms();
+        /* a deadline past the end of int64_t is no deadline: avoid the signed overflow */
+        if (timeout_ms > INT64_MAX - now)
+            timeout_ms = -1;
+        else
+            deadline = now + timeout_ms;
+    }
     (void)pthread_mutex_lock(&q->lock);
     for (;;) {
         int64_t wait = -1, due;
@@ -398,7 +406,9 @@ int wq_get(struct wq *q, char **key_out, int64_t timeout_ms)
         due = next_due_in(q);
         if (due >= 0 && (wait < 0 || due < wait))
             wait = due;
+        q->n_blocked_gets++;
         wait_ms(q, wait);
+        q->n_blocked_gets--;
     }
     (void)pthread_mutex_unlock(&q->lock);
     return r;
@@ -460,6 +470,18 @@ size_t wq_waiting(struct wq *q)
     (void)pthread_mutex_lock(&q->lock);
     promote_due(q);
     n = q->n_waiting;
+    (void)pthread_mutex_unlock(&q->lock);
+    return n;
+}
+
+size_t wq_blocked_gets(struct wq *q)
+{
+    size_t n;
+
+    if (!q)
+        return 0;
+    (void)pthread_mutex_lock(&q->lock);
+    n = q->n_blocked_gets;
     (void)pthread_mutex_unlock(&q->lock);
     return n;
 }

@@ -90,7 +90,8 @@ int wq_num_requeues(struct wq *q, const char *key);
  * Delayed keys whose time has come are moved to the ready list first.
  * timeout_ms: 0 polls without waiting, < 0 waits without limit, > 0 waits at most that long
  * (real time). Returns -ETIMEDOUT when nothing became ready in time, -ESHUTDOWN at once when
- * the queue is or becomes shut down (even with keys still queued), -EINVAL, -ENOMEM.
+ * the queue is or becomes shut down (even with keys still queued: see wq_shutdown), -EINVAL,
+ * -ENOMEM.
  */
 int wq_get(struct wq *q, char **key_out, int64_t timeout_ms);
 
@@ -113,8 +114,22 @@ size_t wq_len(struct wq *q);
 size_t wq_waiting(struct wq *q);
 
 /*
- * Shut the queue down: every wq_get, waiting or future, returns -ESHUTDOWN; later adds are
- * dropped. wq_done still works. Idempotent; accepts NULL.
+ * wq_get calls currently asleep waiting for a key (blocked on the queue's condition variable,
+ * the mutex released). For tests that must know a waiter is really blocked. 0 for NULL.
+ */
+size_t wq_blocked_gets(struct wq *q);
+
+/*
+ * Shut the queue down: every wq_get, waiting or future, returns -ESHUTDOWN at once, even while
+ * keys are still queued (they are not handed out any more); later adds are dropped. wq_done
+ * still works. Idempotent; accepts NULL.
+ *
+ * This differs from client-go on purpose. client-go's ShutDown lets workers go on taking the
+ * keys already queued until the queue is empty (and ShutDownWithDrain also waits for the keys in
+ * hand). mgo-kube shuts the queue down in ctrl_stop_workers, at a signal or when leadership is
+ * lost, to stop reconciling: a worker must not start another reconcile (another write to the
+ * cluster) after that, since another replica may be the leader by now. Keys dropped so are
+ * reconciled again by the next leader's first list.
  */
 void wq_shutdown(struct wq *q);
 
