@@ -32,7 +32,6 @@ import os
 import re
 import shutil
 import signal
-import ssl
 import statistics
 import subprocess
 import sys
@@ -44,6 +43,8 @@ import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, os.path.join(REPO, "tests", "kube"))
+import deploy_kube  # noqa: E402 - the harness's HTTP client
 MANAGER = "bench"
 IDLE_S = 20.0
 CONVERGE_DEADLINE_S = 240.0   # per step, from its first create
@@ -70,44 +71,25 @@ def log(msg):
     print(msg, flush=True)
 
 
-class Api:
-    def __init__(self):
-        self.server = os.environ["KUBE_SERVER"]
-        self.token = os.environ["KUBE_TOKEN"]
-        self.ctx = ssl.create_default_context(cafile=os.environ["KUBE_CA"])
+class Api(deploy_kube.Api):
+    """deploy_kube's client, plus what the benchmark needs: a streaming request for watches and
+    a call that raises on an unexpected status."""
 
-    def request(self, method, path, body=None, ctype="application/json", timeout=60):
-        if isinstance(body, (dict, list)):
-            body = json.dumps(body).encode()
-        elif isinstance(body, str):
-            body = body.encode()
-        req = urllib.request.Request(self.server + path, data=body, method=method)
+    def __init__(self):
+        super().__init__("mgo-bench-kube")
+
+    def stream(self, path, timeout):
+        req = urllib.request.Request(self.server + path, method="GET")
         req.add_header("Authorization", "Bearer " + self.token)
         req.add_header("Accept", "application/json")
-        req.add_header("User-Agent", "mgo-bench-kube")
-        if body is not None:
-            req.add_header("Content-Type", ctype)
+        req.add_header("User-Agent", self.user_agent)
         return urllib.request.urlopen(req, context=self.ctx, timeout=timeout)
 
-    def call(self, method, path, body=None, ctype="application/json"):
-        """(code, decoded JSON or None)."""
-        try:
-            with self.request(method, path, body, ctype) as r:
-                code, raw = r.status, r.read()
-        except urllib.error.HTTPError as e:
-            code, raw = e.code, e.read()
-        try:
-            obj = json.loads(raw) if raw else None
-        except ValueError:
-            obj = None
-        return code, obj
-
     def must(self, method, path, body=None, ctype="application/json", ok=(200, 201)):
-        code, obj = self.call(method, path, body, ctype)
-        if code not in ok:
-            msg = (obj or {}).get("message", "") if isinstance(obj, dict) else ""
-            raise BenchError(f"{method} {path}: HTTP {code} {msg}")
-        return obj
+        r = self.call(method, path, body, ctype)
+        if r.code not in ok:
+            raise BenchError(f"{method} {path}: HTTP {r.code} {r.message()}")
+        return r.obj
 
 
 # ---- watching the rendered kinds: first time each object is seen ----
@@ -145,7 +127,7 @@ class Seen:
             while not self.stop:
                 q = f"?watch=true&allowWatchBookmarks=true&timeoutSeconds=300&resourceVersion={rv}"
                 try:
-                    with self.api.request("GET", path + q, timeout=30) as r:
+                    with self.api.stream(path + q, timeout=30) as r:
                         while not self.stop:
                             line = r.readline()
                             if not line:
@@ -406,7 +388,7 @@ def install_crds(api, shared_crds):
                 raise BenchError(f"CRD {name} not Established within 60 s")
             time.sleep(0.1)
     # the group's discovery can lag behind Established: wait until the collection lists
-    while api.call("GET", "/apis/multigres.com/v1alpha1/multigresclusters")[0] != 200:
+    while api.call("GET", "/apis/multigres.com/v1alpha1/multigresclusters").code != 200:
         if time.monotonic() > end:
             raise BenchError("multigresclusters not served within 60 s")
         time.sleep(0.1)

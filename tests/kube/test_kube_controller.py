@@ -474,7 +474,16 @@ def step_invalid(t, spec_ok, oracle):
                 and field in c.get("message", "") and m)
 
     mc = api.wait("Degraded/InvalidSpec", degraded, 30)
-    ph = mc["status"].get("phase")  # the spec names no phase for an invalid spec
+    # lifecycle.md, "How a reconcile pass decides": the phase and observedGeneration describe
+    # the cluster still running; the condition names the refused generation
+    ph = mc["status"].get("phase")
+    t.require(ph == "Healthy", f"invalid spec: phase {ph}, not the running cluster's Healthy")
+    t.require(mc["status"].get("observedGeneration") == gen - 1,
+              f"invalid spec: observedGeneration {mc['status'].get('observedGeneration')}, "
+              f"not {gen - 1} (the last generation acted on)")
+    t.require(condition(mc, "Degraded").get("observedGeneration") == gen,
+              f"invalid spec: the condition's observedGeneration "
+              f"{condition(mc, 'Degraded').get('observedGeneration')}, not {gen}")
 
     def warning_event():
         r = api.call("GET", f"/apis/events.k8s.io/v1/namespaces/{NS}/events")
@@ -491,7 +500,7 @@ def step_invalid(t, spec_ok, oracle):
     t.require(all("/status" in w or " events/" in w for w in wrote),
               f"invalid spec: writes other than status and events: {wrote}")
     t.ok(f"condition Degraded True, reason InvalidSpec, message naming {field}; a Warning "
-         f"Event InvalidSpec (phase left at {ph}); no object deleted or changed (uids, "
+         f"Event InvalidSpec; phase Healthy and observedGeneration {gen - 1} kept; no object deleted or changed (uids, "
          f"resourceVersions); mgo-kube wrote "
          f"only {wrote}")
 
@@ -688,8 +697,14 @@ def step_leader(t, uid, spec, oracle):
     handover = time.monotonic() - t0
     figures["leader handover after kill -9 (s)"] = round(handover, 2)
     print(f"  handover after kill -9: {handover:.2f} s")
-    limit = LEASE_S + 2 * RETRY_S + 3
-    t.require(handover <= limit, f"handover took {handover:.1f} s > {limit} s")
+    # The follower takes over one lease after it last saw the record change (client-go's
+    # expiry, by its own clock): the leader renewed at most one retry period before the kill,
+    # the follower saw that at most one (jittered) retry period later and tries again every
+    # retry period. Below the lower bound it took over a live lease; above the upper bound it
+    # waited for more than one lease. The slack is for a loaded machine.
+    low, limit = LEASE_S - RETRY_S - 1, LEASE_S + 2 * RETRY_S + 6
+    t.require(low <= handover <= limit,
+              f"handover took {handover:.1f} s, outside [{low:.1f}, {limit:.1f}] s")
     ctrl = b
     api.wait("replica-b reports leading", lambda: b.metrics().value("mgo_kube_leader") == 1, 10)
     converge(t, oracle, "after the takeover", 60)
@@ -697,8 +712,8 @@ def step_leader(t, uid, spec, oracle):
     t.require(b.alive() and b.pid == bpid, "replica-b's process changed")
     t.require(b.metrics().value("mgo_kube_api_writes_total") > 0, "replica-b counts no write")
     no_duplicates(t, oracle, "takeover")
-    t.ok(f"kill -9 of the leader: replica-b held the Lease after {handover:.2f} s (limit "
-         f"{limit:.1f} s) and recreated {gone[1]}, deleted after the kill")
+    t.ok(f"kill -9 of the leader: replica-b held the Lease after {handover:.2f} s (bounds "
+         f"{low:.1f} to {limit:.1f} s) and recreated {gone[1]}, deleted after the kill")
 
     rc = b.stop()
     ctrl = None

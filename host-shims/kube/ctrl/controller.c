@@ -20,15 +20,16 @@
 #include "kmetrics.h"
 #include "workqueue.h"
 
-#define LABEL_MANAGED  "app.kubernetes.io/managed-by=mgo"
-#define LABEL_CLUSTER  "multigres.com/cluster"
-#define DRAIN_STATE    "drain.multigres.com/state"
-#define GROUP          "multigres.com"
-#define API_VERSION    "multigres.com/v1alpha1"
-#define WRITE_TIMEOUT  10000
-#define DRAIN_REQUEUE  1000
-#define FIELD_MANAGER  "mgo"
-#define REPORTING_NAME "multigres.com/mgo-kube"
+#define LABEL_MANAGED    "app.kubernetes.io/managed-by=mgo"
+#define LABEL_CLUSTER    "multigres.com/cluster"
+#define DRAIN_STATE      "drain.multigres.com/state"
+#define GROUP            "multigres.com"
+#define API_VERSION      "multigres.com/v1alpha1"
+#define WRITE_TIMEOUT    10000
+#define DRAIN_REQUEUE    1000
+#define CONFLICT_REQUEUE 1000
+#define FIELD_MANAGER    "mgo"
+#define REPORTING_NAME   "multigres.com/mgo-kube"
 
 static const struct kc_resource CLUSTERS = {GROUP, "v1alpha1", "multigresclusters", true};
 static const struct kc_resource EVENTS = {"events.k8s.io", "v1", "events", true};
@@ -40,26 +41,27 @@ struct kind {
     const char *api_version;
     const char *kind;
     struct kc_resource res;
+    /* its CRD may not be installed: its cache is not waited for (ctrl_synced) */
+    bool optional;
 };
 static const struct kind CLUSTER_KIND = {
-    API_VERSION, "MultigresCluster", {GROUP, "v1alpha1", "multigresclusters", true}};
+    API_VERSION, "MultigresCluster", {GROUP, "v1alpha1", "multigresclusters", true}, false};
 static const struct kind TEMPLATES[] = {
-    {API_VERSION, "CoreTemplate", {GROUP, "v1alpha1", "coretemplates", true}},
-    {API_VERSION, "CellTemplate", {GROUP, "v1alpha1", "celltemplates", true}},
-    {API_VERSION, "ShardTemplate", {GROUP, "v1alpha1", "shardtemplates", true}},
+    {API_VERSION, "CoreTemplate", {GROUP, "v1alpha1", "coretemplates", true}, false},
+    {API_VERSION, "CellTemplate", {GROUP, "v1alpha1", "celltemplates", true}, false},
+    {API_VERSION, "ShardTemplate", {GROUP, "v1alpha1", "shardtemplates", true}, false},
 };
 #define N_TEMPLATES (sizeof(TEMPLATES) / sizeof(TEMPLATES[0]))
 static const struct kind OWNED[] = {
-    {"v1", "Pod", {"", "v1", "pods", true}},
-    {"v1", "PersistentVolumeClaim", {"", "v1", "persistentvolumeclaims", true}},
-    {"v1", "Service", {"", "v1", "services", true}},
-    {"v1", "ConfigMap", {"", "v1", "configmaps", true}},
-    {"apps/v1", "Deployment", {"apps", "v1", "deployments", true}},
-    {"apps/v1", "StatefulSet", {"apps", "v1", "statefulsets", true}},
-    {"policy/v1", "PodDisruptionBudget", {"policy", "v1", "poddisruptionbudgets", true}},
-    /* last: only with spec.certCommonName or spec.internalTLS, and cert-manager may not be
-     * installed, so its cache is not waited for (ctrl_synced) */
-    {"cert-manager.io/v1", "Certificate", {"cert-manager.io", "v1", "certificates", true}},
+    {"v1", "Pod", {"", "v1", "pods", true}, false},
+    {"v1", "PersistentVolumeClaim", {"", "v1", "persistentvolumeclaims", true}, false},
+    {"v1", "Service", {"", "v1", "services", true}, false},
+    {"v1", "ConfigMap", {"", "v1", "configmaps", true}, false},
+    {"apps/v1", "Deployment", {"apps", "v1", "deployments", true}, false},
+    {"apps/v1", "StatefulSet", {"apps", "v1", "statefulsets", true}, false},
+    {"policy/v1", "PodDisruptionBudget", {"policy", "v1", "poddisruptionbudgets", true}, false},
+    /* only with spec.certCommonName or spec.internalTLS, and cert-manager may not be installed */
+    {"cert-manager.io/v1", "Certificate", {"cert-manager.io", "v1", "certificates", true}, true},
 };
 #define N_OWNED (sizeof(OWNED) / sizeof(OWNED[0]))
 
@@ -692,6 +694,13 @@ static int reconcile(struct worker *w, const char *key, int64_t *requeue_ms)
         else if (busy > 0)
             *requeue_ms = DRAIN_REQUEUE;
     }
+    if (rc == -EREMOTEIO && kc_last_reason(w->client) == KC_REASON_CONFLICT) {
+        /* decided on a stale cache (a write conditional on a resourceVersion or uid was
+         * refused): the informer brings the newer object and enqueues the cluster; retrying at
+         * once, with backoff, would only be refused again until then */
+        rc = 0;
+        *requeue_ms = CONFLICT_REQUEUE;
+    }
     json_int_t after = json_integer_value(json_object_get(res, "requeue_after_ms"));
     if (after > 0 && (*requeue_ms == 0 || after < *requeue_ms))
         *requeue_ms = after;
@@ -920,8 +929,8 @@ bool ctrl_synced(struct ctrl *c)
 
     for (size_t i = 0; ok && i < N_TEMPLATES; i++)
         ok = inf_synced(c->templates[i]);
-    for (size_t i = 0; ok && i < N_OWNED - 1; i++) /* not Certificates: see OWNED */
-        ok = inf_synced(c->owned[i]);
+    for (size_t i = 0; ok && i < N_OWNED; i++)
+        ok = OWNED[i].optional || inf_synced(c->owned[i]);
     return ok;
 }
 

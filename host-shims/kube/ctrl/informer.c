@@ -65,18 +65,12 @@ static void logf_inf(struct informer *inf, const char *msg)
         inf->o.log(inf->o.log_ctx, inf->o.resource->plural, msg);
 }
 
-/* Put one object into the cache (or remove it) and report the change. */
-static void apply_change(struct informer *inf, enum inf_change change, const json_t *obj)
+/* Put `cur` (a new reference, or NULL for INF_DELETED) into the cache at `key`, or remove the
+ * key, and report the change. */
+static void change_key(struct informer *inf, enum inf_change change, const char *key, json_t *cur)
 {
-    char key[512];
-    json_t *old, *cur = NULL;
+    json_t *old;
 
-    if (object_key(obj, key, sizeof(key)) != 0)
-        return;
-    if (change != INF_DELETED && !(cur = inf_entry(inf, obj))) {
-        logf_inf(inf, "out of memory caching an object: it is dropped until the next relist");
-        return;
-    }
     pthread_mutex_lock(&inf->mu);
     old = json_incref(json_object_get(inf->cache, key));
     if (change == INF_DELETED) {
@@ -89,18 +83,30 @@ static void apply_change(struct informer *inf, enum inf_change change, const jso
         return;
     }
     inf->stats.objects = json_object_size(inf->cache);
-    inf->stats.events++;
     pthread_mutex_unlock(&inf->mu);
-    if (change == INF_DELETED && !old) {
-        json_decref(cur);
+    if (change == INF_DELETED && !old)
         return;
-    }
     if (change != INF_DELETED)
         change = old ? INF_UPDATED : INF_ADDED;
     if (inf->o.handler)
         inf->o.handler(inf->o.handler_ctx, change, key, old, change == INF_DELETED ? old : cur);
     json_decref(old);
     json_decref(cur);
+}
+
+/* Put one watched or listed object into the cache (or remove it) and report the change. */
+static void apply_change(struct informer *inf, enum inf_change change, const json_t *obj)
+{
+    char key[512];
+    json_t *cur = NULL;
+
+    if (object_key(obj, key, sizeof(key)) != 0)
+        return;
+    if (change != INF_DELETED && !(cur = inf_entry(inf, obj))) {
+        logf_inf(inf, "out of memory caching an object: it is dropped until the next relist");
+        return;
+    }
+    change_key(inf, change, key, cur);
 }
 
 static int on_event(void *ctx, enum kc_event_type type, json_t *obj)
@@ -145,19 +151,10 @@ static void replace_cache(struct informer *inf, json_t *items)
     pthread_mutex_lock(&inf->mu);
     json_object_foreach (inf->cache, key, v)
         if (!json_object_get(seen, key))
-            (void)json_array_append(gone, v);
+            (void)json_array_append_new(gone, json_string(key)); /* ENOMEM: next relist */
     pthread_mutex_unlock(&inf->mu);
-    json_array_foreach (gone, i, v) {
-        /* a projected value has no metadata: remove by key */
-        json_t *shell = NULL;
-        if (!json_object_get(v, "metadata")) {
-            const char *name = json_string_value(json_object_get(v, "name"));
-            const char *ns = json_string_value(json_object_get(v, "namespace"));
-            shell = json_pack("{s:{s:s?,s:s?}}", "metadata", "name", name, "namespace", ns);
-        }
-        apply_change(inf, INF_DELETED, shell ? shell : v);
-        json_decref(shell);
-    }
+    json_array_foreach (gone, i, v)
+        change_key(inf, INF_DELETED, json_string_value(v), NULL);
 out:
     json_decref(seen);
     json_decref(gone);

@@ -81,7 +81,6 @@ void inf_each(struct informer *inf, const char *prefix,
 /* Counters for metrics and tests. */
 struct inf_stats {
     size_t objects;
-    uint64_t events;
     uint64_t relists;
     uint64_t failures; /* failed lists and watches */
 };
