@@ -63,6 +63,8 @@ struct injector {
 };
 
 static struct injector inj;
+/* How long the injector waits before it answers (ms), for requests a client gives up on. */
+static atomic_int inj_hold_ms;
 
 static double ms_between(const struct timespec *a, const struct timespec *b)
 {
@@ -131,6 +133,8 @@ static void *injector_main(void *arg)
             inj.at[i] = now;
         c = &inj.answers[(size_t)i < inj.n_answers ? (size_t)i : inj.n_answers - 1];
         pthread_mutex_unlock(&inj.lock);
+        for (int held = 0; held < atomic_load(&inj_hold_ms) && !atomic_load(&inj.stop); held += 10)
+            (void)poll(NULL, 0, 10);
         size = strlen(c->body) + 256;
         answer = malloc(size);
         len = answer ? snprintf(answer, size,
@@ -156,6 +160,7 @@ static void injector_start(const struct canned *answers, size_t n)
     socklen_t alen = sizeof(a);
 
     memset(&inj, 0, sizeof(inj));
+    atomic_store(&inj_hold_ms, 0);
     inj.answers = answers;
     inj.n_answers = n;
     pthread_mutex_init(&inj.lock, NULL);
@@ -857,6 +862,62 @@ static void test_delete_options(void **state)
     injector_stop();
 }
 
+/* ---- a client's cancel: nothing sent once set, a request in flight dropped ------------------ */
+
+static atomic_int cancel_flag;
+
+static void *cancel_after_300ms(void *arg)
+{
+    (void)arg;
+    (void)poll(NULL, 0, 300);
+    atomic_store(&cancel_flag, 1);
+    return NULL;
+}
+
+static void test_client_cancel(void **state)
+{
+    const struct canned answers[] = {{201, "Created", "{\"kind\":\"ConfigMap\"}"}};
+    json_t *cm = json_pack("{s:s, s:s, s:{s:s}}", "apiVersion", "v1", "kind", "ConfigMap",
+                           "metadata", "name", "x");
+    struct kc_client *c;
+    struct timespec t0, t1;
+    pthread_t th;
+
+    (void)state;
+    injector_start(answers, 1);
+    c = client_for_injector();
+    atomic_store(&cancel_flag, 0);
+    kc_client_set_cancel(c, &cancel_flag);
+
+    /* not cancelled: sent and answered */
+    assert_int_equal(kc_create(c, &CONFIGMAPS, "ns", cm, 0, NULL), 0);
+    assert_int_equal(injector_requests(), 1);
+
+    /* the server holds its answer for 20 s; the cancel comes after 300 ms: the call fails with
+     * -ECANCELED long before the answer (libcurl's progress callback runs at least once a
+     * second; 10 s leaves room for a loaded machine and still tells "dropped" from "waited") */
+    atomic_store(&inj_hold_ms, 20000);
+    assert_int_equal(pthread_create(&th, NULL, cancel_after_300ms, NULL), 0);
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    assert_int_equal(kc_create(c, &CONFIGMAPS, "ns", cm, 30000, NULL), -ECANCELED);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    pthread_join(th, NULL);
+    if (ms_between(&t0, &t1) >= 10000)
+        fail_msg("the cancelled request took %.0f ms", ms_between(&t0, &t1));
+    assert_non_null(strstr(kc_last_error(c), "cancelled"));
+
+    /* cancelled already: nothing is sent. The injector stops holding (its loop reads the hold
+     * time) and would count a request within a few ms; it is given 300 ms. */
+    atomic_store(&inj_hold_ms, 0);
+    assert_int_equal(kc_create(c, &CONFIGMAPS, "ns", cm, 0, NULL), -ECANCELED);
+    assert_non_null(strstr(kc_last_error(c), "cancelled, not sent"));
+    (void)poll(NULL, 0, 300);
+    assert_int_equal(injector_requests(), 2);
+    kc_client_free(c);
+    injector_stop();
+    json_decref(cm);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -864,6 +925,7 @@ int main(void)
         cmocka_unit_test(test_informer_loop),    cmocka_unit_test(test_short_watch_backoff),
         cmocka_unit_test(test_header_injection), cmocka_unit_test(test_create_needs_namespace),
         cmocka_unit_test(test_oom_answers),      cmocka_unit_test(test_delete_options),
+        cmocka_unit_test(test_client_cancel),
     };
 
     if (kc_global_init() != 0)

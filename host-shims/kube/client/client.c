@@ -126,6 +126,12 @@ void kc_client_set_timeout(struct kc_client *c, int64_t ms)
         c->timeout_ms = ms;
 }
 
+void kc_client_set_cancel(struct kc_client *c, const atomic_int *cancel)
+{
+    if (c)
+        c->cancel = cancel;
+}
+
 const char *kc_last_error(const struct kc_client *c)
 {
     return c ? c->error : "no client";
@@ -551,8 +557,10 @@ static int set_options(struct kc_client *c, const struct kc_http *req, struct tr
     return 0;
 }
 
-static int perform_once(struct kc_client *c, const struct kc_http *req, struct kc_answer *a)
+static int perform_once(struct kc_client *c, const struct kc_http *given, struct kc_answer *a)
 {
+    struct kc_http own = *given;
+    const struct kc_http *req = &own;
     struct transfer t = {.c = c, .req = req, .a = a};
     struct curl_slist *headers = NULL;
     struct kc_buf url = {0};
@@ -561,6 +569,10 @@ static int perform_once(struct kc_client *c, const struct kc_http *req, struct k
     int rc;
 
     kc_answer_fini(a);
+    if (!own.cancel)
+        own.cancel = c->cancel;
+    if (!own.stream && own.cancel && atomic_load(own.cancel))
+        return kc_fail(c, -ECANCELED, "%s %.300s: cancelled, not sent", req->method, req->path);
     /* a value with CR or LF would end its header and start one of the caller's choosing */
     if ((req->content_type && !kc_header_value_ok(req->content_type)) ||
         (c->token && !kc_header_value_ok(c->token)))
@@ -594,6 +606,9 @@ static int perform_once(struct kc_client *c, const struct kc_http *req, struct k
     } else if (t.overflow) {
         rc = kc_fail(c, -EPROTO, "%s %.300s: the answer is over %zu bytes", req->method, req->path,
                      MAX_BODY_BYTES);
+    } else if (a->cancelled && !req->stream) {
+        rc = kc_fail(c, -ECANCELED, "%s %.300s: cancelled before the answer came", req->method,
+                     req->path);
     } else if (code == CURLE_OK || a->aborted) {
         rc = 0; /* an answer (any code), or a stream its reader or *cancel ended */
     } else {

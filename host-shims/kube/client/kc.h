@@ -285,6 +285,15 @@ void kc_client_free(struct kc_client *c);
 /* The timeout of calls that pass timeout_ms 0 (initially KC_DEFAULT_TIMEOUT_MS); ms > 0. */
 void kc_client_set_timeout(struct kc_client *c, int64_t ms);
 
+/*
+ * Requests of this client that carry no cancel of their own (every call but a watch, which has
+ * w->cancel) are abandoned once *cancel (may be NULL: none) is non-zero: none is sent after
+ * that, and one in flight is dropped within about a second. Either fails with -ECANCELED. A
+ * write dropped in flight may still have been carried out by the server. Set it before the
+ * client is used; *cancel may change from any thread.
+ */
+void kc_client_set_cancel(struct kc_client *c, const atomic_int *cancel);
+
 /* The last call's failure in one line, "" after a success. Valid until the next call. */
 const char *kc_last_error(const struct kc_client *c);
 /* The last call's HTTP answer: after -EREMOTEIO the decoded Status; after a success only

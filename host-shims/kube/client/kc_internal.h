@@ -103,7 +103,8 @@ struct kc_client {
     char *user_agent;
     struct curl_blob ca, cert, key; /* pointing into cfg */
     int64_t timeout_ms;
-    bool busy; /* inside a call (a callback must not re-enter) */
+    const atomic_int *cancel; /* kc_client_set_cancel; may be NULL */
+    bool busy;                /* inside a call (a callback must not re-enter) */
 
     /* the token: cfg.token, or the contents of cfg.token_file as last read */
     char *token;

@@ -656,6 +656,8 @@ static int reconcile(struct worker *w, const char *key, int64_t *requeue_ms)
     const char *phase;
 
     *requeue_ms = 0;
+    if (atomic_load(&c->stop))
+        return -ECANCELED; /* stopped meanwhile: not even the topology registration */
     if (split_key(key, buf, sizeof(buf), &ns, &name) != 0)
         return 0; /* not a key of ours: dropped */
     cluster = inf_get(c->clusters, key);
@@ -838,6 +840,8 @@ static int worker_open(struct worker *w)
                   .log_level = klog_get_level() >= KLOG_DEBUG ? MGO_LOG_DEBUG : MGO_LOG_INFO};
     int32_t st;
     int rc = kc_client_new(&w->c->cfg, NULL, &w->client);
+    if (rc == 0)
+        kc_client_set_cancel(w->client, &w->c->stop); /* no write once stopped (ctrl_cancel) */
 
     if (rc != 0)
         return rc;
@@ -956,14 +960,21 @@ void ctrl_sample_metrics(struct ctrl *c)
     kmetrics_sample(c->reg, wq_len(c->q), sum.objects, sum.relists, sum.failures);
 }
 
+void ctrl_cancel(struct ctrl *c)
+{
+    if (!c)
+        return;
+    atomic_store(&c->stop, 1);
+    if (c->q)
+        wq_shutdown(c->q);
+}
+
 void ctrl_stop_workers(struct ctrl *c)
 {
     if (!c)
         return;
     pthread_mutex_lock(&c->mu);
-    atomic_store(&c->stop, 1);
-    if (c->q)
-        wq_shutdown(c->q);
+    ctrl_cancel(c);
     for (int i = 0; i < c->n_started; i++) {
         pthread_join(c->workers[i].thread, NULL);
         c->lib->close(c->workers[i].plugin);

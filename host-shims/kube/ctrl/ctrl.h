@@ -46,8 +46,13 @@ bool ctrl_synced(struct ctrl *c);
 /* Start the workers (once leading). Idempotent; does nothing after ctrl_stop_workers. Each
  * worker waits for ctrl_synced before its first pass. */
 int ctrl_start_workers(struct ctrl *c);
-/* Stop the workers for good: a pass in progress writes nothing more (-ECANCELED) and ends;
- * joins them. Safe against a concurrent ctrl_start_workers. NULL is fine. */
+/* Stop writing, at once and for good, without waiting: no pass starts and no request is sent
+ * after it returns, and a request in flight is dropped within about a second (kc_client_set_cancel;
+ * the server may still carry out a write it had received). Any thread, for example the leader
+ * elector's when leadership is lost. NULL is fine. */
+void ctrl_cancel(struct ctrl *c);
+/* ctrl_cancel, then wait for the workers to end, and free them. Safe against a concurrent
+ * ctrl_start_workers. NULL is fine. */
 void ctrl_stop_workers(struct ctrl *c);
 /* ctrl_stop_workers, then stop the informers and free. NULL is fine. */
 void ctrl_free(struct ctrl *c);

@@ -229,6 +229,8 @@ int inf_start(const struct kc_config *cfg, const struct inf_options *opts, struc
     inf->w.cancel = &inf->stop;
     inf->cache = json_object();
     rc = inf->cache ? kc_client_new(cfg, NULL, &inf->client) : -ENOMEM;
+    if (rc == 0)
+        kc_client_set_cancel(inf->client, &inf->stop); /* a list in flight ends at inf_stop */
     if (rc == 0) {
         rc = -pthread_create(&inf->thread, NULL, run, inf);
         inf->started = rc == 0;

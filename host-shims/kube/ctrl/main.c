@@ -33,7 +33,8 @@ struct app {
     struct ctrl *ctrl;
     struct kmetrics *metrics;
     atomic_int leading;
-    atomic_int lost; /* leadership lost: exit 1 */
+    atomic_int lost;   /* leadership lost: exit 1 */
+    atomic_int failed; /* the workers could not start: exit 1 (the Lease is released) */
     bool leader_elect;
 };
 
@@ -120,7 +121,7 @@ static void on_started(void *ctx)
     klog(KLOG_INFO, "leading: starting workers");
     if (ctrl_start_workers(a->ctrl) != 0) {
         klog(KLOG_ERROR, "workers could not start");
-        atomic_store(&a->lost, 1);
+        atomic_store(&a->failed, 1); /* exit 1, but release the Lease: it is still ours */
         (void)kill(getpid(), SIGTERM);
     }
 }
@@ -133,6 +134,9 @@ static void on_stopped(void *ctx)
         return;
     atomic_store(&a->leading, 0);
     atomic_store(&a->lost, 1);
+    /* another replica may lead within the lease's remaining seconds: stop writing now, not
+     * after main has woken up and stopped the probe servers */
+    ctrl_cancel(a->ctrl);
     klog(KLOG_ERROR, "leader election lost: exiting");
     (void)kill(getpid(), SIGTERM); /* wakes main's sigwait */
 }
@@ -354,7 +358,8 @@ int main(int argc, char **argv)
         on_started(&a);
     }
     (void)sigwait(&sigs, &sig);
-    rc = atomic_load(&a.lost) ? 1 : 0;
+    ctrl_cancel(a.ctrl); /* no write from here on */
+    rc = atomic_load(&a.lost) || atomic_load(&a.failed) ? 1 : 0;
     klog(KLOG_INFO, "%s: shutting down", atomic_load(&a.lost) ? "leadership lost" : "signal");
 out:
     /* The servers first (their handler reads the controller); then the workers, which write
