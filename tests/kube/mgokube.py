@@ -41,7 +41,7 @@ def install_crds(api, src):
     def established(name):
         r = api.call("GET", f"{CRD_PATH}/{name}")
         conds = {c["type"]: c["status"]
-                 for c in ((r.obj or {}).get("status") or {}).get("conditions", [])}
+                 for c in ((r.obj or {}).get("status") or {}).get("conditions") or []}
         return conds.get("Established") == "True"
 
     for plural in CRD_PLURALS:
