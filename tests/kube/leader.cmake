@@ -1,5 +1,6 @@
 # Lease leader election (host-shims/kube/ctrl/leader.h) against the real kube-apiserver: two
-# electors, release, takeover after expiry, a foreign holder, bad configurations.
+# electors, release, takeover after expiry, a foreign holder, renewTime ignored, bad
+# configurations, leader_stop bounded (a silent server; a proxy that stops forwarding).
 add_executable(kube_leader_apiserver test_kube_leader.c)
 target_compile_options(kube_leader_apiserver PRIVATE ${MGO_WARNINGS})
 target_compile_definitions(kube_leader_apiserver PRIVATE _POSIX_C_SOURCE=200809L)

@@ -14,8 +14,9 @@
 
 #include "leader.h"
 
-#define DAY_MS   (86400LL * 1000)
-#define INT32MAX 2147483647LL
+#define DAY_MS (86400LL * 1000)
+/* Writes of the empty record release() tries (the later ones after a conflict and a fresh GET). */
+#define RELEASE_TRIES 3
 
 static const struct kc_resource LEASES = {"coordination.k8s.io", "v1", "leases", true};
 
@@ -87,9 +88,8 @@ static void micro_time_now(char *buf, size_t len)
     char date[24];
 
     clock_gettime(CLOCK_REALTIME, &ts);
-    gmtime_r(&ts.tv_sec, &tm);
-    if (strftime(date, sizeof(date), "%Y-%m-%dT%H:%M:%S", &tm) == 0)
-        date[0] = '\0';
+    if (!gmtime_r(&ts.tv_sec, &tm) || strftime(date, sizeof(date), "%Y-%m-%dT%H:%M:%S", &tm) == 0)
+        date[0] = '\0'; /* a year past 9999: the server refuses the record, the round fails */
     (void)snprintf(buf, len, "%s.%06ldZ", date, ts.tv_nsec / 1000); /* 27 bytes fit in 32 */
 }
 
@@ -123,7 +123,7 @@ static int spec_int(const json_t *spec, const char *key, int64_t *ret)
     *ret = 0;
     if (!v || json_is_null(v))
         return 0;
-    if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > INT32MAX)
+    if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > INT32_MAX)
         return -EPROTO;
     *ret = json_integer_value(v);
     return 0;
@@ -300,8 +300,22 @@ static int create_record(struct leader *le, const struct lease_record *r, int64_
     return rc;
 }
 
+/* Whether leader_stop asked the elector to end (any thread). */
+static bool stop_requested(struct leader *le)
+{
+    bool stopping;
+
+    pthread_mutex_lock(&le->mu);
+    stopping = le->stopping;
+    pthread_mutex_unlock(&le->mu);
+    return stopping;
+}
+
 /* ---- the election step (client-go's tryAcquireOrRenew) --------------------------------------- */
 
+/* One attempt: up to three requests (renewal PUT, GET, PUT or POST), each with timeout_ms; when
+ * leader_stop was called meanwhile, the attempt ends (false) before its next request, so that
+ * leader_stop waits for one request at most. */
 static bool try_acquire_or_renew(struct leader *le, int64_t now, int64_t timeout_ms)
 {
     char stamp[32];
@@ -324,9 +338,13 @@ static bool try_acquire_or_renew(struct leader *le, int64_t now, int64_t timeout
                kc_last_error(le->client));
         want.acquire_time = stamp;
         want.transitions = 0;
+        if (stop_requested(le))
+            return false;
     }
     rc = kc_get(le->client, &LEASES, le->namespace, le->name, timeout_ms, &lease);
     if (rc == -EREMOTEIO && kc_last_reason(le->client) == KC_REASON_NOT_FOUND) {
+        if (stop_requested(le))
+            return false;
         rc = create_record(le, &want, now, timeout_ms);
         if (rc != 0)
             le_log(le, LEADER_LOG_INFO, "lease %s/%s: creating: %s", le->namespace, le->name,
@@ -338,7 +356,9 @@ static bool try_acquire_or_renew(struct leader *le, int64_t now, int64_t timeout
                kc_last_error(le->client));
         return false;
     }
-    rc = observe(le, lease, now, false);
+    /* first seen when the answer came (client-go's setObservedRecord takes clock.Now() then):
+     * `now`, from before the GET, could be earlier than the write itself */
+    rc = observe(le, lease, monotonic_ms(), false);
     if (rc != 0) {
         le_log(le, LEADER_LOG_ERROR, "lease %s/%s: the server's lease is unreadable (%s)",
                le->namespace, le->name, rc == -EPROTO ? "bad spec" : "out of memory");
@@ -352,6 +372,8 @@ static bool try_acquire_or_renew(struct leader *le, int64_t now, int64_t timeout
     } else {
         want.transitions = le->observed.transitions + 1;
     }
+    if (stop_requested(le))
+        goto out;
     rc = write_record(le, &want, now, timeout_ms);
     if (rc != 0)
         le_log(le, LEADER_LOG_INFO, "lease %s/%s: writing: %s", le->namespace, le->name,
@@ -394,7 +416,7 @@ static bool wait_or_stop(struct leader *le, int64_t ms)
 /* retry .. retry x 2.2 (wait.JitterUntil with jitter factor 1.2) */
 static int64_t jittered(int64_t retry_ms)
 {
-    double u = (double)(kc_random_u64() >> 11) / 9007199254740992.0;
+    double u = (double)(kc_random_u64() >> 11) / (double)(1ULL << 53); /* uniform in [0, 1) */
 
     return retry_ms + (int64_t)(u * 1.2 * (double)retry_ms);
 }
@@ -429,6 +451,8 @@ static bool renew(struct leader *le, int64_t last_ok)
                 last_ok = now;
                 break;
             }
+            if (stop_requested(le))
+                return true; /* an attempt cut short by leader_stop is no failure */
             pthread_mutex_lock(&le->mu);
             le->stats.renew_failures++;
             pthread_mutex_unlock(&le->mu);
@@ -469,8 +493,7 @@ static void *elector_main(void *arg)
     return NULL;
 }
 
-/* ---- release ----------------------------------------------------------------------------------
- */
+/* ---- release --------------------------------------------------------------------------------- */
 
 /* Write an empty holder with leaseDurationSeconds 1, retrying a conflict while the Lease still
  * names this elector, within LEADER_RELEASE_BUDGET_MS. Runs after the elector thread ended. */
@@ -478,7 +501,7 @@ static void release(struct leader *le)
 {
     int64_t end = monotonic_ms() + LEADER_RELEASE_BUDGET_MS;
 
-    for (int attempt = 0; attempt < 3; attempt++) {
+    for (int attempt = 0; attempt < RELEASE_TRIES; attempt++) {
         char stamp[32];
         struct lease_record want = {.holder = "",
                                     .duration_s = 1,
@@ -503,7 +526,7 @@ static void release(struct leader *le)
         if (now >= end ||
             kc_get(le->client, &LEASES, le->namespace, le->name, end - now, &lease) != 0)
             break;
-        rc = observe(le, lease, now, false);
+        rc = observe(le, lease, monotonic_ms(), false);
         json_decref(lease);
         if (rc != 0 || !holds_lease(le)) {
             le_log(le, LEADER_LOG_INFO, "lease %s/%s: not released: held by \"%s\" now",
@@ -515,8 +538,7 @@ static void release(struct leader *le)
            kc_last_error(le->client));
 }
 
-/* ---- public -----------------------------------------------------------------------------------
- */
+/* ---- public ---------------------------------------------------------------------------------- */
 
 static void config_resolve(const struct leader_config *in, struct leader_config *out)
 {
@@ -607,8 +629,12 @@ int leader_start(const struct leader_config *cfg, const struct kc_config *kc, st
             cfg->log(cfg->log_ctx, LEADER_LOG_ERROR, err);
         return rc;
     }
-    if (!kc || !ret)
+    if (!kc || !ret) {
+        if (cfg->log)
+            cfg->log(cfg->log_ctx, LEADER_LOG_ERROR,
+                     "leader election: no client configuration or no result pointer");
         return -EINVAL;
+    }
     le = calloc(1, sizeof(*le));
     if (!le)
         return -ENOMEM;

@@ -6,11 +6,11 @@
  *  - acquire: every retry period with jitter factor 1.2 (waits of retry .. 2.2 x retry), GET the
  *    Lease; create it on 404 (a 409 AlreadyExists means another elector won the race: try again
  *    next round). When another holder's record has not changed since this process first saw it
- *    and its leaseDurationSeconds have not passed since then, measured by this process's own
- *    monotonic clock (never from renewTime, so clock skew between nodes does not matter), give up
- *    the round. Otherwise PUT the record with the resourceVersion read, so that a race loses with
- *    409 Conflict. leaseTransitions grows by one when the holder changes (0 on creation);
- *    acquireTime is kept while renewing one's own lease.
+ *    and its leaseDurationSeconds have not passed since then (since the answer that first showed
+ *    it arrived), measured by this process's own monotonic clock (never from renewTime, so clock
+ *    skew between nodes does not matter), give up the round. Otherwise PUT the record with the
+ *    resourceVersion read, so that a race loses with 409 Conflict. leaseTransitions grows by one
+ *    when the holder changes (0 on creation); acquireTime is kept while renewing one's own lease.
  *  - renew: every retry period (no jitter), the same step. When no renewal succeeded within the
  *    renew deadline after the last successful one, leadership is lost: the is_leader flag is
  *    cleared, on_stopped_leading is called, and the elector does nothing more (as in client-go,
@@ -105,10 +105,10 @@ struct leader;
 int leader_config_check(const struct leader_config *cfg, char *err, size_t err_len);
 
 /*
- * Start an elector: check cfg (as leader_config_check; -EINVAL, logged), make a kc client for
- * `kc` (copied by kc_client_new; the caller keeps its own) and start the elector's thread, which
- * begins to acquire at once. Does not block on the network. *ret (written only on success) is
- * owned by the caller: leader_free.
+ * Start an elector: check cfg (as leader_config_check; -EINVAL, logged; a NULL kc or ret is
+ * -EINVAL too), make a kc client for `kc` (copied by kc_client_new; the caller keeps its own) and
+ * start the elector's thread, which begins to acquire at once. Does not block on the network. *ret
+ * (written only on success) is owned by the caller: leader_free.
  */
 int leader_start(const struct leader_config *cfg, const struct kc_config *kc, struct leader **ret);
 
