@@ -370,6 +370,25 @@ static void test_wq_rate_limiter(void **state)
     expect_rate_limited_delay(q, &clk, "k", 30);
     wq_free(q);
 
+    /* a floor: 300 ms while 5 * 2^n is below it (n = 0..5), then the doubling, capped; every
+     * call counts a failure */
+    q = new_fake_queue(&clk, 0, 1000);
+    static const int64_t floored[] = {300, 300, 300, 300, 300, 300, 320, 640, 1000, 1000};
+    for (size_t i = 0; i < sizeof(floored) / sizeof(floored[0]); i++) {
+        int64_t start = clk.now;
+        assert_int_equal(wq_add_backoff(q, "k", 300), 0);
+        clk.now = start + floored[i] - 1;
+        assert_int_equal(wq_len(q), 0);
+        clk.now = start + floored[i];
+        assert_int_equal(wq_len(q), 1);
+        expect_get(q, "k");
+        assert_int_equal(wq_done(q, "k"), 0);
+        assert_int_equal(wq_num_requeues(q, "k"), (int)i + 1);
+    }
+    /* and the plain rate limit goes on from the same count: 5 * 2^10 = 5120, capped at 1000 */
+    expect_rate_limited_delay(q, &clk, "k", 1000);
+    wq_free(q);
+
     struct wq_options bad = {.base_delay_ms = 10, .max_delay_ms = 5};
     struct wq *none = NULL;
     assert_int_equal(wq_new(&none, &bad), -EINVAL);

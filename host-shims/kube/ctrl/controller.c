@@ -20,16 +20,17 @@
 #include "kmetrics.h"
 #include "workqueue.h"
 
-#define LABEL_MANAGED    "app.kubernetes.io/managed-by=mgo"
-#define LABEL_CLUSTER    "multigres.com/cluster"
-#define DRAIN_STATE      "drain.multigres.com/state"
-#define GROUP            "multigres.com"
-#define API_VERSION      "multigres.com/v1alpha1"
-#define WRITE_TIMEOUT    10000
-#define DRAIN_REQUEUE    1000
-#define CONFLICT_REQUEUE 1000
-#define FIELD_MANAGER    "mgo"
-#define REPORTING_NAME   "multigres.com/mgo-kube"
+#define LABEL_MANAGED      "app.kubernetes.io/managed-by=mgo"
+#define LABEL_CLUSTER      "multigres.com/cluster"
+#define DRAIN_STATE        "drain.multigres.com/state"
+#define GROUP              "multigres.com"
+#define API_VERSION        "multigres.com/v1alpha1"
+#define WRITE_TIMEOUT      10000
+#define DRAIN_REQUEUE      1000
+#define CONFLICT_REQUEUE   1000
+#define RECONCILE_CONFLICT 1 /* reconcile(): a write refused with 409 */
+#define FIELD_MANAGER      "mgo"
+#define REPORTING_NAME     "multigres.com/mgo-kube"
 
 static const struct kc_resource CLUSTERS = {GROUP, "v1alpha1", "multigresclusters", true};
 static const struct kc_resource EVENTS = {"events.k8s.io", "v1", "events", true};
@@ -641,8 +642,9 @@ static int step_drains(struct pass *p, const json_t *observed)
 
 /* ---- one reconcile --------------------------------------------------------------------------- */
 
-/* Reconcile one key. 0 with *requeue_ms (0: only on a change), or a negative error (the key is
- * retried with backoff). */
+/* Reconcile one key. 0 with *requeue_ms (0: only on a change); RECONCILE_CONFLICT when a write
+ * was refused with 409; -ECANCELED when stopped; or another negative error (the key is retried
+ * with backoff). */
 static int reconcile(struct worker *w, const char *key, int64_t *requeue_ms)
 {
     struct ctrl *c = w->c;
@@ -696,13 +698,8 @@ static int reconcile(struct worker *w, const char *key, int64_t *requeue_ms)
         else if (busy > 0)
             *requeue_ms = DRAIN_REQUEUE;
     }
-    if (rc == -EREMOTEIO && kc_last_reason(w->client) == KC_REASON_CONFLICT) {
-        /* decided on a stale cache (a write conditional on a resourceVersion or uid was
-         * refused): the informer brings the newer object and enqueues the cluster; retrying at
-         * once, with backoff, would only be refused again until then */
-        rc = 0;
-        *requeue_ms = CONFLICT_REQUEUE;
-    }
+    if (rc == -EREMOTEIO && kc_last_reason(w->client) == KC_REASON_CONFLICT)
+        rc = RECONCILE_CONFLICT;
     json_int_t after = json_integer_value(json_object_get(res, "requeue_after_ms"));
     if (after > 0 && (*requeue_ms == 0 || after < *requeue_ms))
         *requeue_ms = after;
@@ -815,8 +812,23 @@ static void *work(void *arg)
             continue;
         t0 = mono_ms();
         rc = reconcile(w, key, &requeue);
-        kmetrics_reconcile(c->reg, rc == 0 ? "success" : "error", (double)(mono_ms() - t0) / 1e3);
-        if (rc != 0) {
+        if (rc == -ECANCELED && atomic_load(&c->stop)) { /* stopped: nothing to count */
+            wq_done(c->q, key);
+            free(key);
+            break;
+        }
+        kmetrics_reconcile(c->reg,
+                           rc == 0                    ? "success"
+                           : rc == RECONCILE_CONFLICT ? "conflict"
+                                                      : "error",
+                           (double)(mono_ms() - t0) / 1e3);
+        if (rc == RECONCILE_CONFLICT) {
+            /* decided on a stale cache (a write conditional on a resourceVersion or uid was
+             * refused): the informer brings the newer object and queues the cluster at once;
+             * this retry is the fallback, and an earlier one would only be refused again. The
+             * count goes on growing, so a conflict that persists backs off like any failure. */
+            (void)wq_add_backoff(c->q, key, CONFLICT_REQUEUE);
+        } else if (rc != 0) {
             (void)wq_add_rate_limited(c->q, key);
         } else {
             wq_forget(c->q, key);
@@ -839,12 +851,11 @@ static int worker_open(struct worker *w)
                   .secret = lib_secret,
                   .log_level = klog_get_level() >= KLOG_DEBUG ? MGO_LOG_DEBUG : MGO_LOG_INFO};
     int32_t st;
-    int rc = kc_client_new(&w->c->cfg, NULL, &w->client);
-    if (rc == 0)
-        kc_client_set_cancel(w->client, &w->c->stop); /* no write once stopped (ctrl_cancel) */
+    int rc = kc_client_new(&w->c->cfg, w->c->o.user_agent, &w->client);
 
     if (rc != 0)
         return rc;
+    kc_client_set_cancel(w->client, &w->c->stop); /* no write once stopped (ctrl_cancel) */
     st = w->c->lib->open(&h, &w->plugin);
     return st == MGO_OK ? 0 : -ENOMEM;
 }

@@ -29,7 +29,8 @@ struct ctrl_options {
     int64_t topology_deadline_ms;
     const struct ctrl_resolve *resolve; /* borrowed */
     size_t n_resolve;
-    const char *identity; /* this replica's name (events' reportingInstance) */
+    const char *identity;   /* this replica's name (events' reportingInstance) */
+    const char *user_agent; /* of the workers' requests; NULL: the client's default */
 };
 
 struct ctrl;
@@ -46,10 +47,12 @@ bool ctrl_synced(struct ctrl *c);
 /* Start the workers (once leading). Idempotent; does nothing after ctrl_stop_workers. Each
  * worker waits for ctrl_synced before its first pass. */
 int ctrl_start_workers(struct ctrl *c);
-/* Stop writing, at once and for good, without waiting: no pass starts and no request is sent
- * after it returns, and a request in flight is dropped within about a second (kc_client_set_cancel;
- * the server may still carry out a write it had received). Any thread, for example the leader
- * elector's when leadership is lost. NULL is fine. */
+/* Stop writing, at once and for good, without waiting: no pass starts and no API request is
+ * begun after it returns, and one in flight is dropped within about a second
+ * (kc_client_set_cancel; the server may still carry out a write it had received). A pass already
+ * inside mgo_reconcile may go on registering its topology records (idempotent) until the
+ * topology deadline (--topology-deadline-ms); the library has no cancel. Any thread, for example
+ * the leader elector's when leadership is lost. NULL is fine. */
 void ctrl_cancel(struct ctrl *c);
 /* ctrl_cancel, then wait for the workers to end, and free them. Safe against a concurrent
  * ctrl_start_workers. NULL is fine. */

@@ -124,6 +124,7 @@ static int on_event(void *ctx, enum kc_event_type type, json_t *obj)
 static void replace_cache(struct informer *inf, json_t *items)
 {
     json_t *seen = json_object(), *gone = json_array(), *v;
+    bool complete = true;
     size_t i;
     const char *key;
     char k[512];
@@ -138,8 +139,9 @@ static void replace_cache(struct informer *inf, json_t *items)
         if (!json_object_get(v, "kind") &&
             (json_object_set_new(v, "kind", json_string(inf->o.kind)) != 0 ||
              json_object_set_new(v, "apiVersion", json_string(inf->o.api_version)) != 0))
-            continue;                                /* ENOMEM: dropped until the next relist */
-        (void)json_object_set(seen, k, json_null()); /* lost on ENOMEM: reported as gone */
+            continue; /* ENOMEM: dropped until the next relist */
+        if (json_object_set(seen, k, json_null()) != 0)
+            complete = false; /* ENOMEM: which objects vanished is not known this time */
         pthread_mutex_lock(&inf->mu);
         json_t *old = json_object_get(inf->cache, k);
         const char *orv = old ? entry_rv(old) : NULL, *nrv = object_rv(v);
@@ -148,6 +150,8 @@ static void replace_cache(struct informer *inf, json_t *items)
         if (!same)
             apply_change(inf, INF_UPDATED, v);
     }
+    if (!complete)
+        goto out;
     pthread_mutex_lock(&inf->mu);
     json_object_foreach (inf->cache, key, v)
         if (!json_object_get(seen, key))

@@ -201,7 +201,7 @@ int main(int argc, char **argv)
     const char *kubeconfig = NULL, *context = NULL, *le_id = "mgo-kube-leader", *le_ns = NULL;
     const char *health_addr = ":8081", *metrics_addr = ":8080";
     struct ctrl_resolve resolve[MAX_RESOLVE];
-    char identity[320] = "", err[512];
+    char identity[320] = "", err[512], user_agent[400];
     struct ctrl_options co = {.workers = 4, .topology = true, .topology_deadline_ms = 5000};
     struct app a = {0};
     struct kc_config cfg = {0};
@@ -298,6 +298,13 @@ int main(int argc, char **argv)
     if (!identity[0])
         default_identity(identity, sizeof(identity));
     co.identity = identity;
+    /* the workers' requests name the replica, so that an audit log tells replicas apart; a
+     * name that is not printable ASCII would be refused in a header: then the default */
+    (void)snprintf(user_agent, sizeof(user_agent), "mgo-kube/%s (%s)", MGO_VERSION, identity);
+    co.user_agent = user_agent;
+    for (const char *p = user_agent; *p; p++)
+        if (*p < 0x20 || *p > 0x7e)
+            co.user_agent = NULL;
 
     /* signals are taken by sigwait in this thread: block them before any thread starts */
     sigemptyset(&sigs);
@@ -360,7 +367,10 @@ int main(int argc, char **argv)
     (void)sigwait(&sigs, &sig);
     ctrl_cancel(a.ctrl); /* no write from here on */
     rc = atomic_load(&a.lost) || atomic_load(&a.failed) ? 1 : 0;
-    klog(KLOG_INFO, "%s: shutting down", atomic_load(&a.lost) ? "leadership lost" : "signal");
+    klog(KLOG_INFO, "%s: shutting down",
+         atomic_load(&a.lost)     ? "leadership lost"
+         : atomic_load(&a.failed) ? "the workers could not start"
+                                  : "signal");
 out:
     /* The servers first (their handler reads the controller); then the workers, which write
      * nothing more; then the Lease is released for the next leader (not when it was lost: it

@@ -271,6 +271,11 @@ int wq_add_after(struct wq *q, const char *key, int64_t delay_ms)
 
 int wq_add_rate_limited(struct wq *q, const char *key)
 {
+    return wq_add_backoff(q, key, 0);
+}
+
+int wq_add_backoff(struct wq *q, const char *key, int64_t min_delay_ms)
+{
     struct wq_entry *e;
     int64_t delay;
     int r;
@@ -291,6 +296,8 @@ int wq_add_rate_limited(struct wq *q, const char *key)
         delay *= 2;
     if (delay > q->opts.max_delay_ms)
         delay = q->opts.max_delay_ms;
+    if (delay < min_delay_ms)
+        delay = min_delay_ms;
     if (e->failures < UINT_MAX)
         e->failures++;
     r = add_after_locked(q, key, delay);

@@ -78,6 +78,10 @@ int wq_add_after(struct wq *q, const char *key, int64_t delay_ms);
  */
 int wq_add_rate_limited(struct wq *q, const char *key);
 
+/* wq_add_rate_limited, but waiting at least min_delay_ms (for a failure that a retry cannot
+ * mend sooner, such as a write refused because the cache was stale). Errors as wq_add. */
+int wq_add_backoff(struct wq *q, const char *key, int64_t min_delay_ms);
+
 /* Reset key's failure count (the key succeeded). Unknown keys and a NULL q are ignored. */
 void wq_forget(struct wq *q, const char *key);
 
