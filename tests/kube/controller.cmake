@@ -17,3 +17,16 @@ elseif(MGO_REQUIRE_HOSTS)
 else()
   message(STATUS "python3 not found: kube_controller is not registered")
 endif()
+
+# mgo-kube losing its leader Lease with a write in flight (test_kube_leader_loss.py, through the
+# TLS proxy kproxy.py): the write is dropped, not carried out, nothing is sent after the loss,
+# the process exits 1 within seconds and leaves the Lease alone.
+if(Python3_Interpreter_FOUND)
+  add_test(NAME kube_leader_loss
+           COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/run_with_apiserver.sh ${Python3_EXECUTABLE}
+                   ${CMAKE_CURRENT_SOURCE_DIR}/test_kube_leader_loss.py
+                   $<TARGET_FILE:mgo-kube> $<TARGET_FILE:mgo-cli>)
+  set_tests_properties(kube_leader_loss PROPERTIES
+                       ENVIRONMENT "${MGO_TEST_ENV}" TIMEOUT 600 RESOURCE_LOCK real_servers
+                       FIXTURES_REQUIRED kube_apiserver LABELS kube)
+endif()
