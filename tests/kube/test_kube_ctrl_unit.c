@@ -1204,6 +1204,14 @@ static void expect_exchange(int port, const char *request, const char *want)
     free(got);
 }
 
+/* What the probe handler answers to GET /healthz (its body "ok\n"), byte for byte. */
+static const char HEALTHZ_OK[] = "HTTP/1.1 200 OK\r\n"
+                                 "Content-Type: text/plain; charset=utf-8\r\n"
+                                 "Content-Length: 3\r\n"
+                                 "Connection: close\r\n"
+                                 "\r\n"
+                                 "ok\n";
+
 static void test_httpd_requests(void **state)
 {
     struct fixture *fx = *state;
@@ -1214,13 +1222,7 @@ static void test_httpd_requests(void **state)
     port = httpd_port(fx->h);
     assert_true(port > 0 && port < 65536);
 
-    expect_exchange(port, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n",
-                    "HTTP/1.1 200 OK\r\n"
-                    "Content-Type: text/plain; charset=utf-8\r\n"
-                    "Content-Length: 3\r\n"
-                    "Connection: close\r\n"
-                    "\r\n"
-                    "ok\n");
+    expect_exchange(port, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", HEALTHZ_OK);
     assert_string_equal(ctx->last_path, "/healthz");
     expect_exchange(port, "GET /metrics?name[]=x HTTP/1.0\r\n\r\n",
                     "HTTP/1.1 200 OK\r\n"
@@ -1334,13 +1336,7 @@ static void test_httpd_silent_client(void **state)
     silent = fx_keep_fd(fx, connect_local(httpd_port(fx->h)));
     half = fx_keep_fd(fx, connect_local(httpd_port(fx->h)));
     send_all(half, "GET /heal", 9); /* half a request line, then nothing */
-    expect_exchange(httpd_port(fx->h), "GET /healthz HTTP/1.1\r\n\r\n",
-                    "HTTP/1.1 200 OK\r\n"
-                    "Content-Type: text/plain; charset=utf-8\r\n"
-                    "Content-Length: 3\r\n"
-                    "Connection: close\r\n"
-                    "\r\n"
-                    "ok\n");
+    expect_exchange(httpd_port(fx->h), "GET /healthz HTTP/1.1\r\n\r\n", HEALTHZ_OK);
     /* the server gives up on both after its read timeout: EOF without an answer */
     got = read_all(silent);
     assert_string_equal(got, "");
@@ -1386,13 +1382,7 @@ static void test_httpd_slowloris(void **state)
         sent++;
         if (sent == 1) {
             /* served while the slow client holds its connection (well within its 5 s) */
-            expect_exchange(httpd_port(fx->h), "GET /healthz HTTP/1.1\r\n\r\n",
-                            "HTTP/1.1 200 OK\r\n"
-                            "Content-Type: text/plain; charset=utf-8\r\n"
-                            "Content-Length: 3\r\n"
-                            "Connection: close\r\n"
-                            "\r\n"
-                            "ok\n");
+            expect_exchange(httpd_port(fx->h), "GET /healthz HTTP/1.1\r\n\r\n", HEALTHZ_OK);
             assert_int_equal(atomic_load(&ctx->calls), 1);
         }
         /* a second until the next byte, unless the server closes first */
@@ -1412,13 +1402,7 @@ static void test_httpd_slowloris(void **state)
     assert_int_equal(atomic_load(&ctx->calls), 1);
     fx_close_fd(fx, fd);
     /* and the server still serves */
-    expect_exchange(httpd_port(fx->h), "GET /healthz HTTP/1.1\r\n\r\n",
-                    "HTTP/1.1 200 OK\r\n"
-                    "Content-Type: text/plain; charset=utf-8\r\n"
-                    "Content-Length: 3\r\n"
-                    "Connection: close\r\n"
-                    "\r\n"
-                    "ok\n");
+    expect_exchange(httpd_port(fx->h), "GET /healthz HTTP/1.1\r\n\r\n", HEALTHZ_OK);
 }
 
 /*
@@ -1464,12 +1448,7 @@ static void test_httpd_out_of_descriptors(void **state)
     assert_int_equal(setrlimit(RLIMIT_NOFILE, &fx->nofile), 0);
     fx->nofile_lowered = false;
     got = read_all(fd);
-    assert_string_equal(got, "HTTP/1.1 200 OK\r\n"
-                             "Content-Type: text/plain; charset=utf-8\r\n"
-                             "Content-Length: 3\r\n"
-                             "Connection: close\r\n"
-                             "\r\n"
-                             "ok\n");
+    assert_string_equal(got, HEALTHZ_OK);
     free(got);
     assert_int_equal(atomic_load(&ctx->calls), 1);
 }
@@ -1530,13 +1509,7 @@ static void test_httpd_bind_addresses(void **state)
     assert_int_equal(httpd_start(&fx->h, "0", NULL, ctx), -EINVAL);
     for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
         assert_int_equal(httpd_start(&fx->h, good[i], probe_handler, ctx), 0);
-        expect_exchange(httpd_port(fx->h), "GET /healthz HTTP/1.1\r\n\r\n",
-                        "HTTP/1.1 200 OK\r\n"
-                        "Content-Type: text/plain; charset=utf-8\r\n"
-                        "Content-Length: 3\r\n"
-                        "Connection: close\r\n"
-                        "\r\n"
-                        "ok\n");
+        expect_exchange(httpd_port(fx->h), "GET /healthz HTTP/1.1\r\n\r\n", HEALTHZ_OK);
         fx_stop_server(fx);
     }
     /* the port of a running server is taken, SO_REUSEADDR or not */
