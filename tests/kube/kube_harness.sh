@@ -15,7 +15,8 @@
 # `up` makes a temporary directory (under TMPDIR) holding: a CA and a serving certificate for
 # 127.0.0.1/localhost (openssl), a service-account signing key, a static token file with one
 # admin token (user mgo-admin in group system:masters), an audit policy logging every write verb
-# (create, update, patch, delete, deletecollection) at Metadata level to audit.log, the etcd
+# (create, update, patch, delete, deletecollection) and the cluster-wide lists and watches of
+# the kinds mgo-kube caches at Metadata level to audit.log, the etcd
 # data, the servers' logs (etcd.log, apiserver.log) and a kubeconfig (server, CA data, token).
 # It starts Debian's etcd (ETCD, default /usr/bin/etcd) and kube-apiserver (KUBE_APISERVER,
 # default: the cached build of tests/kube/build-apiserver.sh, built first when missing) on
@@ -245,6 +246,19 @@ omitStages: ["RequestReceived"]
 rules:
   - level: Metadata
     verbs: ["create", "update", "patch", "delete", "deletecollection"]
+  # Lists and watches across all namespaces (namespace "") of the kinds mgo-kube caches, so a
+  # test can see mgo-kube relist; the tests' own reads are namespaced and stay out of the log
+  - level: Metadata
+    verbs: ["list", "watch"]
+    namespaces: [""]
+    resources:
+      - group: ""
+        resources: ["pods", "persistentvolumeclaims", "services", "configmaps"]
+      - group: "apps"
+        resources: ["deployments", "statefulsets"]
+      - group: "policy"
+        resources: ["poddisruptionbudgets"]
+      - group: "multigres.com"
   - level: None
 EOF
 

@@ -297,8 +297,7 @@ def main(t):
         else:
             raise Failed(f"no write in flight at the loss in {ATTEMPTS} attempts")
     except Failed:
-        for c in list(mgokube._running):
-            print(f"--- mgo-kube {c.name} log (tail)\n{c.tail(60)}", file=sys.stderr)
+        mgokube.print_logs()
         raise
     finally:
         mgokube.stop_all()
