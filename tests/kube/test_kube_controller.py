@@ -45,6 +45,9 @@ import mgokube  # noqa: E402
 from deploy_kube import Api, Failed, collection_path, object_path, run  # noqa: E402
 from mgokube import Controller  # noqa: E402
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "render"))
+from expect_kube import DEFAULT, POD, SERVICE, join  # noqa: E402  (the facts' naming rule)
+
 NS = "default"
 CLUSTER = "minimal"
 SELECTOR = f"multigres.com/cluster={CLUSTER}"
@@ -65,7 +68,8 @@ LEASE_S, RETRY_S = 15, 2.2
 # after defaulting (operator-api.md 1.7): etcd global topo 3 replicas, multiadmin and
 # multiadmin-web 1 replica each, database postgres -> tablegroup default -> shard 0-inf with one
 # multiorch and pool default (replicasPerCell 2: a single cell). The tree is operator-api.md 2.1,
-# the names 2.2 (checked below against an implementation of its hash rule, join_name).
+# the names 2.2 (checked below against tests/render/expect_kube.py's implementation of its
+# naming rule, itself checked against the reference's Go vectors).
 EXPECTED_MIN = {
     # global topo (2.1 "TopoServer <c>-global-topo -> StatefulSet, Service, Service -headless"):
     # 1 StatefulSet, 2 Services
@@ -102,34 +106,18 @@ UNOWNED = {("PersistentVolumeClaim", BACKUP_PVC)}
 LABELS_ALL = {"app.kubernetes.io/managed-by": "mgo", "multigres.com/cluster": CLUSTER}
 
 
-def join_name(max_len, *parts):
-    """operator-api.md 2.2, JoinWithConstraints: FNV-1a 32 over the original parts, each
-    followed by NUL; parts lower-cased, characters outside [a-z0-9-] become '-'; truncated to
-    prefix + '---' + hash when too long. An implementation of the facts, not of mgo."""
-    h = 0x811C9DC5
-    for p in parts:
-        for b in p.encode() + b"\0":
-            h = ((h ^ b) * 0x01000193) & 0xFFFFFFFF
-    hx = f"{h:08x}"
-    joined = "-".join("".join(c if c in "abcdefghijklmnopqrstuvwxyz0123456789-" else "-"
-                              for c in p.lower()) for p in parts)
-    if len(joined) + 1 + len(hx) <= max_len:
-        return f"{joined}-{hx}"
-    return joined[:max_len - 3 - len(hx)] + "---" + hx
-
-
 def check_literal_names(t):
     """The hand-written names follow the naming rule of the facts (Pod 60, Service 63)."""
     shard = ("minimal", "postgres", "default", "0-inf")
     pool = shard + ("pool", "default", "zone-a")
-    want = {POOL_POD: join_name(60, *pool), PDB: join_name(63, *pool, "pdb"),
+    want = {POOL_POD: join(POD, *pool), PDB: join(SERVICE, *pool, "pdb"),
             "minimal-postgres-default-0-inf-pool-default-zone-a-h---22cdf02c":
-                join_name(63, *pool, "headless"),
-            BACKUP_PVC: join_name(63, "backup-data", *shard),
-            MULTIORCH: join_name(253, *shard, "multiorch", "zone-a"),
-            "minimal-zone-a-multigateway-0ccc2e8b": join_name(253, "minimal", "zone-a",
-                                                               "multigateway"),
-            SHARD_PREFIX: join_name(253, *shard)}
+                join(SERVICE, *pool, "headless"),
+            BACKUP_PVC: join(SERVICE, "backup-data", *shard),
+            MULTIORCH: join(DEFAULT, *shard, "multiorch", "zone-a"),
+            "minimal-zone-a-multigateway-0ccc2e8b": join(DEFAULT, "minimal", "zone-a",
+                                                         "multigateway"),
+            SHARD_PREFIX: join(DEFAULT, *shard)}
     bad = {k: v for k, v in want.items() if k != v}
     t.require(not bad, f"literal names do not follow operator-api.md 2.2: {bad}")
     counts = {}
