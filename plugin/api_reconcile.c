@@ -7,6 +7,7 @@
 
 #include "core/core.h"
 #include "reconcile/reconcile.h"
+#include "render/kube.h"
 #include "render/render.h"
 #include "topo/topo.h"
 #include "api.h"
@@ -246,6 +247,17 @@ static json_t *original_of(const struct request *r, const json_t *chosen)
     return json_array_get(r->docs, (size_t)json_integer_value(json_object_get(chosen, "document")));
 }
 
+/* The kubernetes target's "certificates": Secrets only the host can fill (random keys). */
+static int set_certificates(const struct model *m, json_t *result)
+{
+    json_t *certs = json_array();
+    int rc = certs ? kube_certificates(m, certs) : -ENOMEM;
+    if (!rc && json_object_set(result, "certificates", certs))
+        rc = -ENOMEM;
+    json_decref(certs);
+    return rc;
+}
+
 /* Model, topology, render, plan: the result fields of a valid cluster. */
 static int32_t pass(const mgo_plugin *p, const struct request *r, const struct options *o,
                     const json_t *chosen, json_t *result)
@@ -287,6 +299,8 @@ static int32_t pass(const mgo_plugin *p, const struct request *r, const struct o
              json_object_set_new(result, "requeue_after_ms", json_integer(out.requeue_after_ms)) ||
              (topology && json_object_set(result, "topology", topology)) ||
              (o->include_desired && json_object_set(result, "desired", desired));
+    if (!rc && !deleting && strcmp(o->target, "kubernetes") == 0)
+        rc = set_certificates(&m, result);
     if (rc == -EINVAL)
         core_log(MGO_LOG_ERROR, "reconcile: the resolved cluster has an unexpected shape");
     if (rc == -ERANGE) /* the process target ran out of ports above port_base */

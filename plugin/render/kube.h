@@ -68,4 +68,8 @@ void kube_sha256(const void *data, size_t len, unsigned char out[32]);
 int kube_render_cluster(const struct render_ctx *c, json_t *out);
 int kube_render_shard(const struct render_ctx *c, const struct model_shard *s, json_t *out);
 
+/* Append to `out` the certificates the host must keep in Secrets (docs/abi.md, "certificates"):
+ * one per shard whose pgBackRest TLS is not the user's own Secret. 0 or -ENOMEM. */
+int kube_certificates(const struct model *m, json_t *out);
+
 #endif

@@ -9,7 +9,9 @@
  * Where mgo differs from the reference: objects are owned by the MultigresCluster (there is no
  * Shard CR); the postgres-exporter sidecar, its ConfigMap, the exporter port of the headless
  * Service and the prometheus.io pod annotations are not rendered; the pgBackRest TLS Secrets
- * are not generated (the pods mount them under the reference's names); postgresConfigRef is not
+ * are not rendered as objects: key material is random and lives with the host, so the result's
+ * "certificates" describes them (kube_certificates) and the host generates and rotates them;
+ * postgresConfigRef is not
  * read (it names a ConfigMap only the host can fetch); images carry the cluster's
  * imagePullPolicy and imagePullSecrets; restart-class parameters are PostgreSQL's own
  * (pgparams.h), so "timezone" is reload-class where the reference's catalog lacks it. The
@@ -1468,6 +1470,48 @@ static int shard_ctx_init(struct shard_ctx *x, const struct model *m, const stru
     const char *parts[5] = {"backup-data", m->cluster, s->database, s->tablegroup, s->shard};
     names_join(NAMES_SERVICE, parts, 5, x->backup_pvc, sizeof(x->backup_pvc));
     return render_pg_config(x);
+}
+
+/* The pgBackRest certificate of one shard: CN "pgbackrest", server and client auth (the
+ * reference's pkg/cert options for reconcilePgBackRestCerts), its two Secrets as objects without
+ * data. */
+static json_t *pgbackrest_certificate(const struct model *m, const struct model_shard *s)
+{
+    char ca[300], tls[300];
+    (void)snprintf(ca, sizeof(ca), "%s-pgbackrest-ca", s->cr_name);
+    (void)snprintf(tls, sizeof(tls), "%s-pgbackrest-tls", s->cr_name);
+    json_t *ca_secret = render_object(
+        m, "v1", "Secret", ca,
+        render_labels(m, "pgbackrest-tls", s->database, s->tablegroup, s->shard, NULL, NULL), 1);
+    json_t *tls_secret = render_object(
+        m, "v1", "Secret", tls,
+        render_labels(m, "pgbackrest-tls", s->database, s->tablegroup, s->shard, NULL, NULL), 1);
+    if (!ca_secret || !tls_secret ||
+        json_object_set_new(ca_secret, "type", json_string("Opaque")) ||
+        json_object_set_new(tls_secret, "type", json_string("Opaque"))) {
+        json_decref(ca_secret);
+        json_decref(tls_secret);
+        return NULL;
+    }
+    return json_pack("{s:s, s:s, s:s, s:[s, s, o, o], s:[s, s], s:i, s:i, s:i, s:o, s:o}",
+                     "purpose", "pgbackrest", "commonName", "pgbackrest", "organization",
+                     "Multigres", "dnsNames", "pgbackrest", "localhost",
+                     json_sprintf("pgbackrest.%s.svc", m->ns),
+                     json_sprintf("pgbackrest.%s.svc.cluster.local", m->ns), "usages", "serverAuth",
+                     "clientAuth", "caValidityDays", 3650, "validityDays", 365, "renewBeforeDays",
+                     30, "caSecret", ca_secret, "secret", tls_secret);
+}
+
+int kube_certificates(const struct model *m, json_t *out)
+{
+    for (size_t i = 0; i < m->nshards; i++) {
+        const json_t *backup = m->shards[i].backup;
+        if (!json_is_object(backup) || str(get(backup, "pgbackrestTLS"), "secretName"))
+            continue; /* no pgBackRest, or the user's own certificate */
+        if (json_array_append_new(out, pgbackrest_certificate(m, &m->shards[i])))
+            return -ENOMEM;
+    }
+    return 0;
 }
 
 int kube_render_shard(const struct render_ctx *c, const struct model_shard *s, json_t *out)

@@ -214,7 +214,7 @@ static void check_pass(const json_t *observed, const json_t *given_status, const
             const char *kind = str(obj, "kind");
             const char *name = str(json_object_get(obj, "metadata"), "name");
             object_actions = 1;
-            if (!kind || !name || !json_object_get(obj, "spec"))
+            if (!kind || !name || (!json_object_get(obj, "spec") && !json_object_get(obj, "data")))
                 fail_msg("apply without a complete object: %s", dump(a));
             if (!str_is(a, "reason", "create") && !str_is(a, "reason", "update") &&
                 !(str_is(a, "reason", "reload") && strcmp(kind, "Instance") == 0))
@@ -701,6 +701,99 @@ static void expect_no_drain(const json_t *result, const char *why)
 }
 
 /* ---- cases ---------------------------------------------------------------------------------- */
+
+/* The projected Secret sources of the pgBackRest certificate volume of a desired Pod. */
+static const json_t *pgbackrest_sources(const json_t *desired)
+{
+    size_t i, j;
+    const json_t *o, *v;
+    json_array_foreach (desired, i, o) {
+        if (!str_is(o, "kind", "Pod"))
+            continue;
+        json_array_foreach (json_object_get(json_object_get(o, "spec"), "volumes"), j, v) {
+            if (str_is(v, "name", "pgbackrest-certs"))
+                return json_object_get(json_object_get(v, "projected"), "sources");
+        }
+    }
+    return NULL;
+}
+
+/* The kubernetes target's "certificates" (docs/abi.md): one pgBackRest certificate per shard
+ * without backup.pgbackrestTLS, naming the two Secrets the pods mount, CN "pgbackrest", server
+ * and client auth, owned by the cluster and labelled as mgo's; none with the user's own Secret,
+ * none for a cluster being deleted, none for the process target. */
+static void test_certificates(void **state)
+{
+    (void)state;
+    static const char *const kube = "{\"target\": \"kubernetes\"}";
+    json_t *cl = cluster(2);
+    json_object_set_new(json_object_get(cl, "metadata"), "uid", json_string("uid-tp"));
+    json_t *r = run_pass(cl, NULL, NULL, kube, MGO_OK);
+    const json_t *certs = json_object_get(r, "certificates");
+    if (json_array_size(certs) != 1)
+        fail_msg("expected one certificate: %s", dump(certs));
+    const json_t *c = json_array_get(certs, 0);
+    const json_t *sources = pgbackrest_sources(json_object_get(r, "desired"));
+    const char *ca_name = str(json_object_get(json_object_get(c, "caSecret"), "metadata"), "name");
+    const char *tls_name = str(json_object_get(json_object_get(c, "secret"), "metadata"), "name");
+    const char *mounted_ca = str(json_object_get(json_array_get(sources, 0), "secret"), "name");
+    const char *mounted_tls = str(json_object_get(json_array_get(sources, 1), "secret"), "name");
+    if (!ca_name || !tls_name || !mounted_ca || !mounted_tls || strcmp(ca_name, mounted_ca) ||
+        strcmp(tls_name, mounted_tls))
+        fail_msg("certificate Secrets %s, %s are not the ones the pods mount: %s", ca_name,
+                 tls_name, dump(sources));
+    size_t n = strlen(ca_name);
+    assert_true(n > 14 && strcmp(ca_name + n - 14, "-pgbackrest-ca") == 0);
+    assert_true(str_is(c, "purpose", "pgbackrest"));
+    assert_true(str_is(c, "commonName", "pgbackrest"));
+    json_t *usages = json_loads("[\"serverAuth\", \"clientAuth\"]", 0, NULL);
+    assert_true(json_equal(json_object_get(c, "usages"), usages));
+    json_decref(usages);
+    json_t *dns = json_loads("[\"pgbackrest\", \"localhost\", \"pgbackrest.default.svc\","
+                             " \"pgbackrest.default.svc.cluster.local\"]",
+                             0, NULL);
+    assert_true(json_equal(json_object_get(c, "dnsNames"), dns));
+    json_decref(dns);
+    assert_int_equal(json_integer_value(json_object_get(c, "validityDays")), 365);
+    assert_int_equal(json_integer_value(json_object_get(c, "caValidityDays")), 3650);
+    assert_int_equal(json_integer_value(json_object_get(c, "renewBeforeDays")), 30);
+    static const char *const which[] = {"caSecret", "secret"};
+    for (size_t i = 0; i < 2; i++) {
+        const json_t *sec = json_object_get(c, which[i]), *meta = json_object_get(sec, "metadata");
+        const json_t *labels = json_object_get(meta, "labels");
+        const json_t *ref = json_array_get(json_object_get(meta, "ownerReferences"), 0);
+        assert_true(str_is(sec, "apiVersion", "v1") && str_is(sec, "kind", "Secret"));
+        assert_true(str_is(sec, "type", "Opaque"));
+        assert_null(json_object_get(sec, "data"));
+        assert_true(str_is(meta, "namespace", "default"));
+        assert_true(str_is(labels, "app.kubernetes.io/managed-by", "mgo"));
+        assert_true(str_is(labels, "multigres.com/cluster", "tp"));
+        assert_true(str_is(labels, "app.kubernetes.io/component", "pgbackrest-tls"));
+        assert_true(str_is(labels, "multigres.com/shard", "0-inf"));
+        assert_true(str_is(ref, "kind", "MultigresCluster") && str_is(ref, "name", "tp") &&
+                    str_is(ref, "uid", "uid-tp") &&
+                    json_is_true(json_object_get(ref, "controller")));
+    }
+    json_decref(r);
+
+    /* the user's own Secret: nothing to generate */
+    json_object_set_new(json_object_get(cl, "spec"), "backup",
+                        json_pack("{s:s, s:{s:s}, s:{s:s}}", "type", "filesystem", "filesystem",
+                                  "path", "/backups", "pgbackrestTLS", "secretName", "mine"));
+    r = run_pass(cl, NULL, NULL, kube, MGO_OK);
+    if (json_array_size(json_object_get(r, "certificates")) != 0)
+        fail_msg("pgbackrestTLS.secretName set: expected no certificate: %s", dump(r));
+    json_decref(r);
+    json_object_del(json_object_get(cl, "spec"), "backup");
+
+    r = run_pass(cl, NULL, NULL, "{\"target\": \"kubernetes\", \"deleting\": true}", MGO_OK);
+    assert_null(json_object_get(r, "certificates"));
+    json_decref(r);
+    r = run_pass(cl, NULL, NULL, NULL, MGO_OK);
+    assert_null(json_object_get(r, "certificates"));
+    json_decref(r);
+    json_decref(cl);
+}
 
 /* Fresh cluster: every desired object gets an apply (create), in one pass; nothing else. */
 static void test_fresh(void **state)
@@ -2188,6 +2281,7 @@ int main(void)
         cmocka_unit_test_setup(test_system_clock, reset_clock),
         cmocka_unit_test_setup(test_other_objects, reset_clock),
         cmocka_unit_test_setup(test_status, reset_clock),
+        cmocka_unit_test_setup(test_certificates, reset_clock),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
