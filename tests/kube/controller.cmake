@@ -30,3 +30,16 @@ if(Python3_Interpreter_FOUND)
                        ENVIRONMENT "${MGO_TEST_ENV}" TIMEOUT 600 RESOURCE_LOCK real_servers
                        FIXTURES_REQUIRED kube_apiserver LABELS kube)
 endif()
+
+# mgo-kube's pgBackRest certificates (test_kube_certs.py): issued into the two Secrets the pods
+# mount, judged by openssl and a mutual TLS handshake; no writes in steady state; a deleted,
+# expiring or foreign certificate and an unreadable CA are replaced.
+if(Python3_Interpreter_FOUND)
+  add_test(NAME kube_certs
+           COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/run_with_apiserver.sh ${Python3_EXECUTABLE}
+                   ${CMAKE_CURRENT_SOURCE_DIR}/test_kube_certs.py
+                   $<TARGET_FILE:mgo-kube> $<TARGET_FILE:mgo-cli>)
+  set_tests_properties(kube_certs PROPERTIES
+                       ENVIRONMENT "${MGO_TEST_ENV}" TIMEOUT 600 RESOURCE_LOCK real_servers
+                       FIXTURES_REQUIRED kube_apiserver LABELS kube)
+endif()

@@ -12,11 +12,12 @@ KUBE_APISERVER_EXTRA_ARGS):
      is admitted in mgo-system, which enforces the "restricted" Pod Security Standard (and a
      pod without the security settings is refused there);
   4. RBAC, acting as the ServiceAccount (impersonation): everything a pass of mgo-kube does on a
-     real cluster object succeeds: read the cluster, templates and the password Secret; apply
+     real cluster object succeeds: read the cluster, templates and the password Secret; list and
+     watch Secrets and apply a certificate Secret (docs/abi.md "certificates"); apply
      every object `mgo render` gives for it (with owner references blocking deletion, which the
      admission plugin allows only with update on multigresclusters/finalizers); annotate and
      delete a pod with preconditions; PUT status; record an Event; hold the leader Lease. And a table of requests it must not be allowed (secrets
-     listed or written, cluster specs or templates changed, pods exec'd, RBAC or CRDs written,
+     updated or deleted, cluster specs or templates changed, pods exec'd, RBAC or CRDs written,
      other Leases, core/v1 events, ...), asked through SubjectAccessReview. The ClusterRole has
      no wildcard.
 
@@ -203,12 +204,9 @@ def sar(verb, resource, group="", namespace=None, name=None, subresource=None):
 
 # Requests mgo-kube must not be allowed: (verb, resource, group, namespace, name, subresource).
 DENIED = [
-    ("list", "secrets", "", NS, None, None),
-    ("watch", "secrets", "", None, None, None),
-    ("create", "secrets", "", NS, None, None),
     ("update", "secrets", "", NS, "pg-admin", None),
-    ("patch", "secrets", "", NS, "pg-admin", None),
     ("delete", "secrets", "", NS, "pg-admin", None),
+    ("deletecollection", "secrets", "", NS, None, None),
     ("create", "multigresclusters", "multigres.com", NS, None, None),
     ("update", "multigresclusters", "multigres.com", NS, "shop", None),
     ("delete", "multigresclusters", "multigres.com", NS, "shop", None),
@@ -285,10 +283,11 @@ def check_rbac(t):
                  f"/api/v1/namespaces/{NS}/secrets/pg-admin", cpath):
         r = api.call("GET", path, headers=AS_SA)
         t.require(r.code == 200, f"as {SA}: GET {path}: HTTP {r.code} {r.short()}")
-    r = api.call("GET", f"/api/v1/namespaces/{NS}/secrets", headers=AS_SA)
-    t.require(r.code == 403, f"as {SA}: list secrets: HTTP {r.code}")
-    t.ok("as the ServiceAccount: lists every watched kind cluster-wide, reads the cluster and "
-         "the named Secret; listing Secrets is forbidden")
+    r = api.call("GET", "/api/v1/secrets?labelSelector=app.kubernetes.io%2Fmanaged-by%3Dmgo",
+                 headers=AS_SA)
+    t.require(r.code == 200, f"as {SA}: list mgo's Secrets: HTTP {r.code} {r.short()}")
+    t.ok("as the ServiceAccount: lists every watched kind cluster-wide (Secrets by mgo's label), "
+         "reads the cluster and the named Secret")
 
     # Applying what mgo renders for the cluster, owned by it.
     src = json.dumps(cluster)
@@ -309,6 +308,18 @@ def check_rbac(t):
         t.require(r.code == 201, f"as {SA}: apply {obj['kind']} {obj['metadata']['name']}: "
                   f"HTTP {r.code} {r.short()}")
     t.require(owned >= len(rendered) - 2, f"only {owned} of {len(rendered)} objects own-referenced")
+    # A certificate Secret, as mgo-kube writes it: server-side apply, owned by the cluster.
+    secret = {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+              "metadata": {"name": "shop-pgbackrest-tls", "namespace": NS,
+                           "labels": {"app.kubernetes.io/managed-by": "mgo"},
+                           "ownerReferences": [{"apiVersion": "multigres.com/v1alpha1",
+                                                "kind": "MultigresCluster", "name": "shop",
+                                                "uid": cluster["metadata"]["uid"],
+                                                "controller": True, "blockOwnerDeletion": True}]},
+              "data": {"tls.crt": "eA==", "tls.key": "eA=="}}
+    for want in (201, 200):  # created, then replaced
+        r = api.apply(secret, object_path(secret), headers=AS_SA, manager=MANAGER)
+        t.require(r.code == want, f"as {SA}: apply a certificate Secret: HTTP {r.code} {r.short()}")
     t.ok(f"as the ServiceAccount: applied all {len(rendered)} rendered objects ({', '.join(kinds)}),"
          f" {owned} with blockOwnerDeletion on the cluster")
 

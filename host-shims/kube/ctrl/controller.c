@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <stdarg.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +16,7 @@
 #include <jansson.h>
 
 #include "../../local/loader.h"
+#include "certs.h"
 #include "informer.h"
 #include "klog.h"
 #include "kmetrics.h"
@@ -28,7 +30,8 @@
 #define WRITE_TIMEOUT      10000
 #define DRAIN_REQUEUE      1000
 #define CONFLICT_REQUEUE   1000
-#define RECONCILE_CONFLICT 1 /* reconcile(): a write refused with 409 */
+#define CERT_RECHECK_MS    (24 * 3600 * 1000LL) /* a valid certificate is looked at again daily */
+#define RECONCILE_CONFLICT 1                    /* reconcile(): a write refused with 409 */
 #define FIELD_MANAGER      "mgo"
 #define REPORTING_NAME     "multigres.com/mgo-kube"
 
@@ -65,6 +68,9 @@ static const struct kind OWNED[] = {
     {"cert-manager.io/v1", "Certificate", {"cert-manager.io", "v1", "certificates", true}, true},
 };
 #define N_OWNED (sizeof(OWNED) / sizeof(OWNED[0]))
+/* The certificates' Secrets: watched (a deleted one is written again), never passed to the
+ * library, which does not render them (docs/abi.md, "certificates"). */
+static const struct kind SECRET_KIND = {"v1", "Secret", {"", "v1", "secrets", true}, false};
 
 struct worker {
     struct ctrl *c;
@@ -81,6 +87,7 @@ struct ctrl {
     struct informer *clusters;
     struct informer *templates[N_TEMPLATES];
     struct informer *owned[N_OWNED];
+    struct informer *secrets; /* the certificates' Secrets, with their data */
     struct wq *q;
     struct worker *workers;
     int n_started;
@@ -216,6 +223,17 @@ static json_t *project_owned(const json_t *obj)
                      json_object_get(md, "labels"), "annotations",
                      json_object_get(md, "annotations"), "ready", ready, "failed", failed,
                      "deleting", json_object_get(md, "deletionTimestamp") != NULL);
+}
+
+/* A Secret of mgo's certificates: what judging it needs, and the cluster label to enqueue by. */
+static json_t *project_secret(const json_t *obj)
+{
+    const json_t *md = json_object_get(obj, "metadata");
+
+    return json_pack("{s:s?,s:s?,s:s?,s:s?,s:O?,s:O?}", "name", str_at(md, "name"), "namespace",
+                     str_at(md, "namespace"), "uid", str_at(md, "uid"), "resourceVersion",
+                     str_at(md, "resourceVersion"), "labels", json_object_get(md, "labels"), "data",
+                     json_object_get(obj, "data"));
 }
 
 /* ---- enqueueing ------------------------------------------------------------------------------ */
@@ -640,6 +658,221 @@ static int step_drains(struct pass *p, const json_t *observed)
     return busy;
 }
 
+/* ---- certificates (docs/abi.md, "certificates") ---------------------------------------------- */
+
+/* A data key of a Secret (cached or read), decoded and NUL-terminated; NULL when absent, not
+ * base64, or holding a NUL (no PEM does). */
+static char *secret_text(const json_t *secret, const char *key)
+{
+    const char *v = json_string_value(path2(secret, "data", key));
+    unsigned char *plain = NULL;
+    size_t n = 0;
+
+    if (!v || kc_base64_decode(v, strlen(v), &plain, &n) != 0)
+        return NULL;
+    if (memchr(plain, 0, n)) {
+        memset(plain, 0, n);
+        free(plain);
+        return NULL;
+    }
+    return (char *)plain;
+}
+
+static void read_pem(const json_t *ca, const json_t *tls, struct certs_pem *pem)
+{
+    certs_pem_free(pem);
+    pem->ca_crt = secret_text(ca, "ca.crt");
+    pem->ca_key = secret_text(ca, "ca.key");
+    pem->crt = secret_text(tls, "tls.crt");
+    pem->key = secret_text(tls, "tls.key");
+}
+
+static int positive_int(const json_t *c, const char *key)
+{
+    json_int_t v = json_integer_value(json_object_get(c, key));
+    return v > 0 && v <= 36500 ? (int)v : 0;
+}
+
+/* The certificate entry as certs_spec (borrowing its strings); -EINVAL when malformed. */
+static int cert_spec(const json_t *c, struct certs_spec *s)
+{
+    const json_t *v;
+    size_t i;
+
+    memset(s, 0, sizeof(*s));
+    s->common_name = str_at(c, "commonName");
+    s->organization = str_at(c, "organization");
+    s->ca_days = positive_int(c, "caValidityDays");
+    s->days = positive_int(c, "validityDays");
+    s->renew_days = positive_int(c, "renewBeforeDays");
+    json_array_foreach (json_object_get(c, "dnsNames"), i, v) {
+        if (s->ndns == CERTS_MAX_DNS || !json_string_value(v))
+            return -EINVAL;
+        s->dns[s->ndns++] = json_string_value(v);
+    }
+    json_array_foreach (json_object_get(c, "usages"), i, v) {
+        const char *u = json_string_value(v) ? json_string_value(v) : "";
+        s->server_auth |= strcmp(u, "serverAuth") == 0;
+        s->client_auth |= strcmp(u, "clientAuth") == 0;
+    }
+    return s->common_name && s->organization && s->ndns > 0 && s->days > s->renew_days &&
+                   s->ca_days > s->renew_days && (s->server_auth || s->client_auth)
+               ? 0
+               : -EINVAL;
+}
+
+/* Server-side apply of the Secret `shell` (the library's object without data) with two keys. */
+static int write_secret(struct pass *p, const json_t *shell, const char *k1, const char *v1,
+                        const char *k2, const char *v2)
+{
+    struct kc_apply_options ao = {FIELD_MANAGER, true, NULL};
+    char *b1 = certs_base64(v1), *b2 = certs_base64(v2);
+    json_t *obj = json_deep_copy(shell);
+    int rc = -ENOMEM;
+
+    if (atomic_load(&p->w->c->stop))
+        rc = -ECANCELED;
+    else if (b1 && b2 && obj &&
+             json_object_set_new(obj, "data", json_pack("{s:s,s:s}", k1, b1, k2, b2)) == 0) {
+        rc = kc_apply(p->w->client, &SECRETS, p->ns, obj, &ao, WRITE_TIMEOUT, NULL);
+        count_write(p, "apply", rc);
+        if (rc != 0)
+            klog_kv(KLOG_WARN, "cluster", p->key, "object",
+                    str_at(json_object_get(shell, "metadata"), "name"), "apply Secret: %s",
+                    kc_last_error(p->w->client));
+    }
+    if (b1)
+        memset(b1, 0, strlen(b1));
+    if (b2)
+        memset(b2, 0, strlen(b2));
+    free(b1);
+    free(b2);
+    json_decref(obj); /* its data is base64 of private keys; jansson frees without wiping */
+    return rc;
+}
+
+/* The Secret `name` as the API server holds it now: 0 with *ret (NULL when not found). */
+static int fresh_secret(struct pass *p, const char *name, json_t **ret)
+{
+    int rc = kc_get(p->w->client, &SECRETS, p->ns, name, WRITE_TIMEOUT, ret);
+
+    if (rc == -EREMOTEIO && kc_last_reason(p->w->client) == KC_REASON_NOT_FOUND) {
+        *ret = NULL;
+        return 0;
+    }
+    return rc;
+}
+
+static void cert_event(struct pass *p, const char *type, const char *reason, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void cert_event(struct pass *p, const char *type, const char *reason, const char *fmt, ...)
+{
+    char msg[600];
+    va_list ap;
+    json_t *a;
+
+    va_start(ap, fmt);
+    (void)vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    a = json_pack("{s:s,s:s,s:s,s:{s:s,s:s}}", "eventType", type, "reason", reason, "message", msg,
+                  "regarding", "kind", "MultigresCluster", "name", p->name);
+    if (a)
+        act_event(p, a);
+    json_decref(a);
+}
+
+/* Keep one certificate's two Secrets valid; *due_s: when it next falls due (Unix seconds). */
+static int ensure_certificate(struct pass *p, const json_t *cert, int64_t now, int64_t *due_s)
+{
+    const json_t *ca_shell = json_object_get(cert, "caSecret"),
+                 *shell = json_object_get(cert, "secret");
+    const char *ca_name = str_at(json_object_get(ca_shell, "metadata"), "name");
+    const char *name = str_at(json_object_get(shell, "metadata"), "name");
+    struct certs_spec spec;
+    struct certs_pem pem = {0};
+    enum certs_verdict v;
+    const char *why = "";
+    char key[600];
+    json_t *ca = NULL, *tls = NULL;
+    int rc;
+
+    if (!ca_name || !name || cert_spec(cert, &spec) != 0) {
+        klog_kv(KLOG_ERROR, "cluster", p->key, NULL, NULL, "certificates: a malformed entry");
+        return -EINVAL;
+    }
+    (void)snprintf(key, sizeof(key), "%s/%s", p->ns, ca_name);
+    ca = inf_get(p->w->c->secrets, key);
+    (void)snprintf(key, sizeof(key), "%s/%s", p->ns, name);
+    tls = inf_get(p->w->c->secrets, key);
+    read_pem(ca, tls, &pem);
+    v = certs_judge(&spec, &pem, now, due_s, &why);
+    if (v != CERTS_VALID) {
+        /* the cache may not show this controller's own last write yet: decide again on what
+         * the API server holds, so that a pass soon after the write does not issue twice */
+        json_decref(ca);
+        json_decref(tls);
+        ca = tls = NULL;
+        rc = fresh_secret(p, ca_name, &ca);
+        if (rc == 0)
+            rc = fresh_secret(p, name, &tls);
+        if (rc != 0)
+            goto out;
+        read_pem(ca, tls, &pem);
+        v = certs_judge(&spec, &pem, now, due_s, &why);
+    }
+    rc = 0;
+    if (v == CERTS_VALID)
+        goto out;
+    rc = certs_issue(&spec, &pem, v == CERTS_NEW_CA, now);
+    if (rc != 0) {
+        cert_event(p, "Warning", "CertError", "Secret %s: %s; issuing failed (%s)", name, why,
+                   strerror(-rc));
+        goto out;
+    }
+    if (v == CERTS_NEW_CA)
+        rc = write_secret(p, ca_shell, "ca.crt", pem.ca_crt, "ca.key", pem.ca_key);
+    if (rc == 0)
+        rc = write_secret(p, shell, "tls.crt", pem.crt, "tls.key", pem.key);
+    if (rc == 0) {
+        *due_s = now + (int64_t)(spec.days - spec.renew_days) * 86400;
+        klog_kv(KLOG_INFO, "cluster", p->key, "object", name, "certificate issued%s: %s",
+                v == CERTS_NEW_CA ? " with a new CA" : "", why);
+        cert_event(p, "Normal", "CertificateIssued", "Secret %s%s%s: %s", name,
+                   v == CERTS_NEW_CA ? " and CA " : "", v == CERTS_NEW_CA ? ca_name : "", why);
+    } else if (rc != -ECANCELED) {
+        cert_event(p, "Warning", "CertError", "Secret %s: %s; writing it failed", name, why);
+    }
+out:
+    certs_pem_free(&pem);
+    json_decref(ca);
+    json_decref(tls);
+    return rc;
+}
+
+/* Every certificate of the pass; *requeue_ms: until the first one falls due (at most a day). */
+static int ensure_certificates(struct pass *p, const json_t *certs, int64_t *requeue_ms)
+{
+    int64_t now = (int64_t)time(NULL), first = INT64_MAX;
+    const json_t *cert;
+    size_t i;
+    int rc = 0;
+
+    json_array_foreach (certs, i, cert) {
+        int64_t due = INT64_MAX;
+        int r = ensure_certificate(p, cert, now, &due);
+        if (r != 0 && rc == 0)
+            rc = r;
+        if (r == 0 && due < first)
+            first = due;
+    }
+    *requeue_ms = 0;
+    if (json_array_size(certs) > 0)
+        *requeue_ms = first == INT64_MAX || (first - now) * 1000 > CERT_RECHECK_MS ? CERT_RECHECK_MS
+                      : (first - now) * 1000 > 1000 ? (first - now) * 1000
+                                                    : 1000;
+    return rc;
+}
+
 /* ---- one reconcile --------------------------------------------------------------------------- */
 
 /* Reconcile one key. 0 with *requeue_ms (0: only on a change); RECONCILE_CONFLICT when a write
@@ -653,6 +886,7 @@ static int reconcile(struct worker *w, const char *key, int64_t *requeue_ms)
     json_t *cluster = NULL, *req = NULL, *res = NULL;
     struct pass p = {.w = w};
     int32_t st = 0;
+    int64_t cert_ms = 0;
     int rc;
 
     const char *phase;
@@ -690,7 +924,10 @@ static int reconcile(struct worker *w, const char *key, int64_t *requeue_ms)
         klog_kv(KLOG_DEBUG, "cluster", key, NULL, NULL, "invalid: %.1500s", text ? text : "");
         free(text);
     }
-    rc = execute(&p, json_object_get(res, "actions"));
+    /* the Secrets before the actions: the pods that mount them are among the applies */
+    rc = st == MGO_OK ? ensure_certificates(&p, json_object_get(res, "certificates"), &cert_ms) : 0;
+    if (rc == 0)
+        rc = execute(&p, json_object_get(res, "actions"));
     if (rc == 0 && st == MGO_OK) {
         int busy = step_drains(&p, path2(req, "observed", "objects"));
         if (busy < 0)
@@ -703,6 +940,8 @@ static int reconcile(struct worker *w, const char *key, int64_t *requeue_ms)
     json_int_t after = json_integer_value(json_object_get(res, "requeue_after_ms"));
     if (after > 0 && (*requeue_ms == 0 || after < *requeue_ms))
         *requeue_ms = after;
+    if (cert_ms > 0 && (*requeue_ms == 0 || cert_ms < *requeue_ms))
+        *requeue_ms = cert_ms;
     phase = str_at(json_object_get(res, "status"), "phase");
     if (phase)
         kmetrics_cluster_phase(c->reg, ns, name, phase);
@@ -930,6 +1169,8 @@ int ctrl_new(const struct kc_config *cfg, const struct ctrl_options *opts,
         rc = start_informer(c, &TEMPLATES[i], NULL, project_whole, on_template, &c->templates[i]);
     for (size_t i = 0; rc == 0 && i < N_OWNED; i++)
         rc = start_informer(c, &OWNED[i], LABEL_MANAGED, project_owned, on_owned, &c->owned[i]);
+    if (rc == 0)
+        rc = start_informer(c, &SECRET_KIND, LABEL_MANAGED, project_secret, on_owned, &c->secrets);
     if (rc != 0) {
         ctrl_free(c);
         return rc;
@@ -946,7 +1187,7 @@ bool ctrl_synced(struct ctrl *c)
         ok = inf_synced(c->templates[i]);
     for (size_t i = 0; ok && i < N_OWNED; i++)
         ok = OWNED[i].optional || inf_synced(c->owned[i]);
-    return ok;
+    return ok && inf_synced(c->secrets);
 }
 
 static void add_stats(struct informer *inf, struct inf_stats *sum)
@@ -968,6 +1209,7 @@ void ctrl_sample_metrics(struct ctrl *c)
         add_stats(c->templates[i], &sum);
     for (size_t i = 0; i < N_OWNED; i++)
         add_stats(c->owned[i], &sum);
+    add_stats(c->secrets, &sum);
     kmetrics_sample(c->reg, wq_len(c->q), sum.objects, sum.relists, sum.failures);
 }
 
@@ -1005,11 +1247,13 @@ void ctrl_free(struct ctrl *c)
         inf_stop(c->templates[i]);
     for (size_t i = 0; i < N_OWNED; i++)
         inf_stop(c->owned[i]);
+    inf_stop(c->secrets);
     inf_free(c->clusters);
     for (size_t i = 0; i < N_TEMPLATES; i++)
         inf_free(c->templates[i]);
     for (size_t i = 0; i < N_OWNED; i++)
         inf_free(c->owned[i]);
+    inf_free(c->secrets);
     wq_free(c->q);
     free(c->workers);
     json_decref(c->events_sent);
