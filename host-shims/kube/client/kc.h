@@ -286,10 +286,11 @@ void kc_client_free(struct kc_client *c);
 void kc_client_set_timeout(struct kc_client *c, int64_t ms);
 
 /*
- * Requests of this client are abandoned once *cancel (may be NULL: none) is non-zero: none is
- * begun after that, and one in flight is dropped within about a second; either fails with
- * -ECANCELED. A write dropped in flight may still have been carried out by the server. A watch
- * uses w->cancel when set, this one otherwise; either ends it with KC_WATCH_STOPPED. Set it
+ * Requests of this client are abandoned once *cancel (may be NULL: none) is non-zero: no
+ * request but a watch is begun after that, and one in flight is dropped within about a second;
+ * either fails with -ECANCELED. A write dropped in flight may still have been carried out by the
+ * server. A watch uses w->cancel when set, this one otherwise (also for its restart delay);
+ * either ends it, within about a second even if it was begun after, with KC_WATCH_STOPPED. Set it
  * before the client is used; *cancel may change from any thread.
  */
 void kc_client_set_cancel(struct kc_client *c, const atomic_int *cancel);

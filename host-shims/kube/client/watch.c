@@ -241,7 +241,8 @@ static bool wait_before_restart(struct kc_client *c, struct kc_watch *w)
     if (b.base_ms <= 0 && b.cap_ms <= 0)
         b = (struct kc_backoff){KC_WATCH_BACKOFF_BASE_MS, KC_WATCH_BACKOFF_CAP_MS};
     w->last_delay_ms = kc_backoff_restart_delay_ms(&b, w->failures - 1, kc_client_random(c));
-    if (sleep_unless_cancelled(w->last_delay_ms, w->cancel))
+    /* the watch's own cancel, else the client's (kc_client_set_cancel) */
+    if (sleep_unless_cancelled(w->last_delay_ms, w->cancel ? w->cancel : c->cancel))
         return true;        /* still owed */
     w->backing_off = false; /* once per restart: a relist waits, the watch after it does not */
     return false;

@@ -1051,7 +1051,9 @@ static void *work(void *arg)
             continue;
         t0 = mono_ms();
         rc = reconcile(w, key, &requeue);
-        if (rc == -ECANCELED && atomic_load(&c->stop)) { /* stopped: nothing to count */
+        /* stopped: nothing to count, whatever the pass made of its cancelled requests (a
+         * Secret read by the library ends as MGO_EAGAIN, for one) */
+        if (rc != 0 && atomic_load(&c->stop)) {
             wq_done(c->q, key);
             free(key);
             break;

@@ -30,7 +30,8 @@ struct ctrl_options {
     const struct ctrl_resolve *resolve; /* borrowed */
     size_t n_resolve;
     const char *identity;   /* this replica's name (events' reportingInstance) */
-    const char *user_agent; /* of the workers' requests; NULL: the client's default */
+    const char *user_agent; /* of the workers' requests; NULL: the client's default. Borrowed:
+                             * the caller keeps it until ctrl_free */
 };
 
 struct ctrl;

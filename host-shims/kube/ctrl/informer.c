@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 struct informer {
     struct inf_options o;
@@ -120,8 +121,9 @@ static int on_event(void *ctx, enum kc_event_type type, json_t *obj)
     return atomic_load(&inf->stop) ? KC_WATCH_STOP : KC_WATCH_CONTINUE;
 }
 
-/* Replace the cache by a list: report new and changed objects, and those that vanished. */
-static void replace_cache(struct informer *inf, json_t *items)
+/* Replace the cache by a list: report new and changed objects, and those that vanished. false
+ * when memory ran out: which objects vanished is not known, and the caller lists again. */
+static bool replace_cache(struct informer *inf, json_t *items)
 {
     json_t *seen = json_object(), *gone = json_array(), *v;
     bool complete = true;
@@ -129,8 +131,10 @@ static void replace_cache(struct informer *inf, json_t *items)
     const char *key;
     char k[512];
 
-    if (!seen || !gone)
+    if (!seen || !gone) {
+        complete = false;
         goto out;
+    }
     json_array_foreach (items, i, v) {
         if (object_key(v, k, sizeof(k)) != 0)
             continue;
@@ -138,8 +142,10 @@ static void replace_cache(struct informer *inf, json_t *items)
          * is the caller's to change. */
         if (!json_object_get(v, "kind") &&
             (json_object_set_new(v, "kind", json_string(inf->o.kind)) != 0 ||
-             json_object_set_new(v, "apiVersion", json_string(inf->o.api_version)) != 0))
-            continue; /* ENOMEM: dropped until the next relist */
+             json_object_set_new(v, "apiVersion", json_string(inf->o.api_version)) != 0)) {
+            complete = false; /* ENOMEM: not seen, yet it may exist */
+            continue;
+        }
         if (json_object_set(seen, k, json_null()) != 0)
             complete = false; /* ENOMEM: which objects vanished is not known this time */
         pthread_mutex_lock(&inf->mu);
@@ -162,6 +168,16 @@ static void replace_cache(struct informer *inf, json_t *items)
 out:
     json_decref(seen);
     json_decref(gone);
+    return complete;
+}
+
+/* Sleep up to `ms`, or less once the informer is stopped. */
+static void pause_ms(struct informer *inf, int ms)
+{
+    for (int i = 0; i < ms / 100 && !atomic_load(&inf->stop); i++) {
+        struct timespec t = {0, 100 * 1000 * 1000};
+        nanosleep(&t, NULL);
+    }
 }
 
 static void count(struct informer *inf, uint64_t *counter)
@@ -195,10 +211,16 @@ static void *run(void *arg)
                 }
                 continue;
             }
-            replace_cache(inf, l.items);
+            bool complete = replace_cache(inf, l.items);
             kc_list_fini(&l);
             count(inf, &inf->stats.relists);
             atomic_store(&inf->synced, true);
+            if (!complete) { /* out of memory: list again, after a pause */
+                logf_inf(inf, "out of memory replacing the cache: listing again in a second");
+                inf->w.must_relist = true;
+                pause_ms(inf, 1000);
+                continue;
+            }
         }
         rc = kc_watch(inf->client, &inf->w);
         if (rc == KC_WATCH_STOPPED || rc == -EINVAL)

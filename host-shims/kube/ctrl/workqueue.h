@@ -8,10 +8,11 @@
  *   - wq_add of a key that is already queued (dirty) does nothing;
  *   - wq_add of a key that a worker holds (processing) only marks it dirty: wq_done re-queues it;
  *   - so a key is never handed to two workers at once.
- * Delayed keys (wq_add_after, wq_add_rate_limited) wait beside the queue and are added (as by
- * wq_add) when their ready time has come; a key waits once, with the earliest ready time asked.
- * The per-key rate limiter is client-go's ItemExponentialFailureRateLimiter:
- * delay = min(max_delay, base_delay * 2^failures), then failures++; wq_forget resets it.
+ * Delayed keys (wq_add_after, wq_add_rate_limited, wq_add_backoff) wait beside the queue and are
+ * added (as by wq_add) when their ready time has come; a key waits once, with the earliest ready
+ * time asked. The per-key rate limiter is client-go's ItemExponentialFailureRateLimiter: delay =
+ * min(max_delay, base_delay * 2^failures), then failures++; wq_forget resets it. wq_add_backoff
+ * raises that delay to a floor, which may exceed max_delay.
  *
  * Threads. Every function may be called from any thread; one mutex guards the queue. wq_get
  * blocks (see there); nothing else blocks beyond the mutex.
@@ -78,14 +79,16 @@ int wq_add_after(struct wq *q, const char *key, int64_t delay_ms);
  */
 int wq_add_rate_limited(struct wq *q, const char *key);
 
-/* wq_add_rate_limited, but waiting at least min_delay_ms (for a failure that a retry cannot
- * mend sooner, such as a write refused because the cache was stale). Errors as wq_add. */
+/* wq_add_rate_limited, but waiting at least min_delay_ms, even beyond max_delay (for a failure
+ * that a retry cannot mend sooner, such as a write refused because the cache was stale); it
+ * counts as a failure too. Errors as wq_add. */
 int wq_add_backoff(struct wq *q, const char *key, int64_t min_delay_ms);
 
 /* Reset key's failure count (the key succeeded). Unknown keys and a NULL q are ignored. */
 void wq_forget(struct wq *q, const char *key);
 
-/* The failure count of key (wq_add_rate_limited calls since the last wq_forget); 0 if unknown. */
+/* The failure count of key (wq_add_rate_limited and wq_add_backoff calls since the last
+ * wq_forget); 0 if unknown. */
 int wq_num_requeues(struct wq *q, const char *key);
 
 /*
