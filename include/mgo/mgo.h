@@ -237,7 +237,8 @@ MGO_API int32_t mgo_validate(mgo_plugin *plugin, const char *request, size_t req
  * mgo_validate does and returns the fully resolved cluster model under "resolved". With a
  * "target" ("kubernetes" or "process") and the host's "observed" objects it also returns the
  * "actions" that move the world toward the spec (apply, delete with preconditions, annotate,
- * event, status), the "status" to publish and "requeue_after_ms" (docs/abi.md). A converged
+ * event, status), the "status" to publish, "requeue_after_ms" and, for the kubernetes target,
+ * the "certificates" the host keeps in Secrets (docs/abi.md). A converged
  * cluster gets no action. Returns MGO_EINVAL for an invalid cluster, with the errors, a status
  * action and a warning event, and no object action. The only I/O is the topology registration the
  * request asks for (default on with a target), bounded by "topology.deadline_ms" (default 20000):

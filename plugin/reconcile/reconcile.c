@@ -172,6 +172,10 @@ static int index_observed(struct plan *p)
         if (!json_is_object(o) || !plan_str(o, "kind") || !plan_str(o, "name") || !cluster ||
             strcmp(cluster, p->in->m->cluster) != 0 || !by || strcmp(by, RENDER_MANAGED_BY) != 0)
             continue;
+        /* Secrets are the host's (the result's "certificates": their keys are random, so no
+         * target renders them) and never acted on here, whoever reports them. */
+        if (strcmp(plan_str(o, "kind"), "Secret") == 0)
+            continue;
         /* Pods of Deployments and StatefulSets carry the workload's labels: only pool pods are
          * instances; the others belong to their workload and are never acted on one by one. */
         const char *component = plan_str(labels, "app.kubernetes.io/component");

@@ -9,10 +9,9 @@
  * Where mgo differs from the reference: objects are owned by the MultigresCluster (there is no
  * Shard CR); the postgres-exporter sidecar, its ConfigMap, the exporter port of the headless
  * Service and the prometheus.io pod annotations are not rendered; the pgBackRest TLS Secrets
- * are not rendered as objects: key material is random and lives with the host, so the result's
- * "certificates" describes them (kube_certificates) and the host generates and rotates them;
- * postgresConfigRef is not
- * read (it names a ConfigMap only the host can fetch); images carry the cluster's
+ * are not rendered as objects (their keys are random: the result's "certificates" describes
+ * them, kube_certificates, and the host issues them); postgresConfigRef is not read (it names
+ * a ConfigMap only the host can fetch); images carry the cluster's
  * imagePullPolicy and imagePullSecrets; restart-class parameters are PostgreSQL's own
  * (pgparams.h), so "timezone" is reload-class where the reference's catalog lacks it. The
  * reference folds the restart hash into its spec hash inside its hash function; here it is the
@@ -1026,6 +1025,13 @@ static json_t *password_volume(const struct shard_ctx *x)
                      "key", str_or(ref, "key", "password"), "path", "password");
 }
 
+/* The Secrets of a shard's generated pgBackRest certificate: "<shard>-pgbackrest-<which>",
+ * which "ca" or "tls". A new string, or NULL. */
+static json_t *pgbackrest_secret(const struct model_shard *s, const char *which)
+{
+    return json_sprintf("%s-pgbackrest-%s", s->cr_name, which);
+}
+
 /* buildPgBackRestCertVolume: the user's Secret (cert-manager layout) or the reference's
  * <shard>-pgbackrest-ca and <shard>-pgbackrest-tls, renamed to pgbackrest.crt/key. */
 static json_t *pgbackrest_cert_volume(const struct shard_ctx *x)
@@ -1037,11 +1043,11 @@ static json_t *pgbackrest_cert_volume(const struct shard_ctx *x)
                             user, "items", "key", "ca.crt", "path", "ca.crt", "key", "tls.crt",
                             "path", "pgbackrest.crt", "key", "tls.key", "path", "pgbackrest.key");
     } else {
-        sources = json_pack(
-            "[{s:{s:o, s:[{s:s, s:s}]}}, {s:{s:o, s:[{s:s, s:s}, {s:s, s:s}]}}]", "secret", "name",
-            json_sprintf("%s-pgbackrest-ca", x->s->cr_name), "items", "key", "ca.crt", "path",
-            "ca.crt", "secret", "name", json_sprintf("%s-pgbackrest-tls", x->s->cr_name), "items",
-            "key", "tls.crt", "path", "pgbackrest.crt", "key", "tls.key", "path", "pgbackrest.key");
+        sources = json_pack("[{s:{s:o, s:[{s:s, s:s}]}}, {s:{s:o, s:[{s:s, s:s}, {s:s, s:s}]}}]",
+                            "secret", "name", pgbackrest_secret(x->s, "ca"), "items", "key",
+                            "ca.crt", "path", "ca.crt", "secret", "name",
+                            pgbackrest_secret(x->s, "tls"), "items", "key", "tls.crt", "path",
+                            "pgbackrest.crt", "key", "tls.key", "path", "pgbackrest.key");
     }
     return json_pack("{s:s, s:{s:i, s:o}}", "name", PGBACKREST_CERT_VOLUME, "projected",
                      "defaultMode", MODE_READ_GROUP, "sources", sources);
@@ -1477,20 +1483,22 @@ static int shard_ctx_init(struct shard_ctx *x, const struct model *m, const stru
  * data. */
 static json_t *pgbackrest_certificate(const struct model *m, const struct model_shard *s)
 {
-    char ca[300], tls[300];
-    (void)snprintf(ca, sizeof(ca), "%s-pgbackrest-ca", s->cr_name);
-    (void)snprintf(tls, sizeof(tls), "%s-pgbackrest-tls", s->cr_name);
-    json_t *ca_secret = render_object(
-        m, "v1", "Secret", ca,
-        render_labels(m, "pgbackrest-tls", s->database, s->tablegroup, s->shard, NULL, NULL), 1);
-    json_t *tls_secret = render_object(
-        m, "v1", "Secret", tls,
-        render_labels(m, "pgbackrest-tls", s->database, s->tablegroup, s->shard, NULL, NULL), 1);
-    if (!ca_secret || !tls_secret ||
-        json_object_set_new(ca_secret, "type", json_string("Opaque")) ||
-        json_object_set_new(tls_secret, "type", json_string("Opaque"))) {
-        json_decref(ca_secret);
-        json_decref(tls_secret);
+    json_t *names[2] = {pgbackrest_secret(s, "ca"), pgbackrest_secret(s, "tls")}, *secrets[2];
+    for (size_t i = 0; i < 2; i++) {
+        secrets[i] = names[i] ? render_object(m, "v1", "Secret", json_string_value(names[i]),
+                                              render_labels(m, "pgbackrest-tls", s->database,
+                                                            s->tablegroup, s->shard, NULL, NULL),
+                                              1)
+                              : NULL;
+        if (secrets[i] && json_object_set_new(secrets[i], "type", json_string("Opaque"))) {
+            json_decref(secrets[i]);
+            secrets[i] = NULL;
+        }
+        json_decref(names[i]);
+    }
+    if (!secrets[0] || !secrets[1]) {
+        json_decref(secrets[0]);
+        json_decref(secrets[1]);
         return NULL;
     }
     return json_pack("{s:s, s:s, s:s, s:[s, s, o, o], s:[s, s], s:i, s:i, s:i, s:o, s:o}",
@@ -1499,7 +1507,7 @@ static json_t *pgbackrest_certificate(const struct model *m, const struct model_
                      json_sprintf("pgbackrest.%s.svc", m->ns),
                      json_sprintf("pgbackrest.%s.svc.cluster.local", m->ns), "usages", "serverAuth",
                      "clientAuth", "caValidityDays", 3650, "validityDays", 365, "renewBeforeDays",
-                     30, "caSecret", ca_secret, "secret", tls_secret);
+                     30, "caSecret", secrets[0], "secret", secrets[1]);
 }
 
 int kube_certificates(const struct model *m, json_t *out)

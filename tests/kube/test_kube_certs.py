@@ -17,7 +17,10 @@ code. Steps:
   4. a certificate 10 days from its end (issued by openssl from the Secret's own CA): replaced;
   5. a certificate from a foreign CA: replaced;
   6. an unreadable CA key: a new CA and a new certificate from it;
-  each time the chain is verified again and nothing else is written.
+  each time the chain is verified again and nothing else is written;
+  7. mgo's label removed from the CA Secret: put back, data untouched;
+  8. in another namespace, a Secret of the certificate's name that is the user's: never
+     written, a Warning CertError names it, the rest of the cluster is created.
 
 Usage: test_kube_certs.py MGO_KUBE MGO_CLI; the server from kube_harness.sh's exports, sources
 from MGO_SOURCE_DIR and MGO_SHARED_DIR.
@@ -224,6 +227,49 @@ def issue_with_openssl(ca_crt, ca_key, days, tag):
 owner_ref = None
 
 
+def step_foreign(t, docs):
+    """A Secret of the certificate's name that the cluster does not control (the user's): never
+    written, reported with a Warning CertError; the rest of the cluster is still created."""
+    other = "other"
+    r = api.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": other}},
+                   "/api/v1/namespaces")
+    t.require(r.code == 201, f"create namespace {other}: HTTP {r.code}: {r.short()}")
+    path = f"/api/v1/namespaces/{other}/secrets"
+    r = api.create(docs[0].replace(f"namespace: {NS}", f"namespace: {other}"), path, yaml=True)
+    t.require(r.code == 201, f"create the password Secret: HTTP {r.code}: {r.short()}")
+    mine = {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+            "metadata": {"name": TLS_SECRET, "namespace": other},
+            "data": {"tls.crt": base64.b64encode(b"the user's").decode()}}
+    r = api.create(mine, path)
+    t.require(r.code == 201, f"create the user's Secret: HTTP {r.code}: {r.short()}")
+    rv = r.obj["metadata"]["resourceVersion"]
+    mark = mgokube.audit_mark()
+    text = docs[1].replace(f"namespace: {NS}", f"namespace: {other}")
+    t.require(f"namespace: {other}" in text, "the sample names no namespace to replace")
+    r = api.create(text, f"/apis/multigres.com/v1alpha1/namespaces/{other}/multigresclusters",
+                   yaml=True)
+    t.require(r.code == 201, f"create the cluster in {other}: HTTP {r.code}: {r.short()}")
+
+    def warned():
+        items = api.call("GET", f"/apis/events.k8s.io/v1/namespaces/{other}/events").obj["items"]
+        return [e for e in items if e.get("reason") == "CertError" and e.get("type") == "Warning"
+                and TLS_SECRET in e.get("note", "") and "not this cluster's" in e.get("note", "")]
+    api.wait("a Warning CertError naming the user's Secret", warned, 30)
+    api.wait("the cluster's pods, created all the same", lambda: api.call(
+        "GET", f"/api/v1/namespaces/{other}/pods",
+        query={"labelSelector": f"multigres.com/cluster={CLUSTER}"}).obj["items"] or None, 30)
+    time.sleep(3)
+    r = api.call("GET", f"{path}/{TLS_SECRET}")
+    t.require(r.code == 200 and r.obj["metadata"]["resourceVersion"] == rv and
+              r.obj["data"] == mine["data"] and not r.obj["metadata"].get("ownerReferences"),
+              f"the user's Secret was changed: {r.obj.get('metadata')}")
+    w = [mgokube.describe_audit(e) for e in mgokube.audit_writes(mark)
+         if (e.get("objectRef") or {}).get("name") == TLS_SECRET]
+    t.require(not w, f"mgo-kube wrote the user's Secret: {w}")
+    t.ok(f"a Secret {TLS_SECRET} of the user's in namespace {other}: never written (audit log), "
+         f"a Warning CertError names it, the cluster's pods are created all the same")
+
+
 def main(t):
     global api, work, owner_ref
     mgo_kube, cli = sys.argv[1], sys.argv[2]
@@ -334,6 +380,20 @@ def main(t):
         check_pair(t, ca6, tls6, "new-ca")
         t.ok("an unreadable CA key: a new CA and a new certificate from it, verified again")
 
+        # 7. a label removed: put back, data untouched
+        before = secret(CA_SECRET)
+        r = api.call("PATCH", f"{SECRETS}/{CA_SECRET}",
+                     {"metadata": {"labels": {"app.kubernetes.io/managed-by": None}}},
+                     "application/merge-patch+json")
+        t.require(r.code == 200, f"PATCH {CA_SECRET}: HTTP {r.code}: {r.short()}")
+        after = api.wait("mgo's label back on the CA Secret", lambda: (
+            lambda o: o if (o["metadata"].get("labels") or {}).get(
+                "app.kubernetes.io/managed-by") == "mgo" else None)(secret(CA_SECRET)), 30)
+        t.require(after["data"] == before["data"], "the CA's data changed when its label was "
+                  "put back")
+        check_pair(t, after, secret(TLS_SECRET), "relabelled")
+        t.ok("mgo's label removed from the CA Secret: put back, its data unchanged")
+
         events = api.call("GET", f"/apis/events.k8s.io/v1/namespaces/{NS}/events").obj["items"]
         issued = [e for e in events if e.get("reason") == "CertificateIssued"
                   and e["regarding"].get("name") == CLUSTER]
@@ -341,6 +401,7 @@ def main(t):
         # sent again (docs/kube.md)
         t.require(len(issued) == 4, f"{len(issued)} CertificateIssued Events, not 4")
         t.ok(f"{len(issued)} Normal CertificateIssued Events on the cluster")
+        step_foreign(t, docs)
     except Exception:  # noqa: BLE001 (any failure: show mgo-kube's log, then re-raise)
         mgokube.print_logs()
         raise

@@ -742,8 +742,10 @@ static void test_certificates(void **state)
         strcmp(tls_name, mounted_tls))
         fail_msg("certificate Secrets %s, %s are not the ones the pods mount: %s", ca_name,
                  tls_name, dump(sources));
-    size_t n = strlen(ca_name);
+    size_t n = strlen(ca_name), nt = strlen(tls_name);
     assert_true(n > 14 && strcmp(ca_name + n - 14, "-pgbackrest-ca") == 0);
+    assert_true(nt > 15 && strcmp(tls_name + nt - 15, "-pgbackrest-tls") == 0);
+    assert_true(n - 14 == nt - 15 && strncmp(ca_name, tls_name, n - 14) == 0); /* one shard's */
     assert_true(str_is(c, "purpose", "pgbackrest"));
     assert_true(str_is(c, "commonName", "pgbackrest"));
     json_t *usages = json_loads("[\"serverAuth\", \"clientAuth\"]", 0, NULL);
@@ -774,6 +776,29 @@ static void test_certificates(void **state)
                     str_is(ref, "uid", "uid-tp") &&
                     json_is_true(json_object_get(ref, "controller")));
     }
+
+    /* a host that reports the two Secrets among the existing objects (they carry the cluster's
+     * and mgo's labels): no action on them (abi.md: Secrets are never acted on), on a pass that
+     * would delete any other object not in the spec */
+    json_t *obs = json_array();
+    for (size_t i = 0; i < 2; i++) {
+        const json_t *meta = json_object_get(json_object_get(c, which[i]), "metadata");
+        json_array_append_new(obs, json_pack("{s:s, s:O, s:s, s:s, s:O}", "kind", "Secret", "name",
+                                             json_object_get(meta, "name"), "uid", "u",
+                                             "resourceVersion", "1", "labels",
+                                             json_object_get(meta, "labels")));
+    }
+    json_t *r2 = run_pass(cl, obs, NULL, kube, MGO_OK);
+    size_t k;
+    const json_t *a;
+    json_array_foreach (actions_of(r2), k, a) {
+        const char *kind =
+            str(a, "kind") ? str(a, "kind") : str(json_object_get(a, "object"), "kind");
+        if (kind && strcmp(kind, "Secret") == 0)
+            fail_msg("an action on a reported certificate Secret: %s", dump(a));
+    }
+    json_decref(r2);
+    json_decref(obs);
     json_decref(r);
 
     /* the user's own Secret: nothing to generate */
@@ -781,10 +806,40 @@ static void test_certificates(void **state)
                         json_pack("{s:s, s:{s:s}, s:{s:s}}", "type", "filesystem", "filesystem",
                                   "path", "/backups", "pgbackrestTLS", "secretName", "mine"));
     r = run_pass(cl, NULL, NULL, kube, MGO_OK);
-    if (json_array_size(json_object_get(r, "certificates")) != 0)
-        fail_msg("pgbackrestTLS.secretName set: expected no certificate: %s", dump(r));
+    if (!json_is_array(json_object_get(r, "certificates")) ||
+        json_array_size(json_object_get(r, "certificates")) != 0)
+        fail_msg("pgbackrestTLS.secretName set: expected certificates [] (present, empty): %s",
+                 dump(r));
     json_decref(r);
     json_object_del(json_object_get(cl, "spec"), "backup");
+
+    /* two shards (two tablegroups): one certificate each, under different names */
+    json_t *db = json_array_get(json_object_get(json_object_get(cl, "spec"), "databases"), 0);
+    json_t *tgs = json_object_get(db, "tablegroups");
+    json_t *second = json_deep_copy(json_array_get(tgs, 0));
+    json_object_set_new(second, "name", json_string("orders"));
+    json_object_set_new(second, "default", json_false());
+    json_array_append_new(tgs, second);
+    r = run_pass(cl, NULL, NULL, kube, MGO_OK);
+    certs = json_object_get(r, "certificates");
+    if (json_array_size(certs) != 2)
+        fail_msg("two shards: expected two certificates: %s", dump(certs));
+    const char *s0 = str(
+                   json_object_get(json_object_get(json_array_get(certs, 0), "secret"), "metadata"),
+                   "name"),
+               *s1 = str(
+                   json_object_get(json_object_get(json_array_get(certs, 1), "secret"), "metadata"),
+                   "name");
+    assert_true(s0 && s1 && strcmp(s0, s1) != 0);
+    json_decref(r);
+    json_array_remove(tgs, 1);
+
+    /* an invalid cluster: none (only a status action and an event) */
+    json_object_set_new(json_object_get(pools_of(cl), "main"), "replicasPerCell", json_integer(0));
+    r = run_pass(cl, NULL, NULL, kube, MGO_EINVAL);
+    assert_null(json_object_get(r, "certificates"));
+    json_decref(r);
+    json_object_set_new(json_object_get(pools_of(cl), "main"), "replicasPerCell", json_integer(2));
 
     r = run_pass(cl, NULL, NULL, "{\"target\": \"kubernetes\", \"deleting\": true}", MGO_OK);
     assert_null(json_object_get(r, "certificates"));

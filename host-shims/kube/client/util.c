@@ -221,6 +221,8 @@ int kc_base64_decode(const char *in, size_t len, unsigned char **ret, size_t *re
     *ret_len = n;
     return 0;
 bad:
+    for (volatile unsigned char *w = out; n > 0; n--) /* may be part of a key: a wipe the */
+        *w++ = 0;                                     /* compiler cannot drop */
     free(out);
     return -EINVAL;
 }

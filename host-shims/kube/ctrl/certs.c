@@ -1,8 +1,9 @@
 /*
  * Certificates with libcrypto (certs.h). The CA is "<organization> CA", CA:TRUE, key usages
  * keyCertSign, cRLSign and digitalSignature; the certificate carries the spec's subject, DNS
- * names and extended key usages, CA:FALSE, digitalSignature and keyEncipherment. Serial numbers
- * are 127 random bits.
+ * names and extended key usages, CA:FALSE, digitalSignature (keyEncipherment has no meaning for
+ * an EC key, RFC 5480 section 3). Serial numbers are 127 random bits. Every function leaves the
+ * thread's OpenSSL error queue empty (the worker's TLS calls share it).
  */
 #include "certs.h"
 
@@ -13,6 +14,7 @@
 #include <time.h>
 
 #include <openssl/bn.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
@@ -32,49 +34,86 @@ static X509 *read_cert(const char *pem)
     return x;
 }
 
+/* An encrypted key is unreadable: without this, OpenSSL would prompt on the terminal. */
+static int no_passphrase(char *buf, int size, int rwflag, void *u)
+{
+    (void)buf;
+    (void)size;
+    (void)rwflag;
+    (void)u;
+    return -1;
+}
+
 static EVP_PKEY *read_key(const char *pem)
 {
     BIO *b = pem ? BIO_new_mem_buf(pem, -1) : NULL;
-    EVP_PKEY *k = b ? PEM_read_bio_PrivateKey(b, NULL, NULL, NULL) : NULL;
+    EVP_PKEY *k = b ? PEM_read_bio_PrivateKey(b, NULL, no_passphrase, NULL) : NULL;
 
     BIO_free(b);
     return k;
 }
 
-/* notAfter in Unix seconds, or 0 when it cannot be read. */
-static int64_t not_after(const X509 *x)
+/* An ASN.1 time in Unix seconds, or `fallback` when it cannot be read. */
+static int64_t unix_time(const ASN1_TIME *t, int64_t fallback)
 {
     struct tm tm;
 
-    if (ASN1_TIME_to_tm(X509_get0_notAfter(x), &tm) != 1)
-        return 0;
+    if (ASN1_TIME_to_tm(t, &tm) != 1)
+        return fallback;
     return (int64_t)timegm(&tm);
 }
 
-static bool subject_is(X509 *x, int nid, const char *want)
+/* notAfter, or 0 (long past) when it cannot be read. */
+static int64_t not_after(const X509 *x)
 {
-    char got[256];
-    int n = X509_NAME_get_text_by_NID(X509_get_subject_name(x), nid, got, sizeof(got));
-
-    return n >= 0 && strcmp(got, want) == 0;
+    return unix_time(X509_get0_notAfter(x), 0);
 }
 
-/* The DNS names of the certificate are exactly the spec's (in any order, no others). */
-static bool dns_names_are(X509 *x, const struct certs_spec *spec)
+/* The certificate's validity has begun by `now` (an unreadable notBefore has not). */
+static bool started(const X509 *x, int64_t now)
 {
-    GENERAL_NAMES *names = X509_get_ext_d2i(x, NID_subject_alt_name, NULL, NULL);
-    int n = names ? sk_GENERAL_NAME_num(names) : 0;
-    bool ok = (size_t)n == spec->ndns;
+    return unix_time(X509_get0_notBefore(x), INT64_MAX) <= now;
+}
 
-    for (int i = 0; ok && i < n; i++) {
+/* basicConstraints says CA:TRUE (X509_check_ca also takes a v1 self-signed certificate). */
+static bool is_ca(X509 *x)
+{
+    return (X509_get_extension_flags(x) & EXFLAG_CA) != 0;
+}
+
+/* The subject has exactly one entry of `nid`, equal to `want` (length included). */
+static bool subject_is(X509 *x, int nid, const char *want)
+{
+    const X509_NAME *n = X509_get_subject_name(x);
+    int at = X509_NAME_get_index_by_NID(n, nid, -1);
+    const ASN1_STRING *v = at >= 0 ? X509_NAME_ENTRY_get_data(X509_NAME_get_entry(n, at)) : NULL;
+
+    return v && X509_NAME_get_index_by_NID(n, nid, at) < 0 &&
+           (size_t)ASN1_STRING_length(v) == strlen(want) &&
+           memcmp(ASN1_STRING_get0_data(v), want, strlen(want)) == 0;
+}
+
+static bool has_dns_name(const GENERAL_NAMES *names, const char *want)
+{
+    for (int i = 0; i < sk_GENERAL_NAME_num(names); i++) {
         const GENERAL_NAME *g = sk_GENERAL_NAME_value(names, i);
         const unsigned char *d = g->type == GEN_DNS ? ASN1_STRING_get0_data(g->d.dNSName) : NULL;
         int len = d ? ASN1_STRING_length(g->d.dNSName) : 0;
-        ok = false;
-        for (size_t j = 0; d && j < spec->ndns; j++)
-            if (strlen(spec->dns[j]) == (size_t)len && memcmp(spec->dns[j], d, (size_t)len) == 0)
-                ok = true;
+        if (d && strlen(want) == (size_t)len && memcmp(want, d, (size_t)len) == 0)
+            return true;
     }
+    return false;
+}
+
+/* The subject alternative names are the spec's DNS names, each once, and nothing else (the
+ * spec's names are distinct: the library lists each once). */
+static bool dns_names_are(X509 *x, const struct certs_spec *spec)
+{
+    GENERAL_NAMES *names = X509_get_ext_d2i(x, NID_subject_alt_name, NULL, NULL);
+    bool ok = names && (size_t)sk_GENERAL_NAME_num(names) == spec->ndns;
+
+    for (size_t j = 0; ok && j < spec->ndns; j++)
+        ok = has_dns_name(names, spec->dns[j]);
     GENERAL_NAMES_free(names);
     return ok;
 }
@@ -103,10 +142,13 @@ static enum certs_verdict judge_leaf(const struct certs_spec *spec, const struct
         *why = "the certificate's key does not match it";
     else if (!ca_pub || X509_verify(x, ca_pub) != 1)
         *why = "the certificate is not signed by the CA";
+    else if (!started(x, now))
+        *why = "the certificate is not valid yet";
     else if (end - (int64_t)spec->renew_days * DAY <= now)
         *why = "the certificate is due for renewal";
-    else if (!subject_is(x, NID_commonName, spec->common_name) || !dns_names_are(x, spec) ||
-             !usages_are(x, spec))
+    else if (!subject_is(x, NID_commonName, spec->common_name) ||
+             !subject_is(x, NID_organizationName, spec->organization) || !dns_names_are(x, spec) ||
+             !usages_are(x, spec) || is_ca(x))
         *why = "the certificate's names or usages differ from what mgo issues";
     else {
         v = CERTS_VALID;
@@ -128,10 +170,14 @@ enum certs_verdict certs_judge(const struct certs_spec *spec, const struct certs
     *renew_at = 0;
     if (!ca || !ca_key)
         *why = "the CA or its key is missing or unreadable";
-    else if (X509_check_ca(ca) == 0)
+    else if (!is_ca(ca))
         *why = "the CA certificate is not a CA";
     else if (X509_check_private_key(ca, ca_key) != 1)
         *why = "the CA's key does not match it";
+    else if (!started(ca, now))
+        *why = "the CA is not valid yet";
+    else if (!X509_get0_subject_key_id(ca) || !EVP_PKEY_is_a(ca_key, "EC"))
+        *why = "the CA cannot sign what mgo issues (no subject key identifier, or not an EC key)";
     else if (ca_due <= now)
         *why = "the CA is due for renewal";
     else {
@@ -143,18 +189,19 @@ enum certs_verdict certs_judge(const struct certs_spec *spec, const struct certs
     }
     X509_free(ca);
     EVP_PKEY_free(ca_key);
+    ERR_clear_error();
     return v;
 }
 
 /* ---- issuing -------------------------------------------------------------------------------- */
 
-static char *pem_of(int (*write)(BIO *, const void *), const void *obj)
+static char *pem_of(int (*encode)(BIO *, const void *), const void *obj)
 {
     BIO *b = BIO_new(BIO_s_secmem()); /* cleared when freed: it holds private keys */
     char *data = NULL, *out = NULL;
     long n;
 
-    if (b && write(b, obj) == 1 && (n = BIO_get_mem_data(b, &data)) > 0 &&
+    if (b && encode(b, obj) == 1 && (n = BIO_get_mem_data(b, &data)) > 0 &&
         (out = malloc((size_t)n + 1))) {
         memcpy(out, data, (size_t)n);
         out[n] = '\0';
@@ -193,8 +240,8 @@ static int set_name(X509_NAME *n, const char *org, const char *cn)
 }
 
 /* A certificate for `key` with subject (org, cn), signed by issuer/issuer_key (itself when
- * issuer is NULL), valid `days` from an hour before `now`; extensions in ext[] (nid, value),
- * ended by nid 0. */
+ * issuer is NULL), valid `days` from an hour before `now`; extensions nids[i] with values[i],
+ * up to nid 0. */
 static X509 *make_cert(EVP_PKEY *key, const char *org, const char *cn, X509 *issuer,
                        EVP_PKEY *issuer_key, int days, int64_t now, const int *nids,
                        const char *const *values)
@@ -228,6 +275,12 @@ static X509 *make_cert(EVP_PKEY *key, const char *org, const char *cn, X509 *iss
     return x;
 }
 
+/* 1 to max bytes; certificates carry their names as UTF-8 strings of bounded length. */
+static bool name_ok(const char *s, size_t max)
+{
+    return s && s[0] && strlen(s) <= max;
+}
+
 static void wipe_free(char *s)
 {
     if (s)
@@ -249,20 +302,24 @@ int certs_issue(const struct certs_spec *spec, struct certs_pem *pem, bool new_c
                                     NID_authority_key_identifier,
                                     0};
     char ca_cn[300], san[2048] = "", eku[64] = "";
-    const char *leaf_values[] = {
-        "critical,CA:FALSE", "critical,digitalSignature,keyEncipherment", eku, san, "hash",
-        "keyid:always"};
+    const char *leaf_values[] = {"critical,CA:FALSE", "critical,digitalSignature", eku, san, "hash",
+                                 "keyid:always"};
     struct certs_pem out = {0};
     EVP_PKEY *ca_key = NULL, *key = NULL;
     X509 *ca = NULL, *x = NULL;
     int rc = -ENOMEM;
 
-    if (spec->ndns == 0 || (!spec->server_auth && !spec->client_auth))
+    /* the CA's common name is "<organization> CA" */
+    if (!name_ok(spec->common_name, ub_common_name) ||
+        !name_ok(spec->organization, ub_organization_name - 3) || spec->ndns == 0 ||
+        (!spec->server_auth && !spec->client_auth))
         return -EINVAL;
     for (size_t i = 0; i < spec->ndns; i++) {
         size_t used = strlen(san);
         int n = snprintf(san + used, sizeof(san) - used, "%sDNS:%s", i ? "," : "", spec->dns[i]);
-        if (n < 0 || (size_t)n >= sizeof(san) - used || strchr(spec->dns[i], ','))
+        /* a comma would start another name in the extension's text */
+        if (n < 0 || (size_t)n >= sizeof(san) - used || !name_ok(spec->dns[i], 253) ||
+            strchr(spec->dns[i], ','))
             return -EINVAL;
     }
     (void)snprintf(eku, sizeof(eku), "%s%s%s", spec->server_auth ? "serverAuth" : "",
@@ -281,7 +338,7 @@ int certs_issue(const struct certs_spec *spec, struct certs_pem *pem, bool new_c
     } else {
         ca = read_cert(pem->ca_crt);
         ca_key = read_key(pem->ca_key);
-        if (!ca || !ca_key) {
+        if (!ca || !ca_key || !X509_get0_subject_key_id(ca) || !EVP_PKEY_is_a(ca_key, "EC")) {
             rc = -EINVAL;
             goto out;
         }
@@ -308,11 +365,12 @@ int certs_issue(const struct certs_spec *spec, struct certs_pem *pem, bool new_c
     out.crt = out.key = NULL;
     rc = 0;
 out:
-    certs_pem_free(&out);
+    certs_pem_fini(&out);
     X509_free(x);
     X509_free(ca);
     EVP_PKEY_free(key);
     EVP_PKEY_free(ca_key);
+    ERR_clear_error();
     return rc;
 }
 
@@ -326,7 +384,7 @@ char *certs_base64(const char *text)
     return out;
 }
 
-void certs_pem_free(struct certs_pem *pem)
+void certs_pem_fini(struct certs_pem *pem)
 {
     wipe_free(pem->ca_crt);
     wipe_free(pem->ca_key);

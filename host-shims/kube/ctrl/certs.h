@@ -43,18 +43,23 @@ enum certs_verdict {
 
 /*
  * Judge the material `have` at `now` (Unix seconds) against `spec`. A new CA when the CA is
- * missing, unreadable, not a CA, not matching its key or within renew_days of its end; a
- * reissue when the certificate is missing, unreadable, not matching its key, not signed by the
- * CA, within renew_days of its end, or its subject name, DNS names or extended key usages
- * differ from `spec`. *why (static text) says which; *renew_at is when a valid pair falls due.
+ * missing, unreadable, not CA:TRUE, not matching its key, not valid yet or within renew_days of
+ * its end; a reissue when the certificate is missing, unreadable, not matching its key, not
+ * signed by the CA, not valid yet, within renew_days of its end, marked CA:TRUE, or its subject
+ * (CN, O), DNS names (exactly the spec's) or extended key usages (server and client auth as
+ * the spec asks) differ. *why (static text) says which; *renew_at is when a valid pair falls
+ * due.
  */
 enum certs_verdict certs_judge(const struct certs_spec *spec, const struct certs_pem *have,
                                int64_t now, int64_t *renew_at, const char **why);
 
 /*
  * Issue into `pem`: with new_ca, a new CA first (replacing ca_crt and ca_key); then a
- * certificate from pem's CA (replacing crt and key). Valid from an hour before `now`. 0,
- * -EINVAL (the CA in `pem` cannot be read), or -ENOMEM; `pem` is unchanged on failure.
+ * certificate from pem's CA (replacing crt and key). Valid from an hour before `now`. 0;
+ * -EINVAL when the spec cannot be issued (an empty or over-long name: CN 64, O 61, DNS 253
+ * bytes; a comma in a DNS name; no DNS name; no usage) or the CA in `pem` cannot be used (not
+ * readable, no subject key identifier, not an EC key); or -ENOMEM. `pem` is unchanged on
+ * failure.
  */
 int certs_issue(const struct certs_spec *spec, struct certs_pem *pem, bool new_ca, int64_t now);
 
@@ -63,6 +68,6 @@ int certs_issue(const struct certs_spec *spec, struct certs_pem *pem, bool new_c
 char *certs_base64(const char *text);
 
 /* Free the strings of `pem` (private keys are wiped first). */
-void certs_pem_free(struct certs_pem *pem);
+void certs_pem_fini(struct certs_pem *pem);
 
 #endif

@@ -95,6 +95,10 @@ struct ctrl {
     pthread_mutex_t mu; /* workers' start */
     pthread_mutex_t ev_mu;
     json_t *events_sent; /* "ns/kind/name/reason/note" -> when (ms, monotonic) */
+    /* certificates judged valid: "ns/caSecret" -> {entry, ca_rv, tls_rv, due}, so that a pass
+     * over unchanged Secrets parses no key (ensure_certificate) */
+    pthread_mutex_t cert_mu;
+    json_t *certs_valid;
 };
 
 /* An Event already sent within this long is not sent again (a drain overdue, a topology that
@@ -225,15 +229,17 @@ static json_t *project_owned(const json_t *obj)
                      "deleting", json_object_get(md, "deletionTimestamp") != NULL);
 }
 
-/* A Secret of mgo's certificates: what judging it needs, and the cluster label to enqueue by. */
+/* A Secret of mgo's certificates: what judging it needs (data, labels, owner references), and
+ * the cluster label to enqueue by. */
 static json_t *project_secret(const json_t *obj)
 {
     const json_t *md = json_object_get(obj, "metadata");
 
-    return json_pack("{s:s?,s:s?,s:s?,s:s?,s:O?,s:O?}", "name", str_at(md, "name"), "namespace",
-                     str_at(md, "namespace"), "uid", str_at(md, "uid"), "resourceVersion",
-                     str_at(md, "resourceVersion"), "labels", json_object_get(md, "labels"), "data",
-                     json_object_get(obj, "data"));
+    return json_pack("{s:s?,s:s?,s:s?,s:s?,s:O?,s:O?,s:O?}", "name", str_at(md, "name"),
+                     "namespace", str_at(md, "namespace"), "uid", str_at(md, "uid"),
+                     "resourceVersion", str_at(md, "resourceVersion"), "labels",
+                     json_object_get(md, "labels"), "ownerReferences",
+                     json_object_get(md, "ownerReferences"), "data", json_object_get(obj, "data"));
 }
 
 /* ---- enqueueing ------------------------------------------------------------------------------ */
@@ -399,7 +405,7 @@ static int act_apply(struct pass *p, const json_t *a)
 {
     const json_t *obj = json_object_get(a, "object");
     const struct kind *k = kind_of(str_at(obj, "kind"));
-    struct kc_apply_options ao = {FIELD_MANAGER, true, NULL};
+    struct kc_apply_options ao = {.field_manager = FIELD_MANAGER, .force = true};
     const char *name = str_at(json_object_get(obj, "metadata"), "name");
     int rc;
 
@@ -671,7 +677,7 @@ static char *secret_text(const json_t *secret, const char *key)
     if (!v || kc_base64_decode(v, strlen(v), &plain, &n) != 0)
         return NULL;
     if (memchr(plain, 0, n)) {
-        memset(plain, 0, n);
+        explicit_bzero(plain, n);
         free(plain);
         return NULL;
     }
@@ -680,7 +686,7 @@ static char *secret_text(const json_t *secret, const char *key)
 
 static void read_pem(const json_t *ca, const json_t *tls, struct certs_pem *pem)
 {
-    certs_pem_free(pem);
+    certs_pem_fini(pem);
     pem->ca_crt = secret_text(ca, "ca.crt");
     pem->ca_key = secret_text(ca, "ca.key");
     pem->crt = secret_text(tls, "tls.crt");
@@ -725,7 +731,7 @@ static int cert_spec(const json_t *c, struct certs_spec *s)
 static int write_secret(struct pass *p, const json_t *shell, const char *k1, const char *v1,
                         const char *k2, const char *v2)
 {
-    struct kc_apply_options ao = {FIELD_MANAGER, true, NULL};
+    struct kc_apply_options ao = {.field_manager = FIELD_MANAGER, .force = true};
     char *b1 = certs_base64(v1), *b2 = certs_base64(v2);
     json_t *obj = json_deep_copy(shell);
     int rc = -ENOMEM;
@@ -742,25 +748,58 @@ static int write_secret(struct pass *p, const json_t *shell, const char *k1, con
                     kc_last_error(p->w->client));
     }
     if (b1)
-        memset(b1, 0, strlen(b1));
+        explicit_bzero(b1, strlen(b1));
     if (b2)
-        memset(b2, 0, strlen(b2));
+        explicit_bzero(b2, strlen(b2));
     free(b1);
     free(b2);
-    json_decref(obj); /* its data is base64 of private keys; jansson frees without wiping */
+    json_decref(obj); /* best effort: jansson, libcurl and the cache keep copies unwiped */
     return rc;
 }
 
-/* The Secret `name` as the API server holds it now: 0 with *ret (NULL when not found). */
+/* The Secret `name` as the API server holds it now, projected (project_secret): 0 with *ret
+ * (NULL when not found). */
 static int fresh_secret(struct pass *p, const char *name, json_t **ret)
 {
-    int rc = kc_get(p->w->client, &SECRETS, p->ns, name, WRITE_TIMEOUT, ret);
+    json_t *obj = NULL;
+    int rc = kc_get(p->w->client, &SECRETS, p->ns, name, WRITE_TIMEOUT, &obj);
 
-    if (rc == -EREMOTEIO && kc_last_reason(p->w->client) == KC_REASON_NOT_FOUND) {
-        *ret = NULL;
+    *ret = NULL;
+    if (rc == -EREMOTEIO && kc_last_reason(p->w->client) == KC_REASON_NOT_FOUND)
         return 0;
-    }
+    if (rc == 0 && !(*ret = project_secret(obj)))
+        rc = -ENOMEM;
+    json_decref(obj);
     return rc;
+}
+
+/* A projected Secret's controlling owner is the cluster `uid`. */
+static bool controlled_by(const json_t *secret, const char *uid)
+{
+    const json_t *ref;
+    size_t i;
+
+    json_array_foreach (json_object_get(secret, "ownerReferences"), i, ref) {
+        const char *u = str_at(ref, "uid");
+        if (json_is_true(json_object_get(ref, "controller")) && u && uid && strcmp(u, uid) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* A projected Secret carries the labels and owner references of the library's `shell`. */
+static bool metadata_current(const json_t *secret, const json_t *shell)
+{
+    const json_t *md = json_object_get(shell, "metadata"), *v;
+    const json_t *labels = json_object_get(secret, "labels");
+    const char *k;
+
+    json_object_foreach ((json_t *)json_object_get(md, "labels"), k, v) {
+        if (!json_equal(json_object_get(labels, k), v))
+            return false;
+    }
+    return json_equal(json_object_get(secret, "ownerReferences"),
+                      json_object_get(md, "ownerReferences"));
 }
 
 static void cert_event(struct pass *p, const char *type, const char *reason, const char *fmt, ...)
@@ -781,52 +820,127 @@ static void cert_event(struct pass *p, const char *type, const char *reason, con
     json_decref(a);
 }
 
-/* Keep one certificate's two Secrets valid; *due_s: when it next falls due (Unix seconds). */
+#define CERT_MEMORY 4096 /* certificates remembered as valid (forgotten whole when full) */
+
+/* The cached pair was judged valid with this entry and these resourceVersions, and is not due
+ * yet: true with *due_s. A Secret's resourceVersion changes with any write to it. */
+static bool known_valid(struct ctrl *c, const char *key, const json_t *cert, const json_t *ca,
+                        const json_t *tls, int64_t now, int64_t *due_s)
+{
+    bool hit;
+
+    pthread_mutex_lock(&c->cert_mu);
+    const json_t *m = json_object_get(c->certs_valid, key);
+    json_int_t due = json_integer_value(json_object_get(m, "due"));
+    hit = m && due > now && json_equal(json_object_get(m, "entry"), cert) &&
+          json_equal(json_object_get(m, "ca_rv"), json_object_get(ca, "resourceVersion")) &&
+          json_equal(json_object_get(m, "tls_rv"), json_object_get(tls, "resourceVersion"));
+    pthread_mutex_unlock(&c->cert_mu);
+    if (hit)
+        *due_s = due;
+    return hit;
+}
+
+static void remember_valid(struct ctrl *c, const char *key, const json_t *cert, const json_t *ca,
+                           const json_t *tls, int64_t due_s)
+{
+    json_t *m = json_pack("{s:O,s:O?,s:O?,s:I}", "entry", cert, "ca_rv",
+                          json_object_get(ca, "resourceVersion"), "tls_rv",
+                          json_object_get(tls, "resourceVersion"), "due", (json_int_t)due_s);
+
+    if (!m)
+        return; /* judged again next time */
+    pthread_mutex_lock(&c->cert_mu);
+    if (json_object_size(c->certs_valid) >= CERT_MEMORY)
+        json_object_clear(c->certs_valid);
+    (void)json_object_set_new(c->certs_valid, key, m);
+    pthread_mutex_unlock(&c->cert_mu);
+}
+
+/* A Secret of that name that is not this cluster's is left alone: looked at again this soon. */
+#define CERT_FOREIGN_RECHECK_S 300
+
+/* Keep one certificate's two Secrets valid and labelled; *due_s: when to look again (Unix
+ * seconds). A failure is reported (log, CertError Event) here. */
 static int ensure_certificate(struct pass *p, const json_t *cert, int64_t now, int64_t *due_s)
 {
     const json_t *ca_shell = json_object_get(cert, "caSecret"),
                  *shell = json_object_get(cert, "secret");
     const char *ca_name = str_at(json_object_get(ca_shell, "metadata"), "name");
     const char *name = str_at(json_object_get(shell, "metadata"), "name");
+    const char *uid = str_at(json_object_get(p->cluster, "metadata"), "uid");
     struct certs_spec spec;
     struct certs_pem pem = {0};
     enum certs_verdict v;
-    const char *why = "";
-    char key[600];
+    const char *why = "", *foreign = NULL;
+    char key[600], memo[600];
     json_t *ca = NULL, *tls = NULL;
-    int rc;
+    int rc = 0;
 
     if (!ca_name || !name || cert_spec(cert, &spec) != 0) {
         klog_kv(KLOG_ERROR, "cluster", p->key, NULL, NULL, "certificates: a malformed entry");
+        cert_event(p, "Warning", "CertError", "a certificate entry of the library is malformed");
         return -EINVAL;
     }
-    (void)snprintf(key, sizeof(key), "%s/%s", p->ns, ca_name);
-    ca = inf_get(p->w->c->secrets, key);
+    (void)snprintf(memo, sizeof(memo), "%s/%s", p->ns, ca_name);
+    ca = inf_get(p->w->c->secrets, memo);
     (void)snprintf(key, sizeof(key), "%s/%s", p->ns, name);
     tls = inf_get(p->w->c->secrets, key);
+    if (known_valid(p->w->c, memo, cert, ca, tls, now, due_s))
+        goto out; /* the steady state: no request, no parsing */
     read_pem(ca, tls, &pem);
     v = certs_judge(&spec, &pem, now, due_s, &why);
-    if (v != CERTS_VALID) {
-        /* the cache may not show this controller's own last write yet: decide again on what
-         * the API server holds, so that a pass soon after the write does not issue twice */
-        json_decref(ca);
-        json_decref(tls);
-        ca = tls = NULL;
-        rc = fresh_secret(p, ca_name, &ca);
-        if (rc == 0)
-            rc = fresh_secret(p, name, &tls);
-        if (rc != 0)
-            goto out;
-        read_pem(ca, tls, &pem);
-        v = certs_judge(&spec, &pem, now, due_s, &why);
+    if (v == CERTS_VALID && metadata_current(ca, ca_shell) && metadata_current(tls, shell)) {
+        remember_valid(p->w->c, memo, cert, ca, tls, *due_s);
+        goto out; /* the steady state: no request */
     }
-    rc = 0;
-    if (v == CERTS_VALID)
+
+    /* the cache may not show this controller's own last write yet, nor a Secret without mgo's
+     * label: decide again on what the API server holds, so that a pass soon after the write
+     * does not issue twice */
+    json_decref(ca);
+    json_decref(tls);
+    ca = tls = NULL;
+    rc = fresh_secret(p, ca_name, &ca);
+    if (rc == 0)
+        rc = fresh_secret(p, name, &tls);
+    if (rc != 0) {
+        if (rc != -ECANCELED)
+            cert_event(p, "Warning", "CertError", "Secret %s: reading it failed: %s", name,
+                       kc_last_error(p->w->client));
         goto out;
+    }
+    foreign = ca && !controlled_by(ca, uid)     ? ca_name
+              : tls && !controlled_by(tls, uid) ? name
+                                                : NULL;
+    if (foreign) {
+        /* someone else's Secret (the user's, another operator's): never overwritten */
+        cert_event(p, "Warning", "CertError",
+                   "Secret %s exists and is not this cluster's (no controlling owner reference "
+                   "to it); mgo leaves it alone: delete it, or name your own certificate in "
+                   "backup.pgbackrestTLS.secretName",
+                   foreign);
+        *due_s = now + CERT_FOREIGN_RECHECK_S;
+        goto out;
+    }
+    read_pem(ca, tls, &pem);
+    v = certs_judge(&spec, &pem, now, due_s, &why);
+    if (v == CERTS_VALID) {
+        /* valid, but its labels or owner references were changed: put them back, data as is */
+        if (!metadata_current(ca, ca_shell))
+            rc = write_secret(p, ca_shell, "ca.crt", pem.ca_crt, "ca.key", pem.ca_key);
+        if (rc == 0 && !metadata_current(tls, shell))
+            rc = write_secret(p, shell, "tls.crt", pem.crt, "tls.key", pem.key);
+        if (rc != 0 && rc != -ECANCELED)
+            cert_event(p, "Warning", "CertError", "Secret %s: restoring its labels failed: %s",
+                       name, kc_last_error(p->w->client));
+        goto out;
+    }
     rc = certs_issue(&spec, &pem, v == CERTS_NEW_CA, now);
     if (rc != 0) {
         cert_event(p, "Warning", "CertError", "Secret %s: %s; issuing failed (%s)", name, why,
-                   strerror(-rc));
+                   rc == -EINVAL ? "the library's entry or the CA cannot be issued from"
+                                 : "out of memory");
         goto out;
     }
     if (v == CERTS_NEW_CA)
@@ -834,16 +948,18 @@ static int ensure_certificate(struct pass *p, const json_t *cert, int64_t now, i
     if (rc == 0)
         rc = write_secret(p, shell, "tls.crt", pem.crt, "tls.key", pem.key);
     if (rc == 0) {
-        *due_s = now + (int64_t)(spec.days - spec.renew_days) * 86400;
+        const char *ignored;
+        (void)certs_judge(&spec, &pem, now, due_s, &ignored); /* when the new pair falls due */
         klog_kv(KLOG_INFO, "cluster", p->key, "object", name, "certificate issued%s: %s",
                 v == CERTS_NEW_CA ? " with a new CA" : "", why);
         cert_event(p, "Normal", "CertificateIssued", "Secret %s%s%s: %s", name,
                    v == CERTS_NEW_CA ? " and CA " : "", v == CERTS_NEW_CA ? ca_name : "", why);
     } else if (rc != -ECANCELED) {
-        cert_event(p, "Warning", "CertError", "Secret %s: %s; writing it failed", name, why);
+        cert_event(p, "Warning", "CertError", "Secret %s: %s; writing it failed: %s", name, why,
+                   kc_last_error(p->w->client));
     }
 out:
-    certs_pem_free(&pem);
+    certs_pem_fini(&pem);
     json_decref(ca);
     json_decref(tls);
     return rc;
@@ -866,10 +982,10 @@ static int ensure_certificates(struct pass *p, const json_t *certs, int64_t *req
             first = due;
     }
     *requeue_ms = 0;
-    if (json_array_size(certs) > 0)
-        *requeue_ms = first == INT64_MAX || (first - now) * 1000 > CERT_RECHECK_MS ? CERT_RECHECK_MS
-                      : (first - now) * 1000 > 1000 ? (first - now) * 1000
-                                                    : 1000;
+    if (json_array_size(certs) > 0) {
+        int64_t ms = first == INT64_MAX ? CERT_RECHECK_MS : (first - now) * 1000;
+        *requeue_ms = ms < 1000 ? 1000 : ms > CERT_RECHECK_MS ? CERT_RECHECK_MS : ms;
+    }
     return rc;
 }
 
@@ -887,7 +1003,7 @@ static int reconcile(struct worker *w, const char *key, int64_t *requeue_ms)
     struct pass p = {.w = w};
     int32_t st = 0;
     int64_t cert_ms = 0;
-    int rc;
+    int rc, cert_rc;
 
     const char *phase;
 
@@ -924,10 +1040,12 @@ static int reconcile(struct worker *w, const char *key, int64_t *requeue_ms)
         klog_kv(KLOG_DEBUG, "cluster", key, NULL, NULL, "invalid: %.1500s", text ? text : "");
         free(text);
     }
-    /* the Secrets before the actions: the pods that mount them are among the applies */
-    rc = st == MGO_OK ? ensure_certificates(&p, json_object_get(res, "certificates"), &cert_ms) : 0;
-    if (rc == 0)
-        rc = execute(&p, json_object_get(res, "actions"));
+    /* the Secrets before the actions: the pods that mount them are among the applies. A
+     * certificate that fails is retried with the pass, but stops nothing else (a pod waits for
+     * a missing Secret, and the status still tells the rest) */
+    cert_rc =
+        st == MGO_OK ? ensure_certificates(&p, json_object_get(res, "certificates"), &cert_ms) : 0;
+    rc = execute(&p, json_object_get(res, "actions"));
     if (rc == 0 && st == MGO_OK) {
         int busy = step_drains(&p, path2(req, "observed", "objects"));
         if (busy < 0)
@@ -937,6 +1055,8 @@ static int reconcile(struct worker *w, const char *key, int64_t *requeue_ms)
     }
     if (rc == -EREMOTEIO && kc_last_reason(w->client) == KC_REASON_CONFLICT)
         rc = RECONCILE_CONFLICT;
+    if (rc == 0 && cert_rc != 0)
+        rc = cert_rc;
     json_int_t after = json_integer_value(json_object_get(res, "requeue_after_ms"));
     if (after > 0 && (*requeue_ms == 0 || after < *requeue_ms))
         *requeue_ms = after;
@@ -1018,7 +1138,7 @@ static int32_t lib_secret(void *user, const char *ns, const char *name, const ch
         size_t n = 0;
         if (kc_base64_decode(v, strlen(v), &plain, &n) == 0) {
             out = answer((const char *)plain, n, buf, size, ret_len);
-            memset(plain, 0, n);
+            explicit_bzero(plain, n);
         }
         free(plain);
     }
@@ -1161,10 +1281,12 @@ int ctrl_new(const struct kc_config *cfg, const struct ctrl_options *opts,
     c->reg = reg;
     pthread_mutex_init(&c->mu, NULL);
     pthread_mutex_init(&c->ev_mu, NULL);
+    pthread_mutex_init(&c->cert_mu, NULL);
     c->events_sent = json_object();
+    c->certs_valid = json_object();
     c->cfg = *cfg; /* shallow: the caller keeps its configuration until ctrl_free */
     c->workers = calloc((size_t)opts->workers, sizeof(*c->workers));
-    rc = c->workers && c->events_sent ? wq_new(&c->q, NULL) : -ENOMEM;
+    rc = c->workers && c->events_sent && c->certs_valid ? wq_new(&c->q, NULL) : -ENOMEM;
     if (rc == 0)
         rc = start_informer(c, &CLUSTER_KIND, NULL, project_whole, on_cluster, &c->clusters);
     for (size_t i = 0; rc == 0 && i < N_TEMPLATES; i++)
@@ -1259,7 +1381,9 @@ void ctrl_free(struct ctrl *c)
     wq_free(c->q);
     free(c->workers);
     json_decref(c->events_sent);
+    json_decref(c->certs_valid);
     pthread_mutex_destroy(&c->ev_mu);
+    pthread_mutex_destroy(&c->cert_mu);
     pthread_mutex_destroy(&c->mu);
     free(c);
 }
