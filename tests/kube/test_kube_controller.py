@@ -8,7 +8,8 @@ labels and shape, from docs/spec and the facts), then from the render oracle (`m
 --owner-uid UID`, mgo's CLI: libmgo's renderer, the same code as mgo-kube's actions, so only an
 extra layer), from the API server, from the audit log and from the rules of docs/spec
 (lifecycle.md, errors.md), never from mgo-kube's own output. Steps:
-  1. the upstream sample minimal.yaml: exactly the oracle's objects (kind/name by the label
+  1. the upstream sample minimal.yaml: the hand-written inventory with its hand-written labels
+     (standard, component, hierarchy); exactly the oracle's objects (kind/name by the label
      multigres.com/cluster), each with the oracle's labels, annotations, ownerReferences and
      every field of its spec/data; phase Initializing (no instance ready), Progressing (one
      ready), Healthy (all ready), observedGeneration, Available and TopologyRegistered True;
@@ -17,12 +18,15 @@ extra layer), from the API server, from the audit log and from the rules of docs
      down (the victim drains requested -> draining -> acknowledged -> ready-for-deletion, is
      deleted, its PVC deleted per whenScaled: Delete), a component's resources;
   4. owned objects deleted by hand are recreated (new uid), nothing else moves;
-  5. a spec the CRD accepts and `mgo validate` refuses: Degraded/InvalidSpec naming the field,
-     nothing changed; reverted: healed;
+  5. a spec the CRD accepts and `mgo validate` refuses, carrying edits that would act were it
+     valid (multiorch resources, a scale down): Degraded/InvalidSpec naming the field, nothing
+     changed (the multiorch Deployment and the PDB keep their version); reverted: healed;
   6. faults: apiserver restart with a change pending; watches resumed from a compacted etcd
-     revision (relist); status 409s under a writer bumping the cluster's resourceVersion;
+     revision (relist: mgo-kube then writes only the missing object and the status); status
+     409s under a writer bumping the cluster's resourceVersion;
   7. two replicas with leader election: one leader, only it writes; kill -9 -> takeover within
-     the lease time; SIGTERM -> Lease released.
+     the lease time (by the Lease's timestamps), the new leader applies two spec edits, the
+     killed one writes nothing; SIGTERM -> Lease released.
 
 Usage: test_kube_controller.py MGO_KUBE MGO_CLI; the server from kube_harness.sh's exports,
 sources from MGO_SOURCE_DIR and MGO_SHARED_DIR.
@@ -60,8 +64,12 @@ PVC_PREFIX = "data-" + POOL_POD
 SHARD_PREFIX = "minimal-postgres-default-0-inf-1e3c045c"
 MULTIORCH = "minimal-postgres-default-0-inf-multiorch-zone-a-bbe2a333"
 PDB = "minimal-postgres-default-0-inf-pool-default-zone-a-pdb-6a4f8455"
+HEADLESS = "minimal-postgres-default-0-inf-pool-default-zone-a-h---22cdf02c"
 BACKUP_PVC = "backup-data-minimal-postgres-default-0-inf-811a09a5"
 LEASE_S, RETRY_S = 15, 2.2
+# the longest wait of client-go's acquire loop: retryPeriod 2 s, jitter factor 1.2
+# (kubernetes-controller.md 1.7, "waits of 2-4.4 s"); mgo-kube uses these values (docs/kube.md)
+RETRY_MAX_WAIT_S = 4.4
 
 # The upstream sample minimal.yaml, written out by hand from the facts and the spec (not from
 # `mgo render`). The sample has one cell (zone-a), no templates, pvcDeletionPolicy Delete/Delete;
@@ -94,7 +102,7 @@ EXPECTED_MIN = {
     # Service, the PodDisruptionBudget
     ("Pod", f"{POOL_POD}-0"), ("Pod", f"{POOL_POD}-1"),
     ("PersistentVolumeClaim", f"{PVC_PREFIX}-0"), ("PersistentVolumeClaim", f"{PVC_PREFIX}-1"),
-    ("Service", "minimal-postgres-default-0-inf-pool-default-zone-a-h---22cdf02c"),
+    ("Service", HEADLESS),
     ("PodDisruptionBudget", PDB),
 }
 # the per-kind counts the comments above add up to: 22 objects
@@ -103,7 +111,77 @@ EXPECTED_COUNTS = {"StatefulSet": 1, "Deployment": 4, "Service": 9, "ConfigMap":
 # lifecycle.md ("Deletion and volumes"): a filesystem backup volume is kept when the cluster is
 # deleted, so it has no owner; the data volumes' whenDeleted is Delete, so they are owned
 UNOWNED = {("PersistentVolumeClaim", BACKUP_PVC)}
-LABELS_ALL = {"app.kubernetes.io/managed-by": "mgo", "multigres.com/cluster": CLUSTER}
+# Labels, by hand (operator-api.md 2.3; docs/spec/render-process.md, "Common shape"). The
+# standard labels on every object; managed-by is mgo's own value, not the reference's
+# multigres-operator (docs/kube.md, docs/abi.md).
+LABELS_ALL = {"app.kubernetes.io/name": "multigres", "app.kubernetes.io/instance": CLUSTER,
+              "app.kubernetes.io/part-of": "multigres", "app.kubernetes.io/managed-by": "mgo",
+              "multigres.com/cluster": CLUSTER}
+# the hierarchy labels (2.3), none of which a cluster-level object carries
+HIERARCHY = ("multigres.com/database", "multigres.com/tablegroup", "multigres.com/shard",
+             "multigres.com/pool", "multigres.com/cell", "multigres.com/zone-id",
+             "multigres.com/region")
+# shard-level objects: database postgres -> tablegroup default -> shard 0-inf (1.7)
+SHARD_LABELS = {"multigres.com/database": "postgres", "multigres.com/tablegroup": "default",
+                "multigres.com/shard": "0-inf"}
+# pool x cell objects: pool default, cell zone-a with the sample's zoneId us-central1-a
+POOL_CELL_LABELS = {**SHARD_LABELS, "multigres.com/pool": "default",
+                    "multigres.com/cell": "zone-a", "multigres.com/zone-id": "us-central1-a"}
+
+
+def _component(c):
+    return {"app.kubernetes.io/component": c}
+
+
+# {(kind, name): labels it must carry with these values}. app.kubernetes.io/component only
+# where 2.3's "Component values" (with 2.1's tree) pin it: multiadmin, multiadmin-web,
+# multigateway (the cell's Deployment and Service), shard-pool, pg-hba-config. Left unchecked,
+# as the facts give no value for them: the two cluster-wide gateway Services (2.1 says only
+# that they select all gateways: that is their selector's component, not their own label),
+# multiorch (no "multiorch" among the values), the postgres-config ConfigMap (only
+# pg-hba-config is listed) and the shard's backup PVC. Hierarchy labels of the cell's gateway
+# and of the multiorch (shard x cell) beyond the shard's are not pinned by the facts either.
+EXPECTED_LABELS = {
+    ("StatefulSet", "minimal-global-topo"): dict(LABELS_ALL),
+    ("Service", "minimal-global-topo"): dict(LABELS_ALL),
+    ("Service", "minimal-global-topo-headless"): dict(LABELS_ALL),
+    ("Deployment", "minimal-multiadmin"): {**LABELS_ALL, **_component("multiadmin")},
+    ("Service", "minimal-multiadmin"): {**LABELS_ALL, **_component("multiadmin")},
+    ("Deployment", "minimal-multiadmin-web"): {**LABELS_ALL, **_component("multiadmin-web")},
+    ("Service", "minimal-multiadmin-web"): {**LABELS_ALL, **_component("multiadmin-web")},
+    ("Service", "minimal-multigateway"): dict(LABELS_ALL),
+    ("Service", "minimal-multigateway-replica"): dict(LABELS_ALL),
+    ("Deployment", "minimal-zone-a-multigateway-0ccc2e8b"):
+        {**LABELS_ALL, **_component("multigateway")},
+    ("Service", "minimal-zone-a-multigateway-0ccc2e8b"):
+        {**LABELS_ALL, **_component("multigateway")},
+    ("Deployment", MULTIORCH): {**LABELS_ALL, **SHARD_LABELS},
+    ("Service", MULTIORCH): {**LABELS_ALL, **SHARD_LABELS},
+    ("ConfigMap", f"{SHARD_PREFIX}-pg-hba"):
+        {**LABELS_ALL, **SHARD_LABELS, **_component("pg-hba-config")},
+    ("ConfigMap", f"{SHARD_PREFIX}-postgres-config"): {**LABELS_ALL, **SHARD_LABELS},
+    ("PersistentVolumeClaim", BACKUP_PVC): {**LABELS_ALL, **SHARD_LABELS},
+    **{k: {**LABELS_ALL, **POOL_CELL_LABELS, **_component("shard-pool")}
+       for k in [("Pod", f"{POOL_POD}-0"), ("Pod", f"{POOL_POD}-1"), ("Pod", f"{POOL_POD}-2"),
+                 ("PersistentVolumeClaim", f"{PVC_PREFIX}-0"),
+                 ("PersistentVolumeClaim", f"{PVC_PREFIX}-1"),
+                 ("PersistentVolumeClaim", f"{PVC_PREFIX}-2"),
+                 ("Service", HEADLESS), ("PodDisruptionBudget", PDB)]},
+}
+# The global topo server's StatefulSet and Services (2.1: TopoServer <c>-global-topo -> ...):
+# 2.3 lists both "global-topo" and "toposerver" among the component values; 3.5 ("Cluster
+# deleted": "delete all topo PVCs (label component toposerver)") says the topo server's
+# objects carry "toposerver" (its PVCs come from the StatefulSet's template), and the
+# reference's toposerver builders use metadata.ComponentTopoServer.
+TOPO_OBJECTS = {("StatefulSet", "minimal-global-topo"), ("Service", "minimal-global-topo"),
+                ("Service", "minimal-global-topo-headless")}
+TOPO_COMPONENTS = ("toposerver",)
+# cluster-level objects (2.1: the cluster's own children, no database, tablegroup or cell)
+CLUSTER_LEVEL = {("StatefulSet", "minimal-global-topo"), ("Service", "minimal-global-topo"),
+                 ("Service", "minimal-global-topo-headless"),
+                 ("Deployment", "minimal-multiadmin"), ("Service", "minimal-multiadmin"),
+                 ("Deployment", "minimal-multiadmin-web"), ("Service", "minimal-multiadmin-web"),
+                 ("Service", "minimal-multigateway"), ("Service", "minimal-multigateway-replica")}
 
 
 def check_literal_names(t):
@@ -120,6 +198,8 @@ def check_literal_names(t):
             SHARD_PREFIX: join(DEFAULT, *shard)}
     bad = {k: v for k, v in want.items() if k != v}
     t.require(not bad, f"literal names do not follow operator-api.md 2.2: {bad}")
+    t.require(EXPECTED_MIN <= set(EXPECTED_LABELS) and CLUSTER_LEVEL <= EXPECTED_MIN,
+              f"no hand-written labels for {sorted(EXPECTED_MIN - set(EXPECTED_LABELS))}")
     counts = {}
     for kind, _ in EXPECTED_MIN:
         counts[kind] = counts.get(kind, 0) + 1
@@ -142,8 +222,18 @@ def check_literals(t, objs, uid, expected=EXPECTED_MIN, what="create"):
         want = [] if k in UNOWNED else expected_owner(uid)
         t.require(refs == want, f"{what}: {k[0]}/{k[1]} ownerReferences {refs} != {want}")
         labels = m.get("labels") or {}
-        t.require(all(labels.get(a) == b for a, b in LABELS_ALL.items()),
-                  f"{what}: {k[0]}/{k[1]} labels {labels} lack {LABELS_ALL}")
+        want_labels = EXPECTED_LABELS[k]
+        wrong = {a: labels.get(a) for a, b in want_labels.items() if labels.get(a) != b}
+        t.require(not wrong, f"{what}: {k[0]}/{k[1]} labels {wrong} are not the hand-written "
+                  f"{ {a: want_labels[a] for a in wrong} } (all labels: {labels})")
+        if k in TOPO_OBJECTS:
+            comp = labels.get("app.kubernetes.io/component")
+            t.require(comp in TOPO_COMPONENTS, f"{what}: {k[0]}/{k[1]} component {comp!r}, "
+                      f"not one of {TOPO_COMPONENTS}")
+        if k in CLUSTER_LEVEL:
+            extra = sorted(a for a in HIERARCHY if a in labels)
+            t.require(not extra, f"{what}: cluster-level {k[0]}/{k[1]} has hierarchy labels "
+                      f"{extra}")
     pods = sorted(n for kind, n in objs if kind == "Pod")
     npods = len(pods)
     # replicasPerCell 2 (operator-api.md 1.7: one cell); pool defaults 1Gi (defaults table);
@@ -336,6 +426,24 @@ def settle(c=None, quiet_s=2.0, deadline_s=60):
             raise Failed(f"mgo-kube still busy after {deadline_s} s (queue depth {depth})")
 
 
+def audit_poll(read, ok, tries=10, pause_s=0.3):
+    """READ() (audit events) again, a few times with a short pause, until OK(events): the
+    API server may still be writing the lines of a request that just completed. The last
+    events read, whether OK or not (the caller asserts)."""
+    for i in range(tries):
+        evs = read()
+        if ok(evs) or i == tries - 1:
+            return evs
+        time.sleep(pause_s)
+
+
+def audit_final(read, pause_s=1.0):
+    """READ() after a short pause, for a check that something is absent: lines of requests
+    completed just before still reach the log."""
+    time.sleep(pause_s)
+    return read()
+
+
 def unchanged(t, before, after, allowed, what):
     """Every object of BEFORE not in ALLOWED has the same uid and resourceVersion in AFTER."""
     moved = [f"{k[0]}/{k[1]}" for k, v in before.items()
@@ -403,7 +511,11 @@ def step_create(t):
     npods = check_literals(t, live(owned()), uid)
     t.ok(f"the hand-written inventory, exactly: {EXPECTED_COUNTS} (operator-api.md 1.7, 2.1, "
          f"names per 2.2); every ownerReference == MultigresCluster/{CLUSTER} uid {uid} "
-         f"controller, blockOwnerDeletion (none on the backup PVC); labels {LABELS_ALL} on all; "
+         f"controller, blockOwnerDeletion (none on the backup PVC); labels {LABELS_ALL} on all, "
+         f"the hand-written component (multiadmin, multiadmin-web, multigateway, shard-pool, "
+         f"pg-hba-config; global-topo or toposerver on the topo server's) and hierarchy "
+         f"labels (database/tablegroup/shard on the "
+         f"shard's, pool/cell/zone-id on the pool's, none on the cluster's {len(CLUSTER_LEVEL)}); "
          f"{npods} pool pods (replicasPerCell 2), data PVCs 1Gi, etcd 3 replicas, Deployments 1, "
          f"PDB minAvailable {npods - 1}")
 
@@ -458,7 +570,7 @@ def step_steady(t):
             passes1 = trigger_pass(t, "steady")
             bumped = True
         time.sleep(1)
-    writes = mgokube.audit_writes(mark)
+    writes = audit_final(lambda: mgokube.audit_writes(mark))
     figures["writes in 60 s of steady state"] = len(writes)
     print(f"  steady state: {len(writes)} writes by mgo-kube/ in 60 s")
     t.require(not writes, "steady state: mgo-kube wrote: "
@@ -561,10 +673,15 @@ def step_edit(t, uid, oracle_min):
               f"{[e['type'] for e in watch.events]})")
     t.require(watch.events and watch.events[-1]["type"] == "DELETED",
               f"{victim}: no DELETED event: {[e['type'] for e in watch.events][-5:]}")
-    deletes = [e for e in mgokube.audit_writes(mark) if e.get("verb") == "delete"]
-    deleted = sorted(((e.get("objectRef") or {}).get("resource"),
-                      (e.get("objectRef") or {}).get("name"))
-                     for e in deletes if (e.get("responseStatus") or {}).get("code", 0) < 300)
+
+    def deleted_now():
+        deletes = [e for e in mgokube.audit_writes(mark) if e.get("verb") == "delete"]
+        return sorted(((e.get("objectRef") or {}).get("resource"),
+                       (e.get("objectRef") or {}).get("name"))
+                      for e in deletes if (e.get("responseStatus") or {}).get("code", 0) < 300)
+
+    deleted = audit_poll(deleted_now, lambda d: ("persistentvolumeclaims", pvc) in d
+                         and ("pods", victim) in d)
     t.require(("persistentvolumeclaims", pvc) in deleted and ("pods", victim) in deleted,
               f"mgo-kube's deletes: {deleted}")
     settle()
@@ -617,13 +734,24 @@ def step_recreate(t, oracle):
          f"oracle's shape; nothing else moved")
 
 
-def step_invalid(t, spec_ok, oracle):
-    bad = copy.deepcopy(spec_ok)
+def step_invalid(t, spec_ok, oracle, uid):
+    # Together with the invalid name, edits that would certainly be acted on were the spec
+    # valid: new multiorch resources (its Deployment applied again: step 3 (c) saw mgo-kube do
+    # exactly that), and replicasPerCell 2 -> 1 (the PDB's minAvailable follows the pool's
+    # size, lifecycle.md; pod -1 would get a drain request, and its PVC go with it).
+    valid = copy.deepcopy(spec_ok)
+    shard = valid["databases"][0]["tablegroups"][0]["shards"][0]
+    shard["overrides"]["multiorch"] = {"resources": {
+        "requests": {"cpu": "90m", "memory": "90Mi"}, "limits": {"memory": "180Mi"}}}
+    shard["overrides"]["pools"]["default"]["replicasPerCell"] = 1
+    ov = mgokube.render(CLI, manifest(valid), uid)
+    new, changed, removed = oracle_diff(oracle, ov)
+    t.require({("Deployment", MULTIORCH), ("PodDisruptionBudget", PDB)} <= changed,
+              f"the edits without the invalid name would not change the multiorch Deployment "
+              f"and the PDB: changed {changed}, new {new}, removed {removed}")
+    bad = copy.deepcopy(valid)
     shard = bad["databases"][0]["tablegroups"][0]["shards"][0]
     shard["overrides"]["postgresConfig"] = {"x.y = 1": "on"}
-    # together with a destructive edit: were the spec acted on, pod -1 would be drained and
-    # deleted, and its PVC with it (whenScaled: Delete)
-    shard["overrides"]["pools"]["default"]["replicasPerCell"] = 1
     field = "spec.databases[0].tablegroups[0].shards[0].overrides.postgresConfig[x.y = 1]"
     # docs/spec/errors.md, the rule on postgresConfig extension (dotted) names, as
     # `field.path: reason`
@@ -631,13 +759,17 @@ def step_invalid(t, spec_ok, oracle):
              "and hold only letters, digits, '_' and '.'")
     rc, out = mgokube.validate(CLI, manifest(bad))
     t.require(rc == 1 and error in out, f"mgo validate: exit {rc}: {out}")
-    keep = {("Pod", f"{POOL_POD}-1"), ("PersistentVolumeClaim", f"{PVC_PREFIX}-1")}
+    keep = {("Pod", f"{POOL_POD}-1"), ("PersistentVolumeClaim", f"{PVC_PREFIX}-1"),
+            ("Deployment", MULTIORCH), ("PodDisruptionBudget", PDB)}
     before = versions(owned())
+    shape0 = {k: json.dumps(o.get("spec"), sort_keys=True) for k, o in owned().items()
+              if k in (("Deployment", MULTIORCH), ("PodDisruptionBudget", PDB))}
     mark = mgokube.audit_mark()
     mc = put_spec(bad)
     gen = mc["metadata"]["generation"]
     t.ok(f"the API server accepts a postgresConfig name `mgo validate` refuses at {field} "
-         f"(with replicasPerCell 1)")
+         f"(with new multiorch resources and replicasPerCell 1, which without it would change "
+         f"{sorted(k[1] for k in changed)})")
 
     def degraded():
         m = get_cluster()
@@ -672,18 +804,25 @@ def step_invalid(t, spec_ok, oracle):
     for k in sorted(keep):
         t.require(now.get(k) == before[k], f"invalid spec: {k[0]}/{k[1]} moved or went: "
                   f"{before[k]} -> {now.get(k)}")
+    shape1 = {k: json.dumps(o.get("spec"), sort_keys=True) for k, o in owned().items()
+              if k in shape0}
+    t.require(shape1 == shape0, "invalid spec: the multiorch Deployment's or the PDB's spec "
+              f"changed: {shape0} -> {shape1}")
     pod1 = api.call("GET", f"/api/v1/namespaces/{NS}/pods/{POOL_POD}-1").obj
     t.require(not (pod1["metadata"].get("annotations") or {}).get("drain.multigres.com/state"),
               f"invalid spec: pod -1 has a drain state {pod1['metadata'].get('annotations')}")
     unchanged(t, before, now, set(), "invalid spec")
-    wrote = [mgokube.describe_audit(e) for e in mgokube.audit_writes(mark)]
+    wrote = [mgokube.describe_audit(e)
+             for e in audit_final(lambda: mgokube.audit_writes(mark))]
     t.require(all("/status" in w or " events/" in w for w in wrote),
               f"invalid spec: writes other than status and events: {wrote}")
-    t.ok(f"invalid postgresConfig name together with replicasPerCell 2 -> 1: condition "
-         f"Degraded True, reason InvalidSpec, message holding `{error}` (errors.md); a Warning "
-         f"Event InvalidSpec; phase Healthy and observedGeneration {gen - 1} kept; after one more "
-         f"triggered pass pod -1 and its PVC untouched (no drain state, same uid and "
-         f"resourceVersion), no object deleted or changed; mgo-kube wrote only {wrote}")
+    t.ok(f"invalid postgresConfig name together with new multiorch resources and "
+         f"replicasPerCell 2 -> 1: condition Degraded True, reason InvalidSpec, message holding "
+         f"`{error}` (errors.md); a Warning Event InvalidSpec; phase Healthy and "
+         f"observedGeneration {gen - 1} kept; after one more triggered pass the multiorch "
+         f"Deployment and the PDB kept their resourceVersion and spec, pod -1 and its PVC "
+         f"untouched (no drain state, same uid and resourceVersion), no object deleted or "
+         f"changed; mgo-kube wrote only {wrote}")
 
     put_spec(spec_ok)
     objs, mc = converge(t, oracle, "revert")
@@ -713,11 +852,14 @@ def no_duplicates(t, oracle, what, uid):
             if any(ref.get("controller") and ref.get("uid") == uid
                    for ref in o["metadata"].get("ownerReferences") or []):
                 by_owner.append((kind, o["metadata"]["name"]))
+    # A duplicate can only come under another name: a name is unique per kind in a namespace
+    # (a second create of it is refused with 409 AlreadyExists), so counting (kind, name)
+    # could never find one twice. Another name shows up as an extra object, here against the
+    # hand-written inventory, and by label above against the oracle.
     want = EXPECTED_MIN - UNOWNED
-    dup = sorted({k for k in by_owner if by_owner.count(k) > 1})
-    t.require(set(by_owner) == want and not dup and len(by_owner) == len(want),
+    t.require(set(by_owner) == want,
               f"{what}: owned by uid {uid}: extra {sorted(set(by_owner) - want)}, missing "
-              f"{sorted(want - set(by_owner))}, twice {dup}")
+              f"{sorted(want - set(by_owner))}")
 
 
 def step_faults(t, uid, spec, oracle):
@@ -750,8 +892,9 @@ def step_faults(t, uid, spec, oracle):
     figures["converged after apiserver restart (s)"] = round(time.monotonic() - t0, 2)
     t.require(ctrl.alive() and ctrl.pid == pid, "mgo-kube's process changed")
     no_duplicates(t, oa, "apiserver restart", uid)
-    wrote = [mgokube.describe_audit(e) for e in mgokube.audit_writes(mark)]
     (_, dep), = changed
+    wrote = audit_poll(lambda: [mgokube.describe_audit(e) for e in mgokube.audit_writes(mark)],
+                       lambda w: any(x.startswith(f"patch deployments/{dep} -> 200") for x in w))
     t.require(any(w.startswith(f"patch deployments/{dep} -> 200") for w in wrote),
               f"no apply of {dep} by mgo-kube after the restart: {wrote}")
     t.ok(f"apiserver restarted ({figures['apiserver restart (s)']} s; TERM, KILL after 20 s) "
@@ -789,25 +932,51 @@ def step_faults(t, uid, spec, oracle):
     t.require(after[gone][0] != before[gone][0], f"{gone} not recreated")
     t.require(ctrl.alive() and ctrl.pid == pid, "mgo-kube's process changed")
     no_duplicates(t, oa, "compaction", uid)
-    lists = [e for e in mgokube.audit_events(mark, verbs=("list",))
-             if (e.get("objectRef") or {}).get("resource") == "services"]
+    settle()  # whatever the relist made mgo-kube do is done (and audited) by now
+    lists = audit_poll(
+        lambda: [e for e in mgokube.audit_events(mark, verbs=("list",))
+                 if (e.get("objectRef") or {}).get("resource") == "services"],
+        lambda evs: any((e.get("responseStatus") or {}).get("code") == 200 for e in evs))
     t.require(any((e.get("responseStatus") or {}).get("code") == 200 for e in lists),
               f"no list of services by mgo-kube after the restart: "
               f"{[mgokube.describe_audit(e) for e in lists]}")
-    creates = [e for e in mgokube.audit_writes(mark)
-               if e.get("verb") == "create" or e.get("verb") == "patch"]
-    t.require(any((e.get("objectRef") or {}).get("resource") == "services"
-                  and (e.get("objectRef") or {}).get("name") == gone[1]
-                  and (e.get("responseStatus") or {}).get("code") in (200, 201)
-                  for e in creates), f"no write of {gone[1]} by mgo-kube after the restart: "
-              f"{[mgokube.describe_audit(e) for e in creates]}")
+
+    def recreates_gone(e):
+        ref = e.get("objectRef") or {}
+        return (e.get("verb") in ("create", "patch") and ref.get("resource") == "services"
+                and ref.get("name") == gone[1] and not ref.get("subresource"))
+
+    def status_write(e):
+        ref = e.get("objectRef") or {}
+        return (ref.get("resource") == "multigresclusters" and ref.get("name") == CLUSTER
+                and ref.get("subresource") == "status")
+
+    writes = audit_poll(
+        lambda: mgokube.audit_writes(mark, exclude=("leases", "events")),
+        lambda evs: any(recreates_gone(e) and (e.get("responseStatus") or {}).get("code")
+                        in (200, 201) for e in evs))
+    t.require(any(recreates_gone(e) and (e.get("responseStatus") or {}).get("code") in (200, 201)
+                  for e in writes), f"no write of {gone[1]} by mgo-kube after the restart: "
+              f"{[mgokube.describe_audit(e) for e in writes]}")
+    # A relist that only tells what changed: from the restart until mgo-kube is quiet again
+    # its writes (Events aside; no Lease without leader election) are the recreated Service
+    # and the cluster's status, which may go Progressing while the Service is created and
+    # back to Healthy (lifecycle.md, "How a reconcile pass decides", 4: Progressing while
+    # anything is created; the status is written when it changed). Were every object applied
+    # again after the relist, the other objects' applies would show here (an apply that
+    # changes nothing is still audited as a patch).
+    others = [mgokube.describe_audit(e) for e in writes
+              if not recreates_gone(e) and not status_write(e)]
+    t.require(not others, f"after the relist mgo-kube wrote more than {gone[1]} and the "
+              f"status: {others}")
     t.ok(f"etcd compacted at revision {compacted} while the apiserver was down: mgo-kube "
          f"relisted (relists {relists0:.0f} -> {m1.value('mgo_kube_informer_relists'):.0f}, "
          f"failures {failures0:.0f} -> {m1.value('mgo_kube_informer_failures'):.0f}), recreated "
          f"{gone[1]} deleted in etcd before the compaction (only a list could see it; "
          f"{len(lists)} service lists by mgo-kube audited after the restart), Healthy "
-         f"({figures['recovery after compaction (s)']} s); same pid; no duplicates")
-    settle()
+         f"({figures['recovery after compaction (s)']} s); same pid; no duplicates; its only "
+         f"writes from the restart until quiet: "
+         f"{[mgokube.describe_audit(e) for e in writes]} (Events aside)")
 
     # (c) 409 on status
     conflicts0 = ctrl.metrics().value("mgo_kube_status_conflicts_total")
@@ -856,11 +1025,13 @@ def step_faults(t, uid, spec, oracle):
     api.wait("phase Progressing with one instance unready", progressing, 30)
     objs, mc = converge(t, oa, "after the status conflicts", 60)
     t.require(mc["status"].get("readyInstances") == 2, f"status {mc['status']}")
-    status_puts = [mgokube.describe_audit(e) for e in mgokube.audit_writes(mark)
-                   if (e.get("objectRef") or {}).get("resource") == "multigresclusters"
-                   and (e.get("objectRef") or {}).get("subresource") == "status"]
     want409 = f"update multigresclusters/{CLUSTER}/status -> 409"
     want200 = f"update multigresclusters/{CLUSTER}/status -> 200"
+    status_puts = audit_poll(
+        lambda: [mgokube.describe_audit(e) for e in mgokube.audit_writes(mark)
+                 if (e.get("objectRef") or {}).get("resource") == "multigresclusters"
+                 and (e.get("objectRef") or {}).get("subresource") == "status"],
+        lambda p: want409 in p and want200 in p[p.index(want409):])
     t.require(want409 in status_puts and want200 in status_puts[status_puts.index(want409):],
               f"audit: no `{want409}` by mgo-kube followed by a `{want200}`: {status_puts}")
     t.ok(f"status PUTs met 409s ({conflicts - conflicts0:.0f} counted, "
@@ -985,12 +1156,20 @@ def step_leader(t, uid, spec, oracle):
     figures["acquireTime - last renewTime (s)"] = round(gap, 2)
     t.require(gap >= dur - 0.5, f"replica-b acquired {gap:.2f} s after replica-a's last "
               f"renewal, within the {dur} s lease: it took over a live lease")
-    # Upper bound, generous: the kill came at most one lease after the last renewal; the
-    # follower's expiry is one lease from when it saw that renewal, at most one (jittered by up
-    # to 1.2) retry period after it, and it tries again every (jittered) retry period: lease +
-    # 2 x retry x 1.2; plus 8 s of slack for a loaded (ASan, 2-core) machine.
-    limit = LEASE_S + 2 * RETRY_S * 1.2 + 8
-    t.require(handover <= limit, f"handover took {handover:.1f} s, above {limit:.1f} s")
+    # Upper bound, from the Lease's own timestamps (both stamped by mgo-kube replicas on this
+    # machine's clock): the follower first saw replica-a's last renewal at most one wait of
+    # its acquire loop after it was written, judges the lease expired one lease duration
+    # after that sighting, and tries again at most one wait later (kubernetes-controller.md
+    # 1.7: the loop waits 2 to 4.4 s, retryPeriod 2 s with jitter factor 1.2): lease + 2 x
+    # 4.4 s; plus 2 s for the requests themselves on a loaded (ASan, 2-core) machine.
+    gap_limit = LEASE_S + 2 * RETRY_MAX_WAIT_S + 2
+    t.require(gap <= gap_limit, f"replica-b acquired {gap:.2f} s after replica-a's last "
+              f"renewal, above {gap_limit:.1f} s (lease {dur} s + two acquire waits)")
+    # and by the test's clock, only as a loose sanity check (it also holds the test's own
+    # polling and the freeze): the same bound plus 15 s
+    limit = LEASE_S + 2 * RETRY_MAX_WAIT_S + 15
+    t.require(handover <= limit, f"handover took {handover:.1f} s by the test's clock, above "
+              f"{limit:.1f} s")
     ctrl = b
     api.wait("replica-b reports leading", lambda: b.metrics().value("mgo_kube_leader") == 1, 10)
     converge(t, oracle, "after the takeover", 60)
@@ -999,13 +1178,42 @@ def step_leader(t, uid, spec, oracle):
     t.require(b.metrics().value("mgo_kube_api_writes_total") > 0, "replica-b counts no write")
     no_duplicates(t, oracle, "takeover", uid)
     settle(b)
+    # Two spec edits while replica-b leads (the multiorch resources changed, then back), each
+    # applied to the multiorch Deployment: work a replica-a still alive would also do.
+    res_b = {"requests": {"cpu": "80m", "memory": "85Mi"}, "limits": {"memory": "170Mi"}}
+    spec_b = copy.deepcopy(spec)
+    spec_b["databases"][0]["tablegroups"][0]["shards"][0]["overrides"]["multiorch"] = {
+        "resources": res_b}
+    ob = mgokube.render(CLI, manifest(spec_b), uid)
+    new, changed, removed = oracle_diff(oracle, ob)
+    t.require(changed == {("Deployment", MULTIORCH)} and not new and not removed,
+              f"multiorch resources oracle: new {new} changed {changed} removed {removed}")
+    for n, (sp, orc) in enumerate(((spec_b, ob), (spec, oracle)), 1):
+        rv0 = versions(owned())[("Deployment", MULTIORCH)]
+        put_spec(sp)
+        converge(t, orc, f"spec edit {n} under replica-b", 60)
+        settle(b)
+        rv1 = versions(owned())[("Deployment", MULTIORCH)]
+        t.require(rv1 != rv0, f"spec edit {n} under replica-b: the multiorch Deployment kept "
+                  f"its version {rv0}")
     # the audit log, by the workers' user agents: while replica-a led (from replica-b's start
     # to the kill) replica-b wrote nothing but its Lease; replica-a wrote (the ConfigMap), and
-    # nothing after its kill; replica-b wrote after the takeover (the Service)
+    # nothing after its kill; replica-b wrote after the takeover (the Service, then the
+    # multiorch Deployment for each edit)
     a_led = agent_writes(mark_b, "replica-a", until=mark_kill)
     b_while_a = agent_writes(mark_b, "replica-b", until=mark_kill)
-    a_after = agent_writes(mark_kill, "replica-a")
-    b_after = agent_writes(mark_kill, "replica-b")
+
+    def dep_applies(evs):
+        return [e for e in evs if e.get("verb") == "patch"
+                and (e.get("objectRef") or {}).get("resource") == "deployments"
+                and (e.get("objectRef") or {}).get("name") == MULTIORCH
+                and (e.get("responseStatus") or {}).get("code") == 200]
+
+    b_after = audit_poll(
+        lambda: agent_writes(mark_kill, "replica-b"),
+        lambda evs: (len(dep_applies(evs)) >= 2
+                     and any((e.get("objectRef") or {}).get("name") == gone[1] for e in evs)))
+    a_after = audit_final(lambda: agent_writes(mark_kill, "replica-a"))
     t.require(a_led, "audit: no write by replica-a's user agent while it led")
     t.require(not b_while_a, "audit: replica-b wrote while replica-a led: "
               + "; ".join(mgokube.describe_audit(e) for e in b_while_a[:10]))
@@ -1014,11 +1222,16 @@ def step_leader(t, uid, spec, oracle):
     t.require(any((e.get("objectRef") or {}).get("name") == gone[1] for e in b_after),
               f"audit: replica-b did not write {gone[1]}: "
               f"{[mgokube.describe_audit(e) for e in b_after]}")
-    t.ok(f"kill -9 of the frozen leader: replica-b held the Lease after {handover:.2f} s "
-         f"(at most {limit:.1f} s), acquired {gap:.2f} s after replica-a's last renewal "
-         f"(lease {dur} s: no live lease taken), and recreated {gone[1]}, deleted after the "
-         f"kill; audit: replica-a {len(a_led)} writes while leading and 0 after its kill, "
-         f"replica-b 0 non-Lease writes while replica-a led, {len(b_after)} after")
+    t.require(len(dep_applies(b_after)) >= 2, f"audit: replica-b did not apply "
+              f"{MULTIORCH} for each of the two edits: "
+              f"{[mgokube.describe_audit(e) for e in b_after]}")
+    t.ok(f"kill -9 of the frozen leader: replica-b acquired the Lease {gap:.2f} s after "
+         f"replica-a's last renewal (Lease timestamps; lease {dur} s: no live lease taken; at "
+         f"most {gap_limit:.1f} s), held it after {handover:.2f} s by the test's clock (sanity "
+         f"bound {limit:.1f} s), recreated {gone[1]}, deleted after the kill, and applied two "
+         f"spec edits; audit: replica-a {len(a_led)} writes while leading and 0 after its kill, "
+         f"replica-b 0 non-Lease writes while replica-a led, {len(b_after)} after "
+         f"({len(dep_applies(b_after))} applies of the multiorch Deployment)")
 
     rc = b.stop()
     ctrl = None
@@ -1041,7 +1254,7 @@ def main(t):
         step_steady(t)
         spec, oracle = step_edit(t, uid, oracle)
         step_recreate(t, oracle)
-        step_invalid(t, spec, oracle)
+        step_invalid(t, spec, oracle, uid)
         spec, oracle = step_faults(t, uid, spec, oracle)
         step_leader(t, uid, spec, oracle)
     except Exception:  # noqa: BLE001 (any failure: show mgo-kube's log, then re-raise)

@@ -197,7 +197,7 @@ def attempt(t, n, oracle, cm_key):
         api.wait("the proxy's requests settled",
                  lambda: all(r.get("t_end") for r in proxy.records()), 20)
         recs = [r for r in proxy.records() if r["t_in"] >= t_arm - 1]
-    except Failed:
+    except Exception:  # noqa: BLE001 (any failure: show mgo-kube's log, then re-raise)
         print(f"--- mgo-kube {c.name} log (tail)\n{c.tail(60)}", file=sys.stderr)
         raise
     finally:
@@ -296,7 +296,7 @@ def main(t):
                 break
         else:
             raise Failed(f"no write in flight at the loss in {ATTEMPTS} attempts")
-    except Failed:
+    except Exception:  # noqa: BLE001 (any failure: show mgo-kube's log, then re-raise)
         mgokube.print_logs()
         raise
     finally:
