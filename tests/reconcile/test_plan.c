@@ -214,7 +214,9 @@ static void check_pass(const json_t *observed, const json_t *given_status, const
             const char *kind = str(obj, "kind");
             const char *name = str(json_object_get(obj, "metadata"), "name");
             object_actions = 1;
-            if (!kind || !name || (!json_object_get(obj, "spec") && !json_object_get(obj, "data")))
+            /* a ConfigMap of the kubernetes target carries data; everything else a spec */
+            if (!kind || !name ||
+                !json_object_get(obj, strcmp(kind, "ConfigMap") == 0 ? "data" : "spec"))
                 fail_msg("apply without a complete object: %s", dump(a));
             if (!str_is(a, "reason", "create") && !str_is(a, "reason", "update") &&
                 !(str_is(a, "reason", "reload") && strcmp(kind, "Instance") == 0))
@@ -728,6 +730,7 @@ static void test_certificates(void **state)
     static const char *const kube = "{\"target\": \"kubernetes\"}";
     json_t *cl = cluster(2);
     json_object_set_new(json_object_get(cl, "metadata"), "uid", json_string("uid-tp"));
+    json_object_set_new(json_object_get(cl, "metadata"), "namespace", json_string("ns1"));
     json_t *r = run_pass(cl, NULL, NULL, kube, MGO_OK);
     const json_t *certs = json_object_get(r, "certificates");
     if (json_array_size(certs) != 1)
@@ -748,11 +751,12 @@ static void test_certificates(void **state)
     assert_true(n - 14 == nt - 15 && strncmp(ca_name, tls_name, n - 14) == 0); /* one shard's */
     assert_true(str_is(c, "purpose", "pgbackrest"));
     assert_true(str_is(c, "commonName", "pgbackrest"));
+    assert_true(str_is(c, "organization", "Multigres"));
     json_t *usages = json_loads("[\"serverAuth\", \"clientAuth\"]", 0, NULL);
     assert_true(json_equal(json_object_get(c, "usages"), usages));
     json_decref(usages);
-    json_t *dns = json_loads("[\"pgbackrest\", \"localhost\", \"pgbackrest.default.svc\","
-                             " \"pgbackrest.default.svc.cluster.local\"]",
+    json_t *dns = json_loads("[\"pgbackrest\", \"localhost\", \"pgbackrest.ns1.svc\","
+                             " \"pgbackrest.ns1.svc.cluster.local\"]",
                              0, NULL);
     assert_true(json_equal(json_object_get(c, "dnsNames"), dns));
     json_decref(dns);
@@ -767,7 +771,7 @@ static void test_certificates(void **state)
         assert_true(str_is(sec, "apiVersion", "v1") && str_is(sec, "kind", "Secret"));
         assert_true(str_is(sec, "type", "Opaque"));
         assert_null(json_object_get(sec, "data"));
-        assert_true(str_is(meta, "namespace", "default"));
+        assert_true(str_is(meta, "namespace", "ns1"));
         assert_true(str_is(labels, "app.kubernetes.io/managed-by", "mgo"));
         assert_true(str_is(labels, "multigres.com/cluster", "tp"));
         assert_true(str_is(labels, "app.kubernetes.io/component", "pgbackrest-tls"));

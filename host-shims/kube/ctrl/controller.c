@@ -513,7 +513,16 @@ static size_t utf8_prefix(const char *s, size_t max)
 }
 
 /* An events.k8s.io/v1 Event. Best effort: a failure is logged, never fails the pass. */
+static void send_event(struct pass *p, const json_t *a, bool repeats);
+
 static void act_event(struct pass *p, const json_t *a)
+{
+    send_event(p, a, false);
+}
+
+/* The Event of action `a`; unless `repeats`, not when the same one went out within
+ * EVENT_REPEAT_MS. */
+static void send_event(struct pass *p, const json_t *a, bool repeats)
 {
     const json_t *reg = json_object_get(a, "regarding");
     const char *rkind = str_at(reg, "kind"), *rname = str_at(reg, "name");
@@ -530,7 +539,8 @@ static void act_event(struct pass *p, const json_t *a)
     const char *note = str_at(a, "message") ? str_at(a, "message") : "";
     const char *reason = str_at(a, "reason") ? str_at(a, "reason") : "Reconcile";
 
-    if (!rname || !rapi || event_is_repeat(p->w->c, p->ns, rkind, rname, reason, note))
+    if (!rname || !rapi ||
+        (!repeats && event_is_repeat(p->w->c, p->ns, rkind, rname, reason, note)))
         return;
     if (strcmp(rkind, "MultigresCluster") == 0)
         uid = str_at(json_object_get(p->cluster, "metadata"), "uid");
@@ -802,6 +812,8 @@ static bool metadata_current(const json_t *secret, const json_t *shell)
                       json_object_get(md, "ownerReferences"));
 }
 
+/* A certificate's Event on the cluster. A Warning is held back when it went out within
+ * EVENT_REPEAT_MS; each issue is an event of its own, sent every time. */
 static void cert_event(struct pass *p, const char *type, const char *reason, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 static void cert_event(struct pass *p, const char *type, const char *reason, const char *fmt, ...)
@@ -816,7 +828,7 @@ static void cert_event(struct pass *p, const char *type, const char *reason, con
     a = json_pack("{s:s,s:s,s:s,s:{s:s,s:s}}", "eventType", type, "reason", reason, "message", msg,
                   "regarding", "kind", "MultigresCluster", "name", p->name);
     if (a)
-        act_event(p, a);
+        send_event(p, a, strcmp(type, "Normal") == 0);
     json_decref(a);
 }
 
@@ -949,11 +961,18 @@ static int ensure_certificate(struct pass *p, const json_t *cert, int64_t now, i
         rc = write_secret(p, shell, "tls.crt", pem.crt, "tls.key", pem.key);
     if (rc == 0) {
         const char *ignored;
+        char due[32] = "?";
+        struct tm tm;
+        time_t t;
         (void)certs_judge(&spec, &pem, now, due_s, &ignored); /* when the new pair falls due */
-        klog_kv(KLOG_INFO, "cluster", p->key, "object", name, "certificate issued%s: %s",
-                v == CERTS_NEW_CA ? " with a new CA" : "", why);
-        cert_event(p, "Normal", "CertificateIssued", "Secret %s%s%s: %s", name,
-                   v == CERTS_NEW_CA ? " and CA " : "", v == CERTS_NEW_CA ? ca_name : "", why);
+        t = (time_t)*due_s;
+        if (gmtime_r(&t, &tm))
+            (void)strftime(due, sizeof(due), "%Y-%m-%dT%H:%M:%SZ", &tm);
+        klog_kv(KLOG_INFO, "cluster", p->key, "object", name,
+                "certificate issued%s: %s; renewed from %s",
+                v == CERTS_NEW_CA ? " with a new CA" : "", why, due);
+        cert_event(p, "Normal", "CertificateIssued", "Secret %s%s%s: %s; renewed from %s", name,
+                   v == CERTS_NEW_CA ? " and CA " : "", v == CERTS_NEW_CA ? ca_name : "", why, due);
     } else if (rc != -ECANCELED) {
         cert_event(p, "Warning", "CertError", "Secret %s: %s; writing it failed: %s", name, why,
                    kc_last_error(p->w->client));
