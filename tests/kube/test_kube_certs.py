@@ -22,7 +22,8 @@ by mgo-kube's code; the certificates the test plants are issued by `openssl`. St
   5. a certificate 10 days from its end, one from a foreign CA, one with a key that is not its
      own, one without the name "localhost": each replaced at once by one write, same CA;
   6. a CA 20 days from its end, and an unreadable CA key: a new CA and certificate each time;
-  7. mgo's label removed from the CA Secret: put back, data untouched;
+  7. mgo's label removed from the CA Secret: put back, data untouched; the cluster deleted and
+     created again while its Secrets remain (no garbage collector here): adopted, CA kept;
   8. in another namespace, a Secret of the certificate's name that is the user's: never
      written, a Warning CertError names it, the rest of the cluster is created;
   9. in a namespace whose quota refuses the Secrets: a Warning CertError with the API server's
@@ -471,6 +472,33 @@ def step_relabel(t):
     t.ok("mgo's label removed from the CA Secret: put back, its data unchanged")
 
 
+def step_namesake(t, docs):
+    """The cluster deleted and created again, its Secrets still there (no garbage collector runs
+    here; on a real cluster it may not have come yet): adopted, the CA kept."""
+    global owner_ref
+    ca, tls = secret(CA_SECRET), secret(TLS_SECRET)
+    r = api.call("DELETE", MC_PATH)
+    t.require(r.code == 200, f"delete the cluster: HTTP {r.code}: {r.short()}")
+    api.wait("the cluster gone", lambda: api.call("GET", MC_PATH).code == 404, 30)
+    before = event_names()
+    r = api.create(docs[1], f"/apis/multigres.com/v1alpha1/namespaces/{NS}/multigresclusters",
+                   yaml=True)
+    t.require(r.code == 201, f"create the cluster again: HTTP {r.code}: {r.short()}")
+    uid = r.obj["metadata"]["uid"]
+    t.require(uid != owner_ref["uid"], "the new cluster has the old uid")
+    owner_ref = dict(owner_ref, uid=uid)
+    ca2, tls2 = wait_pair("both Secrets owned by the new cluster", lambda a, b: all(
+        o["metadata"].get("ownerReferences") == [owner_ref] for o in (a, b)), 30)
+    t.require(ca2["data"] == ca["data"] and tls2["data"] == tls["data"],
+              "the adopted Secrets' data changed")
+    check_pair(t, ca2, tls2, "adopted")
+    warned = [e for e in issued_events(NS, "CertError", "Warning")
+              if e["metadata"]["name"] not in before]
+    t.require(not warned, f"adoption reported as an error: {[e.get('note') for e in warned]}")
+    t.ok("the cluster deleted and created again, its Secrets not yet collected: adopted (owner "
+         "reference to the new uid), CA and certificate kept, no CertError")
+
+
 def step_foreign(t, docs):
     """A Secret of the certificate's name that the cluster does not control (the user's): never
     written, reported with a Warning CertError; the rest of the cluster is still created."""
@@ -607,6 +635,7 @@ def main(t):
         ca, tls = step_new_ca(t, "an unreadable CA key", {
             "ca.crt": data(ca, "ca.crt"), "ca.key": "not a key"}, None, "missing or unreadable")
         step_relabel(t)
+        step_namesake(t, docs)
         step_foreign(t, docs)
         step_refused(t, docs)
     except Exception:  # noqa: BLE001 (any failure: show mgo-kube's log, then re-raise)

@@ -221,9 +221,15 @@ static void test_issue_errors(void **state)
     s = spec();
     s.server_auth = s.client_auth = false;
     assert_int_equal(certs_issue(&s, &p, true, T0), -EINVAL);
-    s = spec();
-    s.dns[0] = "a,DNS:b"; /* would smuggle a second name into the extension */
-    assert_int_equal(certs_issue(&s, &p, true, T0), -EINVAL);
+    static const char *const bad_dns[] = {
+        "a,DNS:b",     /* would smuggle a second name into the extension */
+        "pgbackrest ", /* the extension's text would read back trimmed */
+        " pgbackrest", "IP:127.0.0.1", "a\tb", ""};
+    for (size_t i = 0; i < sizeof(bad_dns) / sizeof(bad_dns[0]); i++) {
+        s = spec();
+        s.dns[0] = bad_dns[i];
+        assert_int_equal(certs_issue(&s, &p, true, T0), -EINVAL);
+    }
     assert_string_equal(p.crt, "old");
     certs_pem_fini(&p);
 }

@@ -281,6 +281,18 @@ static bool name_ok(const char *s, size_t max)
     return s && s[0] && strlen(s) <= max;
 }
 
+/* A DNS name as the extension's text reads it back unchanged: no blank (trimmed), comma (the
+ * next name) or colon (a type prefix), nothing below 0x21. */
+static bool dns_ok(const char *s)
+{
+    if (!name_ok(s, 253))
+        return false;
+    for (const unsigned char *c = (const unsigned char *)s; *c; c++)
+        if (*c <= ' ' || *c == ',' || *c == ':' || *c == 0x7f)
+            return false;
+    return true;
+}
+
 static void wipe_free(char *s)
 {
     if (s)
@@ -317,9 +329,7 @@ int certs_issue(const struct certs_spec *spec, struct certs_pem *pem, bool new_c
     for (size_t i = 0; i < spec->ndns; i++) {
         size_t used = strlen(san);
         int n = snprintf(san + used, sizeof(san) - used, "%sDNS:%s", i ? "," : "", spec->dns[i]);
-        /* a comma would start another name in the extension's text */
-        if (n < 0 || (size_t)n >= sizeof(san) - used || !name_ok(spec->dns[i], 253) ||
-            strchr(spec->dns[i], ','))
+        if (n < 0 || (size_t)n >= sizeof(san) - used || !dns_ok(spec->dns[i]))
             return -EINVAL;
     }
     (void)snprintf(eku, sizeof(eku), "%s%s%s", spec->server_auth ? "serverAuth" : "",

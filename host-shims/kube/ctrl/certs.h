@@ -43,8 +43,9 @@ enum certs_verdict {
 
 /*
  * Judge the material `have` at `now` (Unix seconds) against `spec`. A new CA when the CA is
- * missing, unreadable, not CA:TRUE, not matching its key, not valid yet or within renew_days of
- * its end; a reissue when the certificate is missing, unreadable, not matching its key, not
+ * missing, unreadable, not CA:TRUE, not matching its key, not valid yet, within renew_days of
+ * its end, or cannot sign what certs_issue makes (no subject key identifier, not an EC key); a
+ * reissue when the certificate is missing, unreadable, not matching its key, not
  * signed by the CA, not valid yet, within renew_days of its end, marked CA:TRUE, or its subject
  * (CN, O), DNS names (exactly the spec's) or extended key usages (server and client auth as
  * the spec asks) differ. *why (static text) says which; *renew_at is when a valid pair falls
@@ -57,7 +58,8 @@ enum certs_verdict certs_judge(const struct certs_spec *spec, const struct certs
  * Issue into `pem`: with new_ca, a new CA first (replacing ca_crt and ca_key); then a
  * certificate from pem's CA (replacing crt and key). Valid from an hour before `now`. 0;
  * -EINVAL when the spec cannot be issued (an empty or over-long name: CN 64, O 61, DNS 253
- * bytes; a comma in a DNS name; no DNS name; no usage) or the CA in `pem` cannot be used (not
+ * bytes, all DNS names together about 2000; a blank, comma, colon or control character in a
+ * DNS name; no DNS name; no usage) or the CA in `pem` cannot be used (not
  * readable, no subject key identifier, not an EC key); or -ENOMEM. `pem` is unchanged on
  * failure.
  */

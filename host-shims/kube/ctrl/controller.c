@@ -709,8 +709,9 @@ static int positive_int(const json_t *c, const char *key)
     return v > 0 && v <= 36500 ? (int)v : 0;
 }
 
-/* The certificate entry as certs_spec (borrowing its strings); -EINVAL when malformed. */
-static int cert_spec(const json_t *c, struct certs_spec *s)
+/* The certificate entry as certs_spec (borrowing its strings): NULL, or the field at fault (an
+ * entry mgo-kube cannot honour: docs/abi.md says to skip and report it). */
+static const char *cert_spec(const json_t *c, struct certs_spec *s)
 {
     const json_t *v;
     size_t i;
@@ -723,18 +724,27 @@ static int cert_spec(const json_t *c, struct certs_spec *s)
     s->renew_days = positive_int(c, "renewBeforeDays");
     json_array_foreach (json_object_get(c, "dnsNames"), i, v) {
         if (s->ndns == CERTS_MAX_DNS || !json_string_value(v))
-            return -EINVAL;
+            return "dnsNames";
         s->dns[s->ndns++] = json_string_value(v);
     }
     json_array_foreach (json_object_get(c, "usages"), i, v) {
         const char *u = json_string_value(v) ? json_string_value(v) : "";
-        s->server_auth |= strcmp(u, "serverAuth") == 0;
-        s->client_auth |= strcmp(u, "clientAuth") == 0;
+        if (strcmp(u, "serverAuth") == 0)
+            s->server_auth = true;
+        else if (strcmp(u, "clientAuth") == 0)
+            s->client_auth = true;
+        else
+            return "usages"; /* unknown: what it asks for cannot be issued */
     }
-    return s->common_name && s->organization && s->ndns > 0 && s->days > s->renew_days &&
-                   s->ca_days > s->renew_days && (s->server_auth || s->client_auth)
-               ? 0
-               : -EINVAL;
+    if (!s->common_name || !s->organization)
+        return !s->common_name ? "commonName" : "organization";
+    if (s->ndns == 0)
+        return "dnsNames";
+    if (!s->server_auth && !s->client_auth)
+        return "usages";
+    if (s->renew_days < 1 || s->days <= s->renew_days || s->ca_days <= s->renew_days)
+        return "caValidityDays, validityDays or renewBeforeDays";
+    return NULL;
 }
 
 /* Server-side apply of the Secret `shell` (the library's object without data) with two keys. */
@@ -797,19 +807,52 @@ static bool controlled_by(const json_t *secret, const char *uid)
     return false;
 }
 
-/* A projected Secret carries the labels and owner references of the library's `shell`. */
+/* A Secret mgo made for an earlier cluster of this name, which garbage collection has not
+ * removed yet (the cluster was deleted and created again): mgo's labels for `cluster`, and a
+ * MultigresCluster of that name as controlling owner. Adopted: its next write names the new
+ * cluster, so the collector keeps it and the pods keep the CA they started with. */
+static bool left_by_namesake(const json_t *secret, const char *cluster)
+{
+    const json_t *labels = json_object_get(secret, "labels"), *ref;
+    const char *by = json_string_value(json_object_get(labels, "app.kubernetes.io/managed-by"));
+    const char *of = json_string_value(json_object_get(labels, LABEL_CLUSTER));
+    size_t i;
+
+    if (!by || strcmp(by, "mgo") != 0 || !of || strcmp(of, cluster) != 0)
+        return false;
+    json_array_foreach (json_object_get(secret, "ownerReferences"), i, ref) {
+        const char *kind = str_at(ref, "kind"), *name = str_at(ref, "name");
+        if (json_is_true(json_object_get(ref, "controller")) && kind &&
+            strcmp(kind, "MultigresCluster") == 0 && name && strcmp(name, cluster) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* A projected Secret carries the labels of the library's `shell` and its owner reference
+ * (others may be there too: a backup tool's, say). */
 static bool metadata_current(const json_t *secret, const json_t *shell)
 {
-    const json_t *md = json_object_get(shell, "metadata"), *v;
+    const json_t *md = json_object_get(shell, "metadata"), *v, *ref;
     const json_t *labels = json_object_get(secret, "labels");
     const char *k;
+    size_t i, found = 0;
 
     json_object_foreach ((json_t *)json_object_get(md, "labels"), k, v) {
         if (!json_equal(json_object_get(labels, k), v))
             return false;
     }
-    return json_equal(json_object_get(secret, "ownerReferences"),
-                      json_object_get(md, "ownerReferences"));
+    json_array_foreach (json_object_get(md, "ownerReferences"), i, ref) {
+        const json_t *have;
+        size_t j;
+        json_array_foreach (json_object_get(secret, "ownerReferences"), j, have) {
+            if (json_equal(have, ref)) {
+                found++;
+                break;
+            }
+        }
+    }
+    return found == json_array_size(json_object_get(md, "ownerReferences"));
 }
 
 /* A certificate's Event on the cluster. A Warning is held back when it went out within
@@ -825,6 +868,7 @@ static void cert_event(struct pass *p, const char *type, const char *reason, con
     va_start(ap, fmt);
     (void)vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
+    msg[utf8_prefix(msg, strlen(msg))] = '\0'; /* a cut may have split a character */
     a = json_pack("{s:s,s:s,s:s,s:{s:s,s:s}}", "eventType", type, "reason", reason, "message", msg,
                   "regarding", "kind", "MultigresCluster", "name", p->name);
     if (a)
@@ -872,59 +916,118 @@ static void remember_valid(struct ctrl *c, const char *key, const json_t *cert, 
 /* A Secret of that name that is not this cluster's is left alone: looked at again this soon. */
 #define CERT_FOREIGN_RECHECK_S 300
 
-/* Keep one certificate's two Secrets valid and labelled; *due_s: when to look again (Unix
- * seconds). A failure is reported (log, CertError Event) here. */
-static int ensure_certificate(struct pass *p, const json_t *cert, int64_t now, int64_t *due_s)
-{
-    const json_t *ca_shell = json_object_get(cert, "caSecret"),
-                 *shell = json_object_get(cert, "secret");
-    const char *ca_name = str_at(json_object_get(ca_shell, "metadata"), "name");
-    const char *name = str_at(json_object_get(shell, "metadata"), "name");
-    const char *uid = str_at(json_object_get(p->cluster, "metadata"), "uid");
+/* One certificate entry of a pass. */
+struct cert_job {
+    const json_t *entry, *ca_shell, *shell;
+    const char *ca_name, *name;
     struct certs_spec spec;
+    int64_t now;
+};
+
+/* The steady state, from the cache alone: both Secrets valid and labelled. true with *due_s. */
+static bool cached_valid(struct pass *p, const struct cert_job *j, int64_t *due_s)
+{
+    char ca_key[600], key[600];
     struct certs_pem pem = {0};
-    enum certs_verdict v;
-    const char *why = "", *foreign = NULL;
-    char key[600], memo[600];
-    json_t *ca = NULL, *tls = NULL;
-    int rc = 0;
+    const char *why;
+    json_t *ca, *tls;
+    bool ok;
 
-    if (!ca_name || !name || cert_spec(cert, &spec) != 0) {
-        klog_kv(KLOG_ERROR, "cluster", p->key, NULL, NULL, "certificates: a malformed entry");
-        cert_event(p, "Warning", "CertError", "a certificate entry of the library is malformed");
-        return -EINVAL;
-    }
-    (void)snprintf(memo, sizeof(memo), "%s/%s", p->ns, ca_name);
-    ca = inf_get(p->w->c->secrets, memo);
-    (void)snprintf(key, sizeof(key), "%s/%s", p->ns, name);
+    (void)snprintf(ca_key, sizeof(ca_key), "%s/%s", p->ns, j->ca_name);
+    (void)snprintf(key, sizeof(key), "%s/%s", p->ns, j->name);
+    ca = inf_get(p->w->c->secrets, ca_key);
     tls = inf_get(p->w->c->secrets, key);
-    if (known_valid(p->w->c, memo, cert, ca, tls, now, due_s))
-        goto out; /* the steady state: no request, no parsing */
-    read_pem(ca, tls, &pem);
-    v = certs_judge(&spec, &pem, now, due_s, &why);
-    if (v == CERTS_VALID && metadata_current(ca, ca_shell) && metadata_current(tls, shell)) {
-        remember_valid(p->w->c, memo, cert, ca, tls, *due_s);
-        goto out; /* the steady state: no request */
+    ok = known_valid(p->w->c, ca_key, j->entry, ca, tls, j->now, due_s); /* no parsing */
+    if (!ok) {
+        read_pem(ca, tls, &pem);
+        ok = certs_judge(&j->spec, &pem, j->now, due_s, &why) == CERTS_VALID &&
+             metadata_current(ca, j->ca_shell) && metadata_current(tls, j->shell);
+        if (ok)
+            remember_valid(p->w->c, ca_key, j->entry, ca, tls, *due_s);
+        certs_pem_fini(&pem);
     }
-
-    /* the cache may not show this controller's own last write yet, nor a Secret without mgo's
-     * label: decide again on what the API server holds, so that a pass soon after the write
-     * does not issue twice */
     json_decref(ca);
     json_decref(tls);
-    ca = tls = NULL;
-    rc = fresh_secret(p, ca_name, &ca);
-    if (rc == 0)
-        rc = fresh_secret(p, name, &tls);
+    return ok;
+}
+
+/* Issue what verdict `v` asks for into `pem`, check it as any pair is checked, write it (the CA
+ * first), and report. *due_s: when the new pair falls due. */
+static int issue_and_write(struct pass *p, const struct cert_job *j, enum certs_verdict v,
+                           const char *why, struct certs_pem *pem, int64_t *due_s)
+{
+    const char *check = NULL, *failed = j->name;
+    char due[32] = "?";
+    struct tm tm;
+    time_t t;
+    int rc = certs_issue(&j->spec, pem, v == CERTS_NEW_CA, j->now);
+
+    if (rc != 0) {
+        cert_event(p, "Warning", "CertError", "Secret %s: %s; issuing failed (%s)", j->name, why,
+                   rc == -EINVAL ? "the library's entry or the CA cannot be issued from"
+                                 : "out of memory");
+        return rc;
+    }
+    /* what was issued must pass the check every later pass makes, or each pass would issue
+     * again (a name OpenSSL reads otherwise than it was written, say) */
+    if (certs_judge(&j->spec, pem, j->now, due_s, &check) != CERTS_VALID) {
+        cert_event(p, "Warning", "CertError",
+                   "Secret %s: %s; what was issued does not pass the check (%s): not written",
+                   j->name, why, check);
+        return -EINVAL;
+    }
+    if (v == CERTS_NEW_CA) {
+        failed = j->ca_name;
+        rc = write_secret(p, j->ca_shell, "ca.crt", pem->ca_crt, "ca.key", pem->ca_key);
+    }
+    if (rc == 0) {
+        failed = j->name;
+        rc = write_secret(p, j->shell, "tls.crt", pem->crt, "tls.key", pem->key);
+    }
     if (rc != 0) {
         if (rc != -ECANCELED)
-            cert_event(p, "Warning", "CertError", "Secret %s: reading it failed: %s", name,
+            cert_event(p, "Warning", "CertError", "Secret %s: %s; writing it failed: %s", failed,
+                       why, kc_last_error(p->w->client));
+        return rc;
+    }
+    t = (time_t)*due_s;
+    if (gmtime_r(&t, &tm))
+        (void)strftime(due, sizeof(due), "%Y-%m-%dT%H:%M:%SZ", &tm);
+    klog_kv(KLOG_INFO, "cluster", p->key, "object", j->name,
+            "certificate issued%s: %s; renewed from %s", v == CERTS_NEW_CA ? " with a new CA" : "",
+            why, due);
+    cert_event(p, "Normal", "CertificateIssued", "Secret %s%s%s: %s; renewed from %s", j->name,
+               v == CERTS_NEW_CA ? " and CA " : "", v == CERTS_NEW_CA ? j->ca_name : "", why, due);
+    return 0;
+}
+
+/* A Secret of that name that is not this cluster's is left alone: looked at again this soon. */
+#define CERT_FOREIGN_RECHECK_S 300
+
+/* Decide on the Secrets as the API server holds them now, and write what is needed. */
+static int decide_fresh(struct pass *p, const struct cert_job *j, int64_t *due_s)
+{
+    const char *uid = str_at(json_object_get(p->cluster, "metadata"), "uid");
+    const char *why = "", *foreign = NULL, *failed = j->ca_name;
+    struct certs_pem pem = {0};
+    json_t *ca = NULL, *tls = NULL;
+    enum certs_verdict v;
+    int rc = fresh_secret(p, j->ca_name, &ca);
+
+    if (rc == 0) {
+        failed = j->name;
+        rc = fresh_secret(p, j->name, &tls);
+    }
+    if (rc != 0) {
+        if (rc != -ECANCELED)
+            cert_event(p, "Warning", "CertError", "Secret %s: reading it failed: %s", failed,
                        kc_last_error(p->w->client));
         goto out;
     }
-    foreign = ca && !controlled_by(ca, uid)     ? ca_name
-              : tls && !controlled_by(tls, uid) ? name
-                                                : NULL;
+    if (ca && !controlled_by(ca, uid) && !left_by_namesake(ca, p->name))
+        foreign = j->ca_name;
+    else if (tls && !controlled_by(tls, uid) && !left_by_namesake(tls, p->name))
+        foreign = j->name;
     if (foreign) {
         /* someone else's Secret (the user's, another operator's): never overwritten */
         cert_event(p, "Warning", "CertError",
@@ -932,56 +1035,62 @@ static int ensure_certificate(struct pass *p, const json_t *cert, int64_t now, i
                    "to it); mgo leaves it alone: delete it, or name your own certificate in "
                    "backup.pgbackrestTLS.secretName",
                    foreign);
-        *due_s = now + CERT_FOREIGN_RECHECK_S;
+        *due_s = j->now + CERT_FOREIGN_RECHECK_S;
         goto out;
     }
     read_pem(ca, tls, &pem);
-    v = certs_judge(&spec, &pem, now, due_s, &why);
-    if (v == CERTS_VALID) {
-        /* valid, but its labels or owner references were changed: put them back, data as is */
-        if (!metadata_current(ca, ca_shell))
-            rc = write_secret(p, ca_shell, "ca.crt", pem.ca_crt, "ca.key", pem.ca_key);
-        if (rc == 0 && !metadata_current(tls, shell))
-            rc = write_secret(p, shell, "tls.crt", pem.crt, "tls.key", pem.key);
-        if (rc != 0 && rc != -ECANCELED)
-            cert_event(p, "Warning", "CertError", "Secret %s: restoring its labels failed: %s",
-                       name, kc_last_error(p->w->client));
+    v = certs_judge(&j->spec, &pem, j->now, due_s, &why);
+    if (v != CERTS_VALID) {
+        rc = issue_and_write(p, j, v, why, &pem, due_s);
         goto out;
     }
-    rc = certs_issue(&spec, &pem, v == CERTS_NEW_CA, now);
-    if (rc != 0) {
-        cert_event(p, "Warning", "CertError", "Secret %s: %s; issuing failed (%s)", name, why,
-                   rc == -EINVAL ? "the library's entry or the CA cannot be issued from"
-                                 : "out of memory");
-        goto out;
+    /* valid, but labels or owner reference changed (or a namesake's to adopt): written
+     * again with the data as it is */
+    failed = j->ca_name;
+    if (!metadata_current(ca, j->ca_shell))
+        rc = write_secret(p, j->ca_shell, "ca.crt", pem.ca_crt, "ca.key", pem.ca_key);
+    if (rc == 0 && !metadata_current(tls, j->shell)) {
+        failed = j->name;
+        rc = write_secret(p, j->shell, "tls.crt", pem.crt, "tls.key", pem.key);
     }
-    if (v == CERTS_NEW_CA)
-        rc = write_secret(p, ca_shell, "ca.crt", pem.ca_crt, "ca.key", pem.ca_key);
-    if (rc == 0)
-        rc = write_secret(p, shell, "tls.crt", pem.crt, "tls.key", pem.key);
-    if (rc == 0) {
-        const char *ignored;
-        char due[32] = "?";
-        struct tm tm;
-        time_t t;
-        (void)certs_judge(&spec, &pem, now, due_s, &ignored); /* when the new pair falls due */
-        t = (time_t)*due_s;
-        if (gmtime_r(&t, &tm))
-            (void)strftime(due, sizeof(due), "%Y-%m-%dT%H:%M:%SZ", &tm);
-        klog_kv(KLOG_INFO, "cluster", p->key, "object", name,
-                "certificate issued%s: %s; renewed from %s",
-                v == CERTS_NEW_CA ? " with a new CA" : "", why, due);
-        cert_event(p, "Normal", "CertificateIssued", "Secret %s%s%s: %s; renewed from %s", name,
-                   v == CERTS_NEW_CA ? " and CA " : "", v == CERTS_NEW_CA ? ca_name : "", why, due);
-    } else if (rc != -ECANCELED) {
-        cert_event(p, "Warning", "CertError", "Secret %s: %s; writing it failed: %s", name, why,
+    if (rc != 0 && rc != -ECANCELED)
+        cert_event(p, "Warning", "CertError", "Secret %s: restoring its labels failed: %s", failed,
                    kc_last_error(p->w->client));
-    }
 out:
     certs_pem_fini(&pem);
     json_decref(ca);
     json_decref(tls);
     return rc;
+}
+
+/* Keep one certificate's two Secrets valid, labelled and owned; *due_s: when to look again
+ * (Unix seconds). Failures are reported here (log, CertError Event). */
+static int ensure_certificate(struct pass *p, const json_t *entry, size_t index, int64_t now,
+                              int64_t *due_s)
+{
+    struct cert_job j = {.entry = entry,
+                         .ca_shell = json_object_get(entry, "caSecret"),
+                         .shell = json_object_get(entry, "secret"),
+                         .now = now};
+    const char *bad;
+
+    j.ca_name = str_at(json_object_get(j.ca_shell, "metadata"), "name");
+    j.name = str_at(json_object_get(j.shell, "metadata"), "name");
+    bad = !j.ca_name ? "caSecret" : !j.name ? "secret" : cert_spec(entry, &j.spec);
+    if (bad) {
+        klog_kv(KLOG_ERROR, "cluster", p->key, NULL, NULL,
+                "certificates[%zu]: %s cannot be honoured; skipped", index, bad);
+        cert_event(p, "Warning", "CertError",
+                   "certificate %zu of the library's result: %s cannot be honoured; skipped", index,
+                   bad);
+        return -EINVAL;
+    }
+    if (cached_valid(p, &j, due_s))
+        return 0; /* the steady state: no request */
+    /* the cache may not show this controller's own last write yet, nor a Secret without mgo's
+     * label: decide again on what the API server holds, so that a pass soon after the write
+     * does not issue twice */
+    return decide_fresh(p, &j, due_s);
 }
 
 /* Every certificate of the pass; *requeue_ms: until the first one falls due (at most a day). */
@@ -994,7 +1103,7 @@ static int ensure_certificates(struct pass *p, const json_t *certs, int64_t *req
 
     json_array_foreach (certs, i, cert) {
         int64_t due = INT64_MAX;
-        int r = ensure_certificate(p, cert, now, &due);
+        int r = ensure_certificate(p, cert, i, now, &due);
         if (r != 0 && rc == 0)
             rc = r;
         if (r == 0 && due < first)
@@ -1210,6 +1319,10 @@ static void *work(void *arg)
             (void)wq_add_backoff(c->q, key, CONFLICT_REQUEUE);
         } else if (rc != 0) {
             (void)wq_add_rate_limited(c->q, key);
+            /* a pass that went on despite a failing certificate still asked to come back:
+             * the earlier of the two times wins */
+            if (requeue > 0)
+                (void)wq_add_after(c->q, key, requeue);
         } else {
             wq_forget(c->q, key);
             if (requeue > 0)
