@@ -184,6 +184,34 @@ CLUSTER_LEVEL = {("StatefulSet", "minimal-global-topo"), ("Service", "minimal-gl
                  ("Service", "minimal-multigateway"), ("Service", "minimal-multigateway-replica")}
 
 
+def check_mounts(t):
+    """Every Secret, ConfigMap and claim that a pod of the cluster mounts (volumes, projected
+    sources; optional ones aside) exists on the server, waited for a while: whatever a pod
+    mounts must have a producer, the user's Secret of the sample or mgo. {(kind, name)}."""
+    paths = {"Secret": "secrets", "ConfigMap": "configmaps",
+             "PersistentVolumeClaim": "persistentvolumeclaims"}
+    need = set()
+    pods = api.call("GET", f"/api/v1/namespaces/{NS}/pods",
+                    query={"labelSelector": SELECTOR}).obj["items"]
+    t.require(pods, "no pod of the cluster to look at")
+    for pod in pods:
+        for v in pod["spec"].get("volumes") or []:
+            refs = [("Secret", v.get("secret"), "secretName"),
+                    ("ConfigMap", v.get("configMap"), "name"),
+                    ("PersistentVolumeClaim", v.get("persistentVolumeClaim"), "claimName")]
+            for src in ((v.get("projected") or {}).get("sources") or []):
+                refs += [("Secret", src.get("secret"), "name"),
+                         ("ConfigMap", src.get("configMap"), "name")]
+            for kind, ref, field in refs:
+                if ref and not ref.get("optional"):
+                    need.add((kind, ref[field]))
+    for kind, name in sorted(need):
+        path = f"/api/v1/namespaces/{NS}/{paths[kind]}/{name}"
+        api.wait(f"{kind} {name}, which a pod mounts", lambda: api.call("GET", path).code == 200,
+                 30)
+    return need
+
+
 def check_literal_names(t):
     """The hand-written names follow the naming rule of the facts (Pod 60, Service 63)."""
     shard = ("minimal", "postgres", "default", "0-inf")
@@ -513,11 +541,15 @@ def step_create(t):
          f"names per 2.2); every ownerReference == MultigresCluster/{CLUSTER} uid {uid} "
          f"controller, blockOwnerDeletion (none on the backup PVC); labels {LABELS_ALL} on all, "
          f"the hand-written component (multiadmin, multiadmin-web, multigateway, shard-pool, "
-         f"pg-hba-config; global-topo or toposerver on the topo server's) and hierarchy "
+         f"pg-hba-config; toposerver on the topo server's) and hierarchy "
          f"labels (database/tablegroup/shard on the "
          f"shard's, pool/cell/zone-id on the pool's, none on the cluster's {len(CLUSTER_LEVEL)}); "
          f"{npods} pool pods (replicasPerCell 2), data PVCs 1Gi, etcd 3 replicas, Deployments 1, "
          f"PDB minAvailable {npods - 1}")
+    mounted = check_mounts(t)
+    t.ok(f"every Secret, ConfigMap and claim a pod of the cluster mounts exists on the server "
+         f"({len(mounted)}: {', '.join(sorted(k + '/' + n for k, n in mounted))}): nothing "
+         f"would wait in ContainerCreating (review note 28)")
 
     # a second layer: the render oracle (libmgo's renderer, the same code as mgo-kube's
     # actions) for every field of spec/data
