@@ -9,6 +9,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -42,6 +43,31 @@ static struct certs_pem copy(const struct certs_pem *p)
 {
     struct certs_pem c = {dup(p->ca_crt), dup(p->ca_key), dup(p->crt), dup(p->key)};
     return c;
+}
+
+static char **field(struct certs_pem *p, const char *name)
+{
+    return strcmp(name, "ca_crt") == 0   ? &p->ca_crt
+           : strcmp(name, "ca_key") == 0 ? &p->ca_key
+           : strcmp(name, "crt") == 0    ? &p->crt
+                                         : &p->key;
+}
+
+/* A copy of `a` with up to two fields taken from `b`: "f" takes b's f, "f=g" takes b's g. */
+static struct certs_pem mixed(const struct certs_pem *a, const struct certs_pem *b, const char *one,
+                              const char *two)
+{
+    struct certs_pem m = copy(a), from = *b;
+    const char *which[2] = {one, two};
+    for (size_t i = 0; i < 2 && which[i]; i++) {
+        char to[16], src[16];
+        const char *eq = strchr(which[i], '=');
+        (void)snprintf(to, sizeof(to), "%.*s", eq ? (int)(eq - which[i]) : 15, which[i]);
+        (void)snprintf(src, sizeof(src), "%s", eq ? eq + 1 : which[i]);
+        free(*field(&m, to));
+        *field(&m, to) = dup(*field(&from, src));
+    }
+    return m;
 }
 
 static struct certs_pem issued(int64_t at)
@@ -133,31 +159,19 @@ static void test_mismatches(void **state)
     struct certs_pem a = issued(T0), b = issued(T0), m;
 
     /* a certificate from another CA */
-    m = copy(&a);
-    free(m.crt);
-    free(m.key);
-    m.crt = dup(b.crt);
-    m.key = dup(b.key);
+    m = mixed(&a, &b, "crt", "key");
     assert_int_equal(judge_at(&s, &m, T0, NULL), CERTS_REISSUE);
     certs_pem_fini(&m);
     /* a key that is not the certificate's */
-    m = copy(&a);
-    free(m.key);
-    m.key = dup(b.key);
+    m = mixed(&a, &b, "key", NULL);
     assert_int_equal(judge_at(&s, &m, T0, NULL), CERTS_REISSUE);
     certs_pem_fini(&m);
     /* a CA key that is not the CA's */
-    m = copy(&a);
-    free(m.ca_key);
-    m.ca_key = dup(b.ca_key);
+    m = mixed(&a, &b, "ca_key", NULL);
     assert_int_equal(judge_at(&s, &m, T0, NULL), CERTS_NEW_CA);
     certs_pem_fini(&m);
     /* the CA itself as the certificate: signed by the CA, but CA:TRUE and other names */
-    m = copy(&a);
-    free(m.crt);
-    free(m.key);
-    m.crt = dup(a.ca_crt);
-    m.key = dup(a.ca_key);
+    m = mixed(&a, &a, "crt=ca_crt", "key=ca_key");
     assert_int_equal(judge_at(&s, &m, T0, NULL), CERTS_REISSUE);
     certs_pem_fini(&m);
     /* missing or unreadable */

@@ -293,6 +293,21 @@ static bool dns_ok(const char *s)
     return true;
 }
 
+/* A new P-256 key and a certificate for it (make_cert: self-signed when issuer is NULL), both
+ * also as PEM. false when anything failed (what was made is still returned, to be freed). */
+static bool new_pair(const char *org, const char *cn, X509 *issuer, EVP_PKEY *issuer_key, int days,
+                     int64_t now, const int *nids, const char *const *values, EVP_PKEY **key,
+                     X509 **x, char **crt_pem, char **key_pem)
+{
+    *key = EVP_EC_gen("P-256");
+    *x = *key
+             ? make_cert(*key, org, cn, issuer, issuer ? issuer_key : *key, days, now, nids, values)
+             : NULL;
+    *crt_pem = *x ? pem_of(write_cert, *x) : NULL;
+    *key_pem = *x ? pem_of(write_key, *key) : NULL;
+    return *crt_pem && *key_pem;
+}
+
 static void wipe_free(char *s)
 {
     if (s)
@@ -336,16 +351,10 @@ int certs_issue(const struct certs_spec *spec, struct certs_pem *pem, bool new_c
                    spec->server_auth && spec->client_auth ? "," : "",
                    spec->client_auth ? "clientAuth" : "");
     (void)snprintf(ca_cn, sizeof(ca_cn), "%s CA", spec->organization);
-    if (new_ca) {
-        ca_key = EVP_EC_gen("P-256");
-        ca = ca_key ? make_cert(ca_key, spec->organization, ca_cn, NULL, ca_key, spec->ca_days, now,
-                                ca_nids, ca_values)
-                    : NULL;
-        out.ca_crt = ca ? pem_of(write_cert, ca) : NULL;
-        out.ca_key = ca ? pem_of(write_key, ca_key) : NULL;
-        if (!out.ca_crt || !out.ca_key)
-            goto out;
-    } else {
+    if (new_ca && !new_pair(spec->organization, ca_cn, NULL, NULL, spec->ca_days, now, ca_nids,
+                            ca_values, &ca_key, &ca, &out.ca_crt, &out.ca_key))
+        goto out;
+    if (!new_ca) {
         ca = read_cert(pem->ca_crt);
         ca_key = read_key(pem->ca_key);
         if (!ca || !ca_key || !X509_get0_subject_key_id(ca) || !EVP_PKEY_is_a(ca_key, "EC")) {
@@ -353,13 +362,8 @@ int certs_issue(const struct certs_spec *spec, struct certs_pem *pem, bool new_c
             goto out;
         }
     }
-    key = EVP_EC_gen("P-256");
-    x = key ? make_cert(key, spec->organization, spec->common_name, ca, ca_key, spec->days, now,
-                        leaf_nids, leaf_values)
-            : NULL;
-    out.crt = x ? pem_of(write_cert, x) : NULL;
-    out.key = x ? pem_of(write_key, key) : NULL;
-    if (!out.crt || !out.key)
+    if (!new_pair(spec->organization, spec->common_name, ca, ca_key, spec->days, now, leaf_nids,
+                  leaf_values, &key, &x, &out.crt, &out.key))
         goto out;
     if (new_ca) {
         wipe_free(pem->ca_crt);
