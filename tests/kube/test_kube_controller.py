@@ -314,6 +314,15 @@ def cluster_spec(replicas=None, multiorch_resources=None, postgres_config=None):
     return spec
 
 
+def with_multiorch(spec, cpu, memory, limit):
+    """A copy of SPEC (one with the explicit shard of cluster_spec's overrides) whose multiorch
+    asks for CPU and MEMORY, limited to LIMIT memory."""
+    out = copy.deepcopy(spec)
+    out["databases"][0]["tablegroups"][0]["shards"][0]["overrides"]["multiorch"] = {
+        "resources": {"requests": {"cpu": cpu, "memory": memory}, "limits": {"memory": limit}}}
+    return out
+
+
 def manifest(spec):
     """The cluster as a manifest for the oracle (JSON is YAML)."""
     return json.dumps({"apiVersion": "multigres.com/v1alpha1", "kind": "MultigresCluster",
@@ -771,10 +780,8 @@ def step_invalid(t, spec_ok, oracle, uid):
     # valid: new multiorch resources (its Deployment applied again: step 3 (c) saw mgo-kube do
     # exactly that), and replicasPerCell 2 -> 1 (the PDB's minAvailable follows the pool's
     # size, lifecycle.md; pod -1 would get a drain request, and its PVC go with it).
-    valid = copy.deepcopy(spec_ok)
+    valid = with_multiorch(spec_ok, "90m", "90Mi", "180Mi")
     shard = valid["databases"][0]["tablegroups"][0]["shards"][0]
-    shard["overrides"]["multiorch"] = {"resources": {
-        "requests": {"cpu": "90m", "memory": "90Mi"}, "limits": {"memory": "180Mi"}}}
     shard["overrides"]["pools"]["default"]["replicasPerCell"] = 1
     ov = mgokube.render(CLI, manifest(valid), uid)
     new, changed, removed = oracle_diff(oracle, ov)
@@ -897,10 +904,7 @@ def no_duplicates(t, oracle, what, uid):
 def step_faults(t, uid, spec, oracle):
     pid = ctrl.pid
     # (a) apiserver restart with a change pending
-    res = {"requests": {"cpu": "70m", "memory": "80Mi"}, "limits": {"memory": "160Mi"}}
-    spec_a = copy.deepcopy(spec)
-    spec_a["databases"][0]["tablegroups"][0]["shards"][0]["overrides"]["multiorch"] = {
-        "resources": res}
+    spec_a = with_multiorch(spec, "70m", "80Mi", "160Mi")
     oa = mgokube.render(CLI, manifest(spec_a), uid)
     _, changed, _ = oracle_diff(oracle, oa)
     multiorch = ("Deployment", "minimal-postgres-default-0-inf-multiorch-zone-a-bbe2a333")
@@ -1212,10 +1216,7 @@ def step_leader(t, uid, spec, oracle):
     settle(b)
     # Two spec edits while replica-b leads (the multiorch resources changed, then back), each
     # applied to the multiorch Deployment: work a replica-a still alive would also do.
-    res_b = {"requests": {"cpu": "80m", "memory": "85Mi"}, "limits": {"memory": "170Mi"}}
-    spec_b = copy.deepcopy(spec)
-    spec_b["databases"][0]["tablegroups"][0]["shards"][0]["overrides"]["multiorch"] = {
-        "resources": res_b}
+    spec_b = with_multiorch(spec, "80m", "85Mi", "170Mi")
     ob = mgokube.render(CLI, manifest(spec_b), uid)
     new, changed, removed = oracle_diff(oracle, ob)
     t.require(changed == {("Deployment", MULTIORCH)} and not new and not removed,

@@ -81,25 +81,28 @@ static bool is_ca(X509 *x)
     return (X509_get_extension_flags(x) & EXFLAG_CA) != 0;
 }
 
-/* The subject has exactly one entry of `nid`, equal to `want` (length included). */
+/* The string `v` (may be NULL) holds exactly `want`, byte for byte (length included). */
+static bool asn1_is(const ASN1_STRING *v, const char *want)
+{
+    return v && (size_t)ASN1_STRING_length(v) == strlen(want) &&
+           memcmp(ASN1_STRING_get0_data(v), want, strlen(want)) == 0;
+}
+
+/* The subject has exactly one entry of `nid`, equal to `want`. */
 static bool subject_is(X509 *x, int nid, const char *want)
 {
     const X509_NAME *n = X509_get_subject_name(x);
     int at = X509_NAME_get_index_by_NID(n, nid, -1);
-    const ASN1_STRING *v = at >= 0 ? X509_NAME_ENTRY_get_data(X509_NAME_get_entry(n, at)) : NULL;
 
-    return v && X509_NAME_get_index_by_NID(n, nid, at) < 0 &&
-           (size_t)ASN1_STRING_length(v) == strlen(want) &&
-           memcmp(ASN1_STRING_get0_data(v), want, strlen(want)) == 0;
+    return at >= 0 && X509_NAME_get_index_by_NID(n, nid, at) < 0 &&
+           asn1_is(X509_NAME_ENTRY_get_data(X509_NAME_get_entry(n, at)), want);
 }
 
 static bool has_dns_name(const GENERAL_NAMES *names, const char *want)
 {
     for (int i = 0; i < sk_GENERAL_NAME_num(names); i++) {
         const GENERAL_NAME *g = sk_GENERAL_NAME_value(names, i);
-        const unsigned char *d = g->type == GEN_DNS ? ASN1_STRING_get0_data(g->d.dNSName) : NULL;
-        int len = d ? ASN1_STRING_length(g->d.dNSName) : 0;
-        if (d && strlen(want) == (size_t)len && memcmp(want, d, (size_t)len) == 0)
+        if (g->type == GEN_DNS && asn1_is(g->d.dNSName, want))
             return true;
     }
     return false;

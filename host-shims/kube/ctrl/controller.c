@@ -676,15 +676,25 @@ static int step_drains(struct pass *p, const json_t *observed)
 
 /* ---- certificates (docs/abi.md, "certificates") ---------------------------------------------- */
 
+/* The data key `key` of a Secret (as the API server sends it, or projected), decoded: 0 with
+ * *ret (malloc'ed, NUL-terminated beyond *n), or -ENOENT (absent), -EINVAL (not base64),
+ * -ENOMEM. The caller wipes and frees *ret. */
+static int secret_bytes(const json_t *secret, const char *key, unsigned char **ret, size_t *n)
+{
+    const char *v = json_string_value(path2(secret, "data", key));
+
+    *ret = NULL;
+    return v ? kc_base64_decode(v, strlen(v), ret, n) : -ENOENT;
+}
+
 /* A data key of a Secret (cached or read), decoded and NUL-terminated; NULL when absent, not
  * base64, or holding a NUL (no PEM does). */
 static char *secret_text(const json_t *secret, const char *key)
 {
-    const char *v = json_string_value(path2(secret, "data", key));
-    unsigned char *plain = NULL;
+    unsigned char *plain;
     size_t n = 0;
 
-    if (!v || kc_base64_decode(v, strlen(v), &plain, &n) != 0)
+    if (secret_bytes(secret, key, &plain, &n) != 0)
         return NULL;
     if (memchr(plain, 0, n)) {
         explicit_bzero(plain, n);
@@ -793,18 +803,25 @@ static int fresh_secret(struct pass *p, const char *name, json_t **ret)
     return rc;
 }
 
-/* A projected Secret's controlling owner is the cluster `uid`. */
-static bool controlled_by(const json_t *secret, const char *uid)
+/* The controlling owner reference of a projected Secret, or NULL (there is at most one). */
+static const json_t *controller_of(const json_t *secret)
 {
     const json_t *ref;
     size_t i;
 
     json_array_foreach (json_object_get(secret, "ownerReferences"), i, ref) {
-        const char *u = str_at(ref, "uid");
-        if (json_is_true(json_object_get(ref, "controller")) && u && uid && strcmp(u, uid) == 0)
-            return true;
+        if (json_is_true(json_object_get(ref, "controller")))
+            return ref;
     }
-    return false;
+    return NULL;
+}
+
+/* A projected Secret's controlling owner is the cluster `uid`. */
+static bool controlled_by(const json_t *secret, const char *uid)
+{
+    const char *u = str_at(controller_of(secret), "uid");
+
+    return u && uid && strcmp(u, uid) == 0;
 }
 
 /* A Secret mgo made for an earlier cluster of this name, which garbage collection has not
@@ -813,20 +830,13 @@ static bool controlled_by(const json_t *secret, const char *uid)
  * cluster, so the collector keeps it and the pods keep the CA they started with. */
 static bool left_by_namesake(const json_t *secret, const char *cluster)
 {
-    const json_t *labels = json_object_get(secret, "labels"), *ref;
+    const json_t *labels = json_object_get(secret, "labels"), *ref = controller_of(secret);
     const char *by = json_string_value(json_object_get(labels, "app.kubernetes.io/managed-by"));
     const char *of = json_string_value(json_object_get(labels, LABEL_CLUSTER));
-    size_t i;
+    const char *kind = str_at(ref, "kind"), *name = str_at(ref, "name");
 
-    if (!by || strcmp(by, "mgo") != 0 || !of || strcmp(of, cluster) != 0)
-        return false;
-    json_array_foreach (json_object_get(secret, "ownerReferences"), i, ref) {
-        const char *kind = str_at(ref, "kind"), *name = str_at(ref, "name");
-        if (json_is_true(json_object_get(ref, "controller")) && kind &&
-            strcmp(kind, "MultigresCluster") == 0 && name && strcmp(name, cluster) == 0)
-            return true;
-    }
-    return false;
+    return by && strcmp(by, "mgo") == 0 && of && strcmp(of, cluster) == 0 && kind &&
+           strcmp(kind, "MultigresCluster") == 0 && name && strcmp(name, cluster) == 0;
 }
 
 /* A projected Secret carries the labels of the library's `shell` and its owner reference
@@ -912,9 +922,6 @@ static void remember_valid(struct ctrl *c, const char *key, const json_t *cert, 
     (void)json_object_set_new(c->certs_valid, key, m);
     pthread_mutex_unlock(&c->cert_mu);
 }
-
-/* A Secret of that name that is not this cluster's is left alone: looked at again this soon. */
-#define CERT_FOREIGN_RECHECK_S 300
 
 /* One certificate entry of a pass. */
 struct cert_job {
@@ -1256,20 +1263,17 @@ static int32_t lib_secret(void *user, const char *ns, const char *name, const ch
     json_t *s = NULL;
     int32_t out = MGO_ENOTFOUND;
     int rc = kc_get(w->client, &SECRETS, ns, name, timeout_ms > 0 ? timeout_ms : WRITE_TIMEOUT, &s);
-    const char *v;
+    unsigned char *plain;
+    size_t n = 0;
 
     if (rc != 0)
         return rc == -EREMOTEIO && kc_last_reason(w->client) == KC_REASON_NOT_FOUND ? MGO_ENOTFOUND
                                                                                     : MGO_EAGAIN;
-    if ((v = json_string_value(path2(s, "data", key)))) {
-        unsigned char *plain = NULL;
-        size_t n = 0;
-        if (kc_base64_decode(v, strlen(v), &plain, &n) == 0) {
-            out = answer((const char *)plain, n, buf, size, ret_len);
-            explicit_bzero(plain, n);
-        }
-        free(plain);
+    if (secret_bytes(s, key, &plain, &n) == 0) {
+        out = answer((const char *)plain, n, buf, size, ret_len);
+        explicit_bzero(plain, n);
     }
+    free(plain);
     json_decref(s);
     return out;
 }
