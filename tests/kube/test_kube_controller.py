@@ -203,7 +203,7 @@ def check_mounts(t):
                 refs += [("Secret", src.get("secret"), "name"),
                          ("ConfigMap", src.get("configMap"), "name")]
             for kind, ref, field in refs:
-                if ref and not ref.get("optional"):
+                if ref and not ref.get("optional") and ref.get(field):
                     need.add((kind, ref[field]))
     for kind, name in sorted(need):
         path = f"/api/v1/namespaces/{NS}/{paths[kind]}/{name}"

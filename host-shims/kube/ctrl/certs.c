@@ -286,7 +286,7 @@ static bool name_ok(const char *s, size_t max)
 
 /* A DNS name as the extension's text reads it back unchanged: no blank (trimmed), comma (the
  * next name) or colon (a type prefix), nothing below 0x21. */
-static bool dns_ok(const char *s)
+bool certs_dns_name_ok(const char *s)
 {
     if (!name_ok(s, 253))
         return false;
@@ -347,7 +347,7 @@ int certs_issue(const struct certs_spec *spec, struct certs_pem *pem, bool new_c
     for (size_t i = 0; i < spec->ndns; i++) {
         size_t used = strlen(san);
         int n = snprintf(san + used, sizeof(san) - used, "%sDNS:%s", i ? "," : "", spec->dns[i]);
-        if (n < 0 || (size_t)n >= sizeof(san) - used || !dns_ok(spec->dns[i]))
+        if (n < 0 || (size_t)n >= sizeof(san) - used || !certs_dns_name_ok(spec->dns[i]))
             return -EINVAL;
     }
     (void)snprintf(eku, sizeof(eku), "%s%s%s", spec->server_auth ? "serverAuth" : "",

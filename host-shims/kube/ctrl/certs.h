@@ -65,6 +65,10 @@ enum certs_verdict certs_judge(const struct certs_spec *spec, const struct certs
  */
 int certs_issue(const struct certs_spec *spec, struct certs_pem *pem, bool new_ca, int64_t now);
 
+/* A DNS name certs_issue can write so that it reads back unchanged: 1 to 253 bytes, no blank,
+ * comma, colon or control character (NULL: false). */
+bool certs_dns_name_ok(const char *name);
+
 /* Standard base64 of the NUL-terminated `text` (a Secret's data value), malloc'ed; NULL when
  * memory ran out. */
 char *certs_base64(const char *text);

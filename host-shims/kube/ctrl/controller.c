@@ -512,16 +512,8 @@ static size_t utf8_prefix(const char *s, size_t max)
     return max;
 }
 
-/* An events.k8s.io/v1 Event. Best effort: a failure is logged, never fails the pass. */
-static void send_event(struct pass *p, const json_t *a, bool repeats);
-
-static void act_event(struct pass *p, const json_t *a)
-{
-    send_event(p, a, false);
-}
-
-/* The Event of action `a`; unless `repeats`, not when the same one went out within
- * EVENT_REPEAT_MS. */
+/* An events.k8s.io/v1 Event of action `a`. Best effort: a failure is logged, never fails the
+ * pass. Unless `repeats`, not when the same one went out within EVENT_REPEAT_MS. */
 static void send_event(struct pass *p, const json_t *a, bool repeats)
 {
     const json_t *reg = json_object_get(a, "regarding");
@@ -567,6 +559,11 @@ static void send_event(struct pass *p, const json_t *a, bool repeats)
         klog_kv(KLOG_WARN, "cluster", p->key, NULL, NULL, "event %s: %s", str_at(a, "reason"),
                 kc_last_error(p->w->client));
     json_decref(ev);
+}
+
+static void act_event(struct pass *p, const json_t *a)
+{
+    send_event(p, a, false);
 }
 
 /* The status subresource, conditional on the resourceVersion the pass read: a conflict means
@@ -733,7 +730,7 @@ static const char *cert_spec(const json_t *c, struct certs_spec *s)
     s->days = positive_int(c, "validityDays");
     s->renew_days = positive_int(c, "renewBeforeDays");
     json_array_foreach (json_object_get(c, "dnsNames"), i, v) {
-        if (s->ndns == CERTS_MAX_DNS || !json_string_value(v))
+        if (s->ndns == CERTS_MAX_DNS || !certs_dns_name_ok(json_string_value(v)))
             return "dnsNames";
         s->dns[s->ndns++] = json_string_value(v);
     }
@@ -871,18 +868,23 @@ static void cert_event(struct pass *p, const char *type, const char *reason, con
     __attribute__((format(printf, 4, 5)));
 static void cert_event(struct pass *p, const char *type, const char *reason, const char *fmt, ...)
 {
-    char msg[600];
+    char full[2048], msg[600];
     va_list ap;
     json_t *a;
+    size_t n;
 
     va_start(ap, fmt);
-    (void)vsnprintf(msg, sizeof(msg), fmt, ap);
+    (void)vsnprintf(full, sizeof(full), fmt, ap);
     va_end(ap);
-    msg[utf8_prefix(msg, strlen(msg))] = '\0'; /* a cut may have split a character */
+    n = utf8_prefix(full, sizeof(msg) - 1); /* never a character cut in two */
+    memcpy(msg, full, n);
+    msg[n] = '\0';
     a = json_pack("{s:s,s:s,s:s,s:{s:s,s:s}}", "eventType", type, "reason", reason, "message", msg,
                   "regarding", "kind", "MultigresCluster", "name", p->name);
     if (a)
         send_event(p, a, strcmp(type, "Normal") == 0);
+    else
+        klog_kv(KLOG_WARN, "cluster", p->key, NULL, NULL, "event %s: could not be built", reason);
     json_decref(a);
 }
 
@@ -1011,6 +1013,23 @@ static int issue_and_write(struct pass *p, const struct cert_job *j, enum certs_
 /* A Secret of that name that is not this cluster's is left alone: looked at again this soon. */
 #define CERT_FOREIGN_RECHECK_S 300
 
+/* Before adopting a namesake's Secrets: the cluster as the API server holds it now is the one
+ * this pass works for (a cache that still shows the deleted cluster would hand them back to
+ * it). 0, RECONCILE_CONFLICT (decided on a stale cluster: done again), or an error. */
+static int cluster_current(struct pass *p, const char *uid)
+{
+    json_t *live = NULL;
+    int rc = kc_get(p->w->client, &CLUSTERS, p->ns, p->name, WRITE_TIMEOUT, &live);
+    const char *u = str_at(json_object_get(live, "metadata"), "uid");
+
+    if (rc == -EREMOTEIO && kc_last_reason(p->w->client) == KC_REASON_NOT_FOUND)
+        rc = RECONCILE_CONFLICT;
+    else if (rc == 0 && (!u || !uid || strcmp(u, uid) != 0))
+        rc = RECONCILE_CONFLICT;
+    json_decref(live);
+    return rc;
+}
+
 /* Decide on the Secrets as the API server holds them now, and write what is needed. */
 static int decide_fresh(struct pass *p, const struct cert_job *j, int64_t *due_s)
 {
@@ -1045,10 +1064,19 @@ static int decide_fresh(struct pass *p, const struct cert_job *j, int64_t *due_s
         *due_s = j->now + CERT_FOREIGN_RECHECK_S;
         goto out;
     }
+    if (((ca && !controlled_by(ca, uid)) || (tls && !controlled_by(tls, uid))) &&
+        (rc = cluster_current(p, uid)) != 0)
+        goto out; /* a namesake's to adopt, but this pass may work from a stale cluster */
     read_pem(ca, tls, &pem);
     v = certs_judge(&j->spec, &pem, j->now, due_s, &why);
     if (v != CERTS_VALID) {
         rc = issue_and_write(p, j, v, why, &pem, due_s);
+        /* a reissue keeps the CA: its labels or owner (a namesake's) are put right too */
+        if (rc == 0 && v == CERTS_REISSUE && !metadata_current(ca, j->ca_shell) &&
+            (rc = write_secret(p, j->ca_shell, "ca.crt", pem.ca_crt, "ca.key", pem.ca_key)) != 0 &&
+            rc != -ECANCELED)
+            cert_event(p, "Warning", "CertError", "Secret %s: restoring its labels failed: %s",
+                       j->ca_name, kc_last_error(p->w->client));
         goto out;
     }
     /* valid, but labels or owner reference changed (or a namesake's to adopt): written
@@ -1090,7 +1118,7 @@ static int ensure_certificate(struct pass *p, const json_t *entry, size_t index,
         cert_event(p, "Warning", "CertError",
                    "certificate %zu of the library's result: %s cannot be honoured; skipped", index,
                    bad);
-        return -EINVAL;
+        return 0; /* reported; no retry mends it (a new spec or library brings a new pass) */
     }
     if (cached_valid(p, &j, due_s))
         return 0; /* the steady state: no request */
@@ -1190,13 +1218,18 @@ static int reconcile(struct worker *w, const char *key, int64_t *requeue_ms)
     }
     if (rc == -EREMOTEIO && kc_last_reason(w->client) == KC_REASON_CONFLICT)
         rc = RECONCILE_CONFLICT;
-    if (rc == 0 && cert_rc != 0)
+    /* the pass's own times count only when its actions went through: a failed write is retried
+     * with backoff alone (work()) */
+    if (rc == 0) {
+        json_int_t after = json_integer_value(json_object_get(res, "requeue_after_ms"));
+        if (after > 0 && (*requeue_ms == 0 || after < *requeue_ms))
+            *requeue_ms = after;
+        if (cert_ms > 0 && (*requeue_ms == 0 || cert_ms < *requeue_ms))
+            *requeue_ms = cert_ms;
         rc = cert_rc;
-    json_int_t after = json_integer_value(json_object_get(res, "requeue_after_ms"));
-    if (after > 0 && (*requeue_ms == 0 || after < *requeue_ms))
-        *requeue_ms = after;
-    if (cert_ms > 0 && (*requeue_ms == 0 || cert_ms < *requeue_ms))
-        *requeue_ms = cert_ms;
+    } else {
+        *requeue_ms = 0;
+    }
     phase = str_at(json_object_get(res, "status"), "phase");
     if (phase)
         kmetrics_cluster_phase(c->reg, ns, name, phase);
@@ -1323,8 +1356,8 @@ static void *work(void *arg)
             (void)wq_add_backoff(c->q, key, CONFLICT_REQUEUE);
         } else if (rc != 0) {
             (void)wq_add_rate_limited(c->q, key);
-            /* a pass that went on despite a failing certificate still asked to come back:
-             * the earlier of the two times wins */
+            /* only a failing certificate leaves a requeue (the actions went through and asked
+             * to come back): the earlier of the two times wins */
             if (requeue > 0)
                 (void)wq_add_after(c->q, key, requeue);
         } else {
